@@ -1,0 +1,5 @@
+//! The two HTTP listeners: the application API ([`app`], localhost by default) and peer
+//! traffic ([`peer`]).
+
+pub mod app;
+pub mod peer;

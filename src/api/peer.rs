@@ -1,0 +1,237 @@
+//! The incoming side of peer traffic: openraft's RPCs, the status used at bootstrap, and the
+//! hand-off request of a leader that shuts down.
+//!
+//! Requests are checked before their body is read: the protocol version, the election name
+//! and the sender must match, or the request is refused (and counted) without decoding.
+//! Before a request that carries a newer term reaches openraft, the leader lease is revoked
+//! (see [`crate::leadership`]).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Serialize;
+
+use crate::leadership::Leadership;
+use crate::metrics::Metrics;
+use crate::protocol::{self, PeerStatus};
+use crate::raft::{
+    vote_for, vote_term, AppendRequest, AppendResponse, Raft, SnapshotRequest, VoteRequest,
+};
+use crate::wire;
+
+/// What the peer handlers share.
+pub struct PeerState {
+    pub raft: Raft,
+    pub leadership: Arc<Leadership>,
+    pub metrics: Arc<Metrics>,
+    pub election: String,
+    pub me: String,
+    /// Names of the voters: requests from anyone else are refused.
+    pub members: HashSet<String>,
+    pub members_digest: u64,
+    /// Last time (unix seconds) a refusal was logged, to keep a flood out of the log.
+    last_refusal_log: AtomicU64,
+}
+
+impl PeerState {
+    pub fn new(
+        raft: Raft,
+        leadership: Arc<Leadership>,
+        metrics: Arc<Metrics>,
+        election: String,
+        me: String,
+        members: HashSet<String>,
+        members_digest: u64,
+    ) -> Self {
+        PeerState {
+            raft,
+            leadership,
+            metrics,
+            election,
+            me,
+            members,
+            members_digest,
+            last_refusal_log: AtomicU64::new(0),
+        }
+    }
+}
+
+type Shared = Arc<PeerState>;
+
+/// Builds the peer router.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route(protocol::APPEND_PATH, post(append))
+        .route(protocol::VOTE_PATH, post(vote))
+        .route(protocol::SNAPSHOT_PATH, post(snapshot))
+        .route(protocol::HANDOFF_PATH, post(handoff))
+        .route(protocol::STATUS_PATH, get(status))
+        .layer(DefaultBodyLimit::max(wire::MAX_MESSAGE))
+        .route_layer(middleware::from_fn_with_state(state.clone(), admit))
+        .with_state(state)
+}
+
+fn refuse(state: &PeerState, status: StatusCode, reason: &'static str, detail: String) -> Response {
+    state.metrics.refused(reason);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let last = state.last_refusal_log.load(Ordering::Relaxed);
+    if now >= last + 10
+        && state
+            .last_refusal_log
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(reason, %detail, "refused a peer request (logged at most every 10 s; see raft_elector_peer_requests_refused_total)");
+    }
+    (status, format!("{detail}\n")).into_response()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Admits only requests of this election's members speaking this protocol.
+async fn admit(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let version = header(headers, protocol::PROTOCOL_HEADER);
+    if version != protocol::PROTOCOL_VERSION {
+        let detail = format!(
+            "unsupported peer protocol {version:?}; this peer speaks {:?}",
+            protocol::PROTOCOL_VERSION
+        );
+        return refuse(&state, StatusCode::BAD_REQUEST, "protocol", detail);
+    }
+    let election = header(headers, protocol::ELECTION_HEADER);
+    if election != state.election {
+        let detail = format!(
+            "this peer belongs to election {:?}, not {election:?}",
+            state.election
+        );
+        return refuse(&state, StatusCode::FORBIDDEN, "election", detail);
+    }
+    let from = header(headers, protocol::FROM_HEADER);
+    if !state.members.contains(from) || from == state.me {
+        let detail = format!(
+            "{from:?} is not another member of election {:?}",
+            state.election
+        );
+        return refuse(&state, StatusCode::FORBIDDEN, "sender", detail);
+    }
+    next.run(req).await
+}
+
+fn decode<T: serde::de::DeserializeOwned>(state: &PeerState, body: &[u8]) -> Result<T, Response> {
+    wire::decode(body)
+        .map_err(|e| refuse(state, StatusCode::BAD_REQUEST, "malformed", e.to_string()))
+}
+
+fn reply<T: Serialize>(value: &T) -> Response {
+    wire::encode(value).into_response()
+}
+
+async fn append(State(state): State<Shared>, body: Bytes) -> Response {
+    let received = Instant::now();
+    let req: AppendRequest = match decode(&state, &body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let (term, leader) = (vote_term(&req.vote), vote_for(&req.vote));
+    state.leadership.on_newer_term(term);
+    let res = state.raft.append_entries(req).await;
+    if let (
+        Ok(AppendResponse::Success | AppendResponse::PartialSuccess(_) | AppendResponse::Conflict),
+        Some(leader),
+    ) = (&res, leader)
+    {
+        state.leadership.on_heard(leader, term, received);
+    }
+    reply(&res)
+}
+
+async fn snapshot(State(state): State<Shared>, body: Bytes) -> Response {
+    let received = Instant::now();
+    let req: SnapshotRequest = match decode(&state, &body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let (term, leader) = (vote_term(&req.vote), vote_for(&req.vote));
+    state.leadership.on_newer_term(term);
+    let res = state.raft.install_snapshot(req).await;
+    if let (Ok(resp), Some(leader)) = (&res, leader) {
+        if vote_term(&resp.vote) == term {
+            state.leadership.on_heard(leader, term, received);
+        }
+    }
+    reply(&res)
+}
+
+async fn vote(State(state): State<Shared>, body: Bytes) -> Response {
+    let req: VoteRequest = match decode(&state, &body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    state.leadership.on_newer_term(vote_term(&req.vote));
+    let res = state.raft.vote(req).await;
+    if let Ok(resp) = &res {
+        state.leadership.on_vote_moved(vote_term(&resp.vote));
+    }
+    reply(&res)
+}
+
+async fn status(State(state): State<Shared>) -> Response {
+    let m = state.raft.metrics().borrow().clone();
+    let initialized = m.current_term > 0
+        || m.last_log_index.is_some()
+        || m.membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some();
+    reply(&PeerStatus {
+        election: state.election.clone(),
+        peer: state.me.clone(),
+        members_digest: state.members_digest,
+        initialized,
+        term: m.current_term,
+        last_log_index: m.last_log_index,
+    })
+}
+
+/// The leader is shutting down and picked this peer to take over: campaign now. The old
+/// leader grants its vote, so in a 3-peer cluster this takes about one round trip.
+async fn handoff(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(resp) = decode::<()>(&state, &body) {
+        return resp;
+    }
+    let from = header(&headers, protocol::FROM_HEADER).to_string();
+    let leader = state.raft.metrics().borrow().current_leader;
+    if leader != Some(crate::config::node_id(&from)) {
+        let detail = format!("{from:?} is not this peer's leader; hand-off refused");
+        return refuse(&state, StatusCode::CONFLICT, "handoff", detail);
+    }
+    tracing::info!(from = %from, "leader hands over: campaigning now");
+    state.leadership.forget_leader();
+    match state.raft.trigger().elect().await {
+        Ok(()) => reply(&()),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot campaign: {e}\n"),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,219 @@
+//! The command line: flags of a peer (each also read from an environment variable) and the
+//! `leader` and `demo` subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Config, ConfigError, Timing};
+
+/// Leader election for the pods of a StatefulSet, by their own Raft consensus.
+///
+/// Run one peer per pod, next to the application. The application asks
+/// `GET http://localhost:4040/` and gets `{"name":"<leader pod>"}`, as with the old
+/// leader-elector sidecar, with no Kubernetes API access and sub-second failover.
+#[derive(Debug, Parser)]
+#[command(
+    name = "raft-elector",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the current leader named by a running peer (exit 0), or say none is known (exit 1).
+    Leader(LeaderArgs),
+    /// Start a 3-peer cluster on loopback with temporary data and show, live, who leads.
+    Demo(DemoArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of a peer.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Name of the election (the cluster). Peers of another election are refused.
+    #[arg(long, env = "RAFT_ELECTOR_ELECTION", required = true)]
+    pub election: Option<String>,
+
+    /// This peer's name; defaults to the HOSTNAME environment variable (the pod name).
+    #[arg(long, env = "RAFT_ELECTOR_ID")]
+    pub id: Option<String>,
+
+    /// Every voter with its peer address, this peer included: ID=HOST:PORT,ID=HOST:PORT,...
+    /// This peer listens for peer traffic on the port of its own entry.
+    #[arg(
+        long,
+        env = "RAFT_ELECTOR_PEERS",
+        conflicts_with = "replicas",
+        value_name = "LIST"
+    )]
+    pub peers: Option<String>,
+
+    /// StatefulSet shorthand: the number of replicas. With id NAME-i, the peers are NAME-0 ..
+    /// NAME-(N-1) at NAME-j.<peer-domain>:<peer-port>.
+    #[arg(
+        long,
+        env = "RAFT_ELECTOR_REPLICAS",
+        requires = "peer_domain",
+        value_name = "N"
+    )]
+    pub replicas: Option<u32>,
+
+    /// StatefulSet shorthand: the domain of the headless Service, e.g.
+    /// web-peers.default.svc.cluster.local.
+    #[arg(long, env = "RAFT_ELECTOR_PEER_DOMAIN", value_name = "DOMAIN")]
+    pub peer_domain: Option<String>,
+
+    /// StatefulSet shorthand: the peer port of every peer.
+    #[arg(long, env = "RAFT_ELECTOR_PEER_PORT", default_value_t = config::DEFAULT_PEER_PORT, value_name = "PORT")]
+    pub peer_port: u16,
+
+    /// Address the peer listener binds to; defaults to the IP of this peer's own entry, or
+    /// 0.0.0.0 when that entry is a DNS name, on the entry's port.
+    #[arg(long, env = "RAFT_ELECTOR_PEER_LISTEN", value_name = "ADDR")]
+    pub peer_listen: Option<SocketAddr>,
+
+    /// Directory of this peer's durable state (Raft log, vote, snapshot). One per peer.
+    #[arg(
+        long,
+        env = "RAFT_ELECTOR_DATA_DIR",
+        required = true,
+        value_name = "DIR"
+    )]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address of the application API (localhost by default, like the old sidecar).
+    #[arg(long, env = "RAFT_ELECTOR_HTTP", default_value = "127.0.0.1:4040", value_parser = config::parse_listen_addr, value_name = "ADDR")]
+    pub http: SocketAddr,
+
+    /// Interval between leader heartbeats.
+    #[arg(long, env = "RAFT_ELECTOR_HEARTBEAT", default_value = "30ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub heartbeat: Duration,
+
+    /// Lower bound of the randomised election timeout.
+    #[arg(long, env = "RAFT_ELECTOR_ELECTION_TIMEOUT_MIN", default_value = "100ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub election_timeout_min: Duration,
+
+    /// Upper bound of the randomised election timeout; the leader lease is 3/4 of it.
+    #[arg(long, env = "RAFT_ELECTOR_ELECTION_TIMEOUT_MAX", default_value = "200ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub election_timeout_max: Duration,
+
+    /// Upper bound on a graceful shutdown (SIGTERM, SIGINT), hand-off included.
+    #[arg(long, env = "RAFT_ELECTOR_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub shutdown_timeout: Duration,
+
+    /// Log filter, in tracing's EnvFilter syntax. openraft's own logs are off by default (they
+    /// repeat at the heartbeat rate while a peer is down); "info,openraft=info" shows them.
+    #[arg(
+        long,
+        env = "RAFT_ELECTOR_LOG",
+        default_value = "info,openraft=off",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+
+    /// Log format.
+    #[arg(long, env = "RAFT_ELECTOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Accepted for compatibility with the old leader-elector sidecar; ignored (no Kubernetes
+    /// API is used).
+    #[arg(long, env = "RAFT_ELECTOR_ELECTION_NAMESPACE", value_name = "NS")]
+    pub election_namespace: Option<String>,
+
+    /// Accepted for compatibility with the old leader-elector sidecar; ignored (failover is
+    /// governed by the election timeouts).
+    #[arg(long, env = "RAFT_ELECTOR_TTL", value_name = "DURATION")]
+    pub ttl: Option<String>,
+}
+
+impl RunArgs {
+    /// Validates the flags into a configuration.
+    pub fn to_config(&self) -> Result<Config, ConfigError> {
+        let election = self.election.clone().unwrap_or_default();
+        config::validate_election(&election)?;
+        let id = match &self.id {
+            Some(id) if !id.is_empty() => id.clone(),
+            _ => std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .ok_or(ConfigError::MissingId)?,
+        };
+        let peers = match (&self.peers, self.replicas) {
+            (Some(_), Some(_)) => return Err(ConfigError::PeersAndReplicas),
+            (Some(list), None) => config::parse_peers(list)?,
+            (None, Some(n)) => {
+                let domain = self
+                    .peer_domain
+                    .as_deref()
+                    .ok_or(ConfigError::ReplicasWithoutDomain)?;
+                config::statefulset_peers(&id, n, domain, self.peer_port)?
+            }
+            (None, None) => return Err(ConfigError::NoPeers),
+        };
+        let me = config::find_me(&peers, &id)?;
+        let peer_listen = match self.peer_listen {
+            Some(addr) => addr,
+            None => config::default_peer_listen(&me)?,
+        };
+        let timing = Timing {
+            heartbeat: self.heartbeat,
+            election_min: self.election_timeout_min,
+            election_max: self.election_timeout_max,
+        }
+        .validate()?;
+        Ok(Config {
+            election,
+            me,
+            peers,
+            peer_listen,
+            http: self.http,
+            data_dir: self.data_dir.clone().unwrap_or_default(),
+            timing,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+/// Flags of `raft-elector leader`.
+#[derive(Debug, Args)]
+pub struct LeaderArgs {
+    /// Application API address of the peer to ask.
+    #[arg(long, env = "RAFT_ELECTOR_HTTP", default_value = "127.0.0.1:4040", value_parser = config::parse_listen_addr, value_name = "ADDR")]
+    pub http: SocketAddr,
+
+    /// Print the whole answer as JSON instead of the leader's name.
+    #[arg(long, env = "RAFT_ELECTOR_LEADER_JSON")]
+    pub json: bool,
+
+    /// How long to wait for the answer.
+    #[arg(long, env = "RAFT_ELECTOR_LEADER_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// Flags of `raft-elector demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of peers.
+    #[arg(long, env = "RAFT_ELECTOR_DEMO_PEERS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub peers: u32,
+
+    /// Stop by itself after this long (e.g. "30s"); runs until Ctrl-C or `quit` otherwise.
+    #[arg(long, env = "RAFT_ELECTOR_DEMO_DURATION", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+}

@@ -1,0 +1,497 @@
+//! The validated configuration of one peer, built once from the command line.
+//!
+//! Everything that can be wrong with the flags is found here, before any socket or file is
+//! touched, so that a typo gives one clear line instead of a half-started peer.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::raft::{NodeId, PeerNode};
+
+/// Default port of the peer (Raft) listener.
+pub const DEFAULT_PEER_PORT: u16 = 4041;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("--election must not be empty")]
+    EmptyElection,
+    #[error("invalid election name {0:?}: use letters, digits, '.', '_' and '-' (at most 63)")]
+    BadElection(String),
+    #[error("no peer id: pass --id or set HOSTNAME")]
+    MissingId,
+    #[error("invalid peer name {0:?}: use letters, digits, '.', '_' and '-' (at most 253)")]
+    BadName(String),
+    #[error("malformed peer entry {entry:?}: {why} (expected ID=HOST:PORT)")]
+    BadPeerEntry { entry: String, why: &'static str },
+    #[error("peer {0:?} is listed twice in --peers")]
+    DuplicatePeer(String),
+    #[error("peer names {0:?} and {1:?} hash to the same Raft id; rename one")]
+    IdCollision(String, String),
+    #[error("this peer's id {id:?} is not in the peer list ({list})")]
+    IdNotInPeers { id: String, list: String },
+    #[error("no peers: pass --peers ID=HOST:PORT,... or --replicas N with --peer-domain")]
+    NoPeers,
+    #[error("--peers and --replicas are exclusive: give one way to list the peers")]
+    PeersAndReplicas,
+    #[error("--replicas needs --peer-domain (the headless Service's domain)")]
+    ReplicasWithoutDomain,
+    #[error("--replicas must be between 1 and 99, not {0}")]
+    BadReplicas(u32),
+    #[error(
+        "id {0:?} is not a StatefulSet pod name (NAME-ORDINAL), so --replicas cannot derive the peers"
+    )]
+    NotStatefulSetName(String),
+    #[error("id {id:?} has ordinal {ordinal}, outside 0..{replicas} given by --replicas")]
+    OrdinalOutOfRange {
+        id: String,
+        ordinal: u32,
+        replicas: u32,
+    },
+    #[error("timings must satisfy heartbeat < election-timeout-min < election-timeout-max (got {heartbeat:?} < {min:?} < {max:?})")]
+    BadTimings {
+        heartbeat: Duration,
+        min: Duration,
+        max: Duration,
+    },
+    #[error("cannot derive the peer listen address from {0:?}; pass --peer-listen")]
+    NoListenAddr(String),
+}
+
+/// Raft timings; the leader lease and the follower freshness window derive from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Interval between leader heartbeats; also the timeout of one append-entries RPC.
+    pub heartbeat: Duration,
+    /// Lower bound of the randomised election timeout.
+    pub election_min: Duration,
+    /// Upper bound of the randomised election timeout. Followers refuse to vote for anyone else
+    /// for this long after they last heard from their leader (openraft's leader lease).
+    pub election_max: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat: Duration::from_millis(30),
+            election_min: Duration::from_millis(100),
+            election_max: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Timing {
+    /// Checks the order openraft requires.
+    pub fn validate(self) -> Result<Self, ConfigError> {
+        if self.heartbeat.is_zero()
+            || self.heartbeat >= self.election_min
+            || self.election_min >= self.election_max
+        {
+            return Err(ConfigError::BadTimings {
+                heartbeat: self.heartbeat,
+                min: self.election_min,
+                max: self.election_max,
+            });
+        }
+        Ok(self)
+    }
+
+    /// How long after a quorum acknowledged a heartbeat (counted from when it was SENT) the
+    /// leader may still say it leads. Followers refuse votes for `election_max` after RECEIVING
+    /// it, so a lease of 3/4 of that leaves a quarter as margin for clock-rate drift and for
+    /// the time an answer spends on its way to the application.
+    pub fn leader_lease(&self) -> Duration {
+        self.election_max * 3 / 4
+    }
+
+    /// How long a follower keeps naming a leader it has not heard from. The same as the
+    /// leader's own lease: past it, the leader may have been replaced.
+    pub fn follower_window(&self) -> Duration {
+        self.leader_lease()
+    }
+}
+
+/// One voter of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The peer's name, e.g. `web-0`.
+    pub name: String,
+    /// Raft id derived from the name.
+    pub id: NodeId,
+    /// `host:port` of its peer listener.
+    pub addr: String,
+}
+
+impl Peer {
+    pub fn new(name: String, addr: String) -> Self {
+        Peer {
+            id: node_id(&name),
+            name,
+            addr,
+        }
+    }
+
+    pub fn node(&self) -> PeerNode {
+        PeerNode {
+            name: self.name.clone(),
+            addr: self.addr.clone(),
+        }
+    }
+}
+
+/// The validated configuration of a peer.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Election (cluster) name; peers of another election are refused.
+    pub election: String,
+    /// This peer.
+    pub me: Peer,
+    /// Every voter, this peer included, sorted by name.
+    pub peers: Vec<Peer>,
+    /// Where the peer (Raft) listener binds.
+    pub peer_listen: SocketAddr,
+    /// Where the application API binds.
+    pub http: SocketAddr,
+    /// Directory of the sled database.
+    pub data_dir: PathBuf,
+    /// Raft timings.
+    pub timing: Timing,
+    /// Upper bound on the whole graceful shutdown, hand-off included.
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// The voters as openraft's membership map.
+    pub fn members(&self) -> BTreeMap<NodeId, PeerNode> {
+        self.peers.iter().map(|p| (p.id, p.node())).collect()
+    }
+
+    /// Name of a voter by its Raft id.
+    pub fn name_of(&self, id: NodeId) -> Option<&str> {
+        self.peers
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.name.as_str())
+    }
+
+    /// A fingerprint of the member names, compared between peers at bootstrap so that peers
+    /// started with different peer lists never form a cluster together.
+    pub fn members_digest(&self) -> u64 {
+        members_digest(self.peers.iter().map(|p| p.name.as_str()))
+    }
+}
+
+/// Fingerprint of a set of member names (order-independent: the caller's list is sorted).
+pub fn members_digest<'a>(names: impl Iterator<Item = &'a str>) -> u64 {
+    let mut sorted: Vec<&str> = names.collect();
+    sorted.sort_unstable();
+    xxhash_rust::xxh3::xxh3_64(sorted.join("\n").as_bytes())
+}
+
+/// The Raft id of a peer name: a stable 64-bit hash, the same on every peer and every version.
+pub fn node_id(name: &str) -> NodeId {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+}
+
+fn valid_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Checks an election name.
+pub fn validate_election(name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Err(ConfigError::EmptyElection);
+    }
+    if !valid_name(name, 63) {
+        return Err(ConfigError::BadElection(name.to_string()));
+    }
+    Ok(())
+}
+
+/// Parses `ID=HOST:PORT,ID=HOST:PORT,...`. Whitespace around entries is ignored; an empty
+/// entry (a trailing comma) is an error, as it usually hides a typo.
+pub fn parse_peers(list: &str) -> Result<Vec<Peer>, ConfigError> {
+    let mut peers: Vec<Peer> = Vec::new();
+    for raw in list.split(',') {
+        let entry = raw.trim();
+        let bad = |why| ConfigError::BadPeerEntry {
+            entry: entry.to_string(),
+            why,
+        };
+        if entry.is_empty() {
+            return Err(bad("empty entry"));
+        }
+        let (name, addr) = entry.split_once('=').ok_or_else(|| bad("missing '='"))?;
+        let (name, addr) = (name.trim(), addr.trim());
+        if !valid_name(name, 253) {
+            return Err(ConfigError::BadName(name.to_string()));
+        }
+        validate_host_port(addr).map_err(bad)?;
+        if peers.iter().any(|p| p.name == name) {
+            return Err(ConfigError::DuplicatePeer(name.to_string()));
+        }
+        peers.push(Peer::new(name.to_string(), addr.to_string()));
+    }
+    sort_and_check_ids(peers)
+}
+
+fn sort_and_check_ids(mut peers: Vec<Peer>) -> Result<Vec<Peer>, ConfigError> {
+    peers.sort_by(|a, b| a.name.cmp(&b.name));
+    for (i, a) in peers.iter().enumerate() {
+        if let Some(b) = peers[i + 1..].iter().find(|b| b.id == a.id) {
+            return Err(ConfigError::IdCollision(a.name.clone(), b.name.clone()));
+        }
+    }
+    Ok(peers)
+}
+
+/// Checks `HOST:PORT` where HOST is a DNS name, an IPv4 address or a bracketed IPv6 address.
+fn validate_host_port(addr: &str) -> Result<(), &'static str> {
+    let (host, port) = addr.rsplit_once(':').ok_or("missing ':PORT'")?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| "port is not a number from 1 to 65535")?;
+    if port == 0 {
+        return Err("port is not a number from 1 to 65535");
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .map(|_| ())
+            .map_err(|_| "bad IPv6 address");
+    }
+    let dns_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if dns_ok {
+        Ok(())
+    } else {
+        Err("host is not a DNS name or an IP address")
+    }
+}
+
+/// Derives the peer list of a StatefulSet: `id` is `NAME-ORDINAL`, the peers are `NAME-0` ..
+/// `NAME-(replicas-1)` at `NAME-i.DOMAIN:PORT` (the stable names a headless Service gives).
+pub fn statefulset_peers(
+    id: &str,
+    replicas: u32,
+    domain: &str,
+    port: u16,
+) -> Result<Vec<Peer>, ConfigError> {
+    if !(1..=99).contains(&replicas) {
+        return Err(ConfigError::BadReplicas(replicas));
+    }
+    let (base, ordinal) = id
+        .rsplit_once('-')
+        .and_then(|(base, ord)| {
+            let plain = !ord.is_empty() && ord.bytes().all(|b| b.is_ascii_digit());
+            let canonical = ord == "0" || !ord.starts_with('0');
+            (plain && canonical && !base.is_empty()).then_some((base, ord.parse::<u32>().ok()?))
+        })
+        .ok_or_else(|| ConfigError::NotStatefulSetName(id.to_string()))?;
+    if ordinal >= replicas {
+        return Err(ConfigError::OrdinalOutOfRange {
+            id: id.to_string(),
+            ordinal,
+            replicas,
+        });
+    }
+    let domain = domain.trim_matches('.');
+    let peers = (0..replicas)
+        .map(|i| {
+            let name = format!("{base}-{i}");
+            let addr = format!("{name}.{domain}:{port}");
+            validate_host_port(&addr).map_err(|why| ConfigError::BadPeerEntry {
+                entry: addr.clone(),
+                why,
+            })?;
+            Ok(Peer::new(name, addr))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    sort_and_check_ids(peers)
+}
+
+/// Where the peer listener binds when no address is given: the IP of this peer's own entry
+/// when it is an IP literal (tests on loopback), otherwise every interface (a pod).
+pub fn default_peer_listen(me: &Peer) -> Result<SocketAddr, ConfigError> {
+    let (host, port) = me
+        .addr
+        .rsplit_once(':')
+        .ok_or_else(|| ConfigError::NoListenAddr(me.addr.clone()))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| ConfigError::NoListenAddr(me.addr.clone()))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = host.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Picks this peer out of the list.
+pub fn find_me(peers: &[Peer], id: &str) -> Result<Peer, ConfigError> {
+    peers
+        .iter()
+        .find(|p| p.name == id)
+        .cloned()
+        .ok_or_else(|| ConfigError::IdNotInPeers {
+            id: id.to_string(),
+            list: peers
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_peer_list() {
+        let peers = parse_peers("b=127.0.0.1:2, a=host.example:1,c=[::1]:3").unwrap();
+        let names: Vec<_> = peers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(peers[0].addr, "host.example:1");
+        assert_eq!(peers[0].id, node_id("a"));
+    }
+
+    #[test]
+    fn refuses_malformed_lists() {
+        for bad in [
+            "",
+            "a",
+            "a=",
+            "a=host",
+            "a=host:0",
+            "a=host:x",
+            "a=1.2.3.4:5,",
+            "=h:1",
+            "a=h_h:1",
+            "a=[zz]:1",
+        ] {
+            assert!(parse_peers(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(
+            parse_peers("a=h:1,a=h:2"),
+            Err(ConfigError::DuplicatePeer("a".into()))
+        );
+    }
+
+    #[test]
+    fn derives_statefulset_peers() {
+        let peers = statefulset_peers("web-1", 3, "web.ns.svc.cluster.local.", 4041).unwrap();
+        let addrs: Vec<_> = peers.iter().map(|p| p.addr.as_str()).collect();
+        assert_eq!(
+            addrs,
+            [
+                "web-0.web.ns.svc.cluster.local:4041",
+                "web-1.web.ns.svc.cluster.local:4041",
+                "web-2.web.ns.svc.cluster.local:4041"
+            ]
+        );
+        assert!(matches!(
+            statefulset_peers("web-3", 3, "d", 1),
+            Err(ConfigError::OrdinalOutOfRange { .. })
+        ));
+        assert!(matches!(
+            statefulset_peers("web", 3, "d", 1),
+            Err(ConfigError::NotStatefulSetName(_))
+        ));
+        assert!(matches!(
+            statefulset_peers("web-01", 3, "d", 1),
+            Err(ConfigError::NotStatefulSetName(_))
+        ));
+        assert!(matches!(
+            statefulset_peers("web-0", 0, "d", 1),
+            Err(ConfigError::BadReplicas(0))
+        ));
+    }
+
+    #[test]
+    fn listen_address_follows_own_entry() {
+        let ip = Peer::new("a".into(), "127.0.0.7:9000".into());
+        assert_eq!(
+            default_peer_listen(&ip).unwrap(),
+            "127.0.0.7:9000".parse().unwrap()
+        );
+        let dns = Peer::new("a".into(), "a.svc:9000".into());
+        assert_eq!(
+            default_peer_listen(&dns).unwrap(),
+            "0.0.0.0:9000".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn timings_are_ordered() {
+        assert!(Timing::default().validate().is_ok());
+        let t = Timing {
+            heartbeat: Duration::from_millis(200),
+            ..Timing::default()
+        };
+        assert!(t.validate().is_err());
+        assert!(Timing::default().leader_lease() < Timing::default().election_max);
+    }
+
+    #[test]
+    fn digest_ignores_order() {
+        assert_eq!(
+            members_digest(["a", "b"].into_iter()),
+            members_digest(["b", "a"].into_iter())
+        );
+        assert_ne!(
+            members_digest(["a", "b"].into_iter()),
+            members_digest(["a", "c"].into_iter())
+        );
+    }
+}
+
+/// Parses a listen address: `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` (as the old sidecar's
+/// `--http=localhost:4040`) or `:PORT` (every interface).
+pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    let bad = || format!("{s:?} is not a listen address (IP:PORT, localhost:PORT or :PORT)");
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    match host {
+        "localhost" => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        "" => Ok(SocketAddr::from(([0, 0, 0, 0], port))),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod listen_tests {
+    use super::parse_listen_addr;
+
+    #[test]
+    fn accepts_the_old_sidecar_forms() {
+        assert_eq!(
+            parse_listen_addr("localhost:4040").unwrap().to_string(),
+            "127.0.0.1:4040"
+        );
+        assert_eq!(
+            parse_listen_addr(":4040").unwrap().to_string(),
+            "0.0.0.0:4040"
+        );
+        assert_eq!(
+            parse_listen_addr("[::1]:80").unwrap().to_string(),
+            "[::1]:80"
+        );
+        assert!(parse_listen_addr("example.com:80").is_err());
+        assert!(parse_listen_addr("localhost").is_err());
+    }
+}

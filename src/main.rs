@@ -1,0 +1,132 @@
+//! The `raft-elector` binary: parse the command line, set up logging, call the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use raft_elector::cli::{Cli, Command, LogFormat, RunArgs};
+use raft_elector::client::LeaderAnswer;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line, with the cause, instead of clap's multi-line usage block.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("raft-elector: {} (see --help)", first.trim());
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Leader(args)) => return leader(&args),
+        Some(Command::Demo(args)) => runtime().and_then(|rt| {
+            rt.block_on(raft_elector::demo::run(args))
+                .map_err(Into::into)
+        }),
+        None => run_peer(&cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("raft-elector: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn init_logging(args: &RunArgs) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&args.log)
+        .with_context(|| format!("invalid --log filter {:?}", args.log))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
+    Ok(())
+}
+
+fn run_peer(args: &RunArgs) -> anyhow::Result<()> {
+    let config = args.to_config().context("invalid configuration")?;
+    init_logging(args)?;
+    if args.election_namespace.is_some() || args.ttl.is_some() {
+        tracing::warn!("--election-namespace and --ttl are accepted for compatibility and ignored");
+    }
+    if !config.http.ip().is_loopback() {
+        tracing::warn!(http = %config.http, "the application API listens beyond localhost: anyone who reaches it can read who leads");
+    }
+    let span = tracing::info_span!("peer", id = %config.me.name);
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let _entered = span.enter();
+        raft_elector::node::run(config, shutdown_signal()).await
+    })?;
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn leader(args: &raft_elector::cli::LeaderArgs) -> ExitCode {
+    let answer = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| {
+            rt.block_on(raft_elector::client::ask(args))
+                .map_err(Into::into)
+        });
+    match answer {
+        Ok(LeaderAnswer::Known { name, json, .. }) => {
+            println!("{}", if args.json { json.to_string() } else { name });
+            ExitCode::SUCCESS
+        }
+        Ok(LeaderAnswer::Unknown { term, json }) => {
+            if args.json {
+                println!("{json}");
+            }
+            eprintln!("raft-elector: no leader known (term {term})");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("raft-elector: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Prometheus metrics of one peer.
+//!
+//! Counters are bumped where things happen (the peer client, the peer handlers, the Raft
+//! metrics watcher); gauges that describe "now" (term, leadership, lease age) are set just
+//! before each scrape is rendered, from the same check the API answers with.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels of a failed peer RPC.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub peer: String,
+    pub rpc: String,
+}
+
+/// Labels of a refused incoming peer request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InfoLabels {
+    election: String,
+    id: String,
+    version: String,
+}
+
+/// All metrics of a peer and the registry that renders them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub term: Gauge,
+    pub is_leader: Gauge,
+    pub leader_known: Gauge,
+    pub leader_changes: Counter,
+    pub elections_started: Counter,
+    pub peer_rpc_errors: Family<RpcLabels, Counter>,
+    pub peer_requests_refused: Family<RefusedLabels, Counter>,
+    pub quorum_ack_age_seconds: Gauge<f64, AtomicU64>,
+    pub last_log_index: Gauge,
+    pub snapshot_index: Gauge,
+    pub purged_index: Gauge,
+    pub handoffs: Counter,
+    /// Newest term this peer campaigned in, so that one election (many vote RPCs) counts once.
+    last_campaign: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new(election: &str, id: &str) -> Self {
+        let mut registry = Registry::with_prefix("raft_elector");
+        let m = Metrics {
+            registry: Registry::default(),
+            term: Gauge::default(),
+            is_leader: Gauge::default(),
+            leader_known: Gauge::default(),
+            leader_changes: Counter::default(),
+            elections_started: Counter::default(),
+            peer_rpc_errors: Family::default(),
+            peer_requests_refused: Family::default(),
+            quorum_ack_age_seconds: Gauge::default(),
+            last_log_index: Gauge::default(),
+            snapshot_index: Gauge::default(),
+            purged_index: Gauge::default(),
+            handoffs: Counter::default(),
+            last_campaign: AtomicU64::new(0),
+        };
+        let info = Family::<InfoLabels, Gauge>::default();
+        info.get_or_create(&InfoLabels {
+            election: election.to_string(),
+            id: id.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+        .set(1);
+        registry.register("info", "Election, peer id and version of this peer", info);
+        registry.register("term", "Current Raft term of this peer", m.term.clone());
+        registry.register(
+            "is_leader",
+            "1 while this peer leads with a valid lease (the same check the API answers with)",
+            m.is_leader.clone(),
+        );
+        registry.register(
+            "leader_known",
+            "1 while this peer can name a leader",
+            m.leader_known.clone(),
+        );
+        registry.register(
+            "leader_changes",
+            "Changes of (leader, term) seen by this peer",
+            m.leader_changes.clone(),
+        );
+        registry.register(
+            "elections_started",
+            "Elections this peer started as a candidate",
+            m.elections_started.clone(),
+        );
+        registry.register(
+            "peer_rpc_errors",
+            "Outgoing peer RPCs that failed",
+            m.peer_rpc_errors.clone(),
+        );
+        registry.register(
+            "peer_requests_refused",
+            "Incoming peer requests refused before reaching Raft",
+            m.peer_requests_refused.clone(),
+        );
+        registry.register(
+            "quorum_ack_age_seconds",
+            "Leader only: age of the newest heartbeat a quorum acknowledged (NaN when none)",
+            m.quorum_ack_age_seconds.clone(),
+        );
+        registry.register(
+            "last_log_index",
+            "Index of the last Raft log entry",
+            m.last_log_index.clone(),
+        );
+        registry.register(
+            "snapshot_index",
+            "Last log index covered by the snapshot",
+            m.snapshot_index.clone(),
+        );
+        registry.register(
+            "purged_index",
+            "Last purged log index",
+            m.purged_index.clone(),
+        );
+        registry.register(
+            "handoffs",
+            "Leadership hand-offs this peer started on shutdown",
+            m.handoffs.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts an election, once per term this peer campaigns in.
+    pub fn campaign(&self, term: u64) {
+        if self.last_campaign.fetch_max(term, Ordering::Relaxed) < term {
+            self.elections_started.inc();
+        }
+    }
+
+    /// Counts a failed outgoing RPC.
+    pub fn rpc_error(&self, peer: &str, rpc: &str) {
+        self.peer_rpc_errors
+            .get_or_create(&RpcLabels {
+                peer: peer.to_string(),
+                rpc: rpc.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a refused incoming request.
+    pub fn refused(&self, reason: &str) {
+        self.peer_requests_refused
+            .get_or_create(&RefusedLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Renders the registry in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,231 @@
+//! One peer, wired together: store, Raft, the two listeners, bootstrap, and the graceful
+//! shutdown with hand-off. [`run`] takes the shutdown signal as a future, so tests and the
+//! demo can drive it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::peer::PeerState;
+use crate::config::Config;
+use crate::leadership::Leadership;
+use crate::metrics::Metrics;
+use crate::raft::network::{NetworkFactory, PeerClient};
+use crate::raft::{NodeId, Raft, RaftMetrics};
+use crate::store::{self, StoreError};
+use crate::view::RaftView;
+use crate::{api, bootstrap, handoff};
+
+/// Why a peer could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid Raft configuration: {0}")]
+    RaftConfig(#[from] openraft::ConfigError),
+    #[error("cannot start Raft: {0}")]
+    Raft(#[from] openraft::error::Fatal<NodeId>),
+    #[error("cannot build the peer HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Raft settings derived from the configuration.
+fn raft_config(config: &Config) -> Result<openraft::Config, openraft::ConfigError> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    openraft::Config {
+        cluster_name: config.election.clone(),
+        heartbeat_interval: ms(config.timing.heartbeat),
+        election_timeout_min: ms(config.timing.election_min),
+        election_timeout_max: ms(config.timing.election_max),
+        // Each election adds one blank entry; snapshot and purge often so that the log, and
+        // the disk it uses, stays flat however many elections happen.
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(100),
+        max_in_snapshot_log_to_keep: 20,
+        purge_batch_size: 20,
+        snapshot_max_chunk_size: 256 * 1024,
+        install_snapshot_timeout: ms(config.timing.election_max * 4),
+        ..Default::default()
+    }
+    .validate()
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { what, addr, source })
+}
+
+fn serve(listener: TcpListener, router: axum::Router, stop: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let server = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    })
+}
+
+/// Counts and logs leader changes as openraft reports them.
+async fn watch_leaders(
+    mut rx: watch::Receiver<RaftMetrics>,
+    metrics: Arc<Metrics>,
+    names: HashMap<NodeId, String>,
+    stop: CancellationToken,
+) {
+    let mut last: Option<(Option<NodeId>, u64)> = None;
+    loop {
+        let (leader, term) = {
+            let m = rx.borrow_and_update();
+            (m.current_leader, m.current_term)
+        };
+        if last != Some((leader, term)) {
+            if let Some(id) = leader {
+                metrics.leader_changes.inc();
+                let name = names.get(&id).map(String::as_str).unwrap_or("?");
+                tracing::info!(leader = %name, term, "leader elected");
+            }
+            last = Some((leader, term));
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Completes when the Raft core stops on an error (e.g. storage failure).
+async fn raft_failure(mut rx: watch::Receiver<RaftMetrics>) -> openraft::error::Fatal<NodeId> {
+    loop {
+        if let Err(fatal) = &rx.borrow_and_update().running_state {
+            return fatal.clone();
+        }
+        if rx.changed().await.is_err() {
+            return openraft::error::Fatal::Stopped;
+        }
+    }
+}
+
+/// Runs a peer until `shutdown` completes, then hands leadership over and stops.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let config = Arc::new(config);
+    let (log_store, state_machine, opened) =
+        store::open(&config.data_dir, &config.election, &config.me.name)?;
+    let peer_listener = bind("peer traffic", config.peer_listen).await?;
+    let http_listener = bind("the application API", config.http).await?;
+
+    let metrics = Arc::new(Metrics::new(&config.election, &config.me.name));
+    let leadership = Arc::new(Leadership::new(
+        config.me.id,
+        config.peers.iter().map(|p| p.id),
+        config.timing,
+    ));
+    let client = PeerClient::new(
+        &config.election,
+        &config.me.name,
+        leadership.clone(),
+        metrics.clone(),
+        config.timing.election_max,
+        config.timing.election_min,
+    )?;
+    let raft = Raft::new(
+        config.me.id,
+        Arc::new(raft_config(&config)?),
+        NetworkFactory {
+            client: client.clone(),
+        },
+        log_store,
+        state_machine,
+    )
+    .await?;
+
+    let names: HashMap<NodeId, String> = config
+        .peers
+        .iter()
+        .map(|p| (p.id, p.name.clone()))
+        .collect();
+    let stop_peer = CancellationToken::new();
+    let stop_app = CancellationToken::new();
+    let peer_state = Arc::new(PeerState::new(
+        raft.clone(),
+        leadership.clone(),
+        metrics.clone(),
+        config.election.clone(),
+        config.me.name.clone(),
+        config.peers.iter().map(|p| p.name.clone()).collect(),
+        config.members_digest(),
+    ));
+    let peer_server = serve(
+        peer_listener,
+        api::peer::router(peer_state),
+        stop_peer.clone(),
+    );
+    let view = Arc::new(RaftView {
+        raft_metrics: raft.metrics(),
+        leadership: leadership.clone(),
+        metrics: metrics.clone(),
+        names: names.clone(),
+        me: config.me.name.clone(),
+        election: config.election.clone(),
+    });
+    let app_server = serve(http_listener, api::app::router(view), stop_app.clone());
+    tokio::spawn(watch_leaders(
+        raft.metrics(),
+        metrics.clone(),
+        names,
+        stop_app.clone(),
+    ));
+    if opened.fresh {
+        tracing::info!(data_dir = %config.data_dir.display(), "fresh data directory: looking for a cluster to join or bootstrap");
+        tokio::spawn(bootstrap::run(
+            config.clone(),
+            raft.clone(),
+            client.clone(),
+            stop_app.clone(),
+        ));
+    }
+    tracing::info!(
+        election = %config.election,
+        peers = config.peers.len(),
+        peer_listen = %config.peer_listen,
+        http = %config.http,
+        "raft-elector started"
+    );
+
+    let fatal = tokio::select! {
+        _ = shutdown => None,
+        fatal = raft_failure(raft.metrics()) => Some(fatal),
+    };
+    if let Some(fatal) = fatal {
+        tracing::error!(error = %fatal, "Raft stopped on an error; exiting");
+        stop_app.cancel();
+        stop_peer.cancel();
+        return Err(NodeError::Raft(fatal));
+    }
+    tracing::info!("shutting down");
+    let budget = config.shutdown_timeout.mul_f32(0.6);
+    handoff::hand_over(&raft, &config, &client, &leadership, &metrics, budget).await;
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "Raft did not stop cleanly");
+    }
+    stop_app.cancel();
+    stop_peer.cancel();
+    let drain = config.shutdown_timeout.mul_f32(0.3);
+    for server in [app_server, peer_server] {
+        // Idle keep-alive connections may hold a server open; do not wait past the budget.
+        let _ = tokio::time::timeout(drain, server).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! What peers say to each other over HTTP: paths, headers and the status record.
+//!
+//! Every peer request names its election and its sender in headers, which the receiver checks
+//! before it reads the body: a peer of another election (or a stranger) is refused without its
+//! payload ever being decoded. Bodies are bincode ([`crate::wire`]); a 200 answer carries the
+//! openraft `Result`, any other status a one-line reason in plain text.
+
+use serde::{Deserialize, Serialize};
+
+/// Header naming the sender's election.
+pub const ELECTION_HEADER: &str = "x-raft-elector-election";
+/// Header naming the sending peer.
+pub const FROM_HEADER: &str = "x-raft-elector-from";
+/// Header carrying the protocol version.
+pub const PROTOCOL_HEADER: &str = "x-raft-elector-protocol";
+/// The protocol version spoken by this build.
+pub const PROTOCOL_VERSION: &str = "1";
+
+pub const APPEND_PATH: &str = "/raft/v1/append";
+pub const VOTE_PATH: &str = "/raft/v1/vote";
+pub const SNAPSHOT_PATH: &str = "/raft/v1/snapshot";
+pub const STATUS_PATH: &str = "/raft/v1/status";
+pub const HANDOFF_PATH: &str = "/raft/v1/handoff";
+
+/// What a peer tells another about itself; used to bootstrap safely and by operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub election: String,
+    pub peer: String,
+    /// Fingerprint of the member names it was configured with.
+    pub members_digest: u64,
+    /// Whether it has Raft state (a vote, a log or a membership): a cluster exists.
+    pub initialized: bool,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+}

@@ -1,0 +1,280 @@
+//! The outgoing side of peer traffic: openraft's [`RaftNetwork`] over HTTP.
+//!
+//! Besides carrying RPCs, this is where the leader lease is fed: the send time of every
+//! append-entries a follower accepts is recorded in [`Leadership`], and any answer that shows
+//! a newer term revokes the lease at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::error::{NetworkError, RemoteError};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{
+    vote_for, vote_term, AppendRequest, AppendResponse, InstallSnapshotError, NodeId, PeerNode,
+    RaftError, RpcError, SnapshotRequest, SnapshotResponse, TypeConfig, VoteRequest, VoteResponse,
+};
+use crate::leadership::Leadership;
+use crate::metrics::Metrics;
+use crate::protocol::{self, PeerStatus};
+use crate::wire::{self, DecodeError};
+
+/// Why a peer call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot reach peer at {addr}: {source}")]
+    Transport {
+        addr: String,
+        source: reqwest::Error,
+    },
+    #[error("peer at {addr} refused the request ({status}): {reason}")]
+    Refused {
+        addr: String,
+        status: u16,
+        reason: String,
+    },
+    #[error("undecodable answer from peer at {addr}: {source}")]
+    Decode { addr: String, source: DecodeError },
+}
+
+/// An HTTP client for peer RPCs, shared by all connections of a peer.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    election: String,
+    me: String,
+    me_id: NodeId,
+    leadership: Arc<Leadership>,
+    metrics: Arc<Metrics>,
+    /// Pause before retrying a peer that openraft found unreachable.
+    retry: Duration,
+    /// Whether each peer answered its last RPC, so that only changes are logged: a dead peer
+    /// would otherwise fill the log at the heartbeat rate.
+    reachable: Arc<Mutex<HashMap<String, bool>>>,
+}
+
+impl PeerClient {
+    pub fn new(
+        election: &str,
+        me: &str,
+        leadership: Arc<Leadership>,
+        metrics: Arc<Metrics>,
+        connect_timeout: Duration,
+        retry: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .connect_timeout(connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(PeerClient {
+            http,
+            election: election.to_string(),
+            me: me.to_string(),
+            me_id: crate::config::node_id(me),
+            leadership,
+            metrics,
+            retry,
+            reachable: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// Logs a peer becoming unreachable or reachable again, once per change.
+    fn note_reachable(&self, peer: &str, ok: bool, error: Option<&CallError>) {
+        let mut map = self.reachable.lock().unwrap_or_else(|p| p.into_inner());
+        let before = map.insert(peer.to_string(), ok);
+        match (before, ok, error) {
+            (Some(true) | None, false, Some(e)) => {
+                tracing::warn!(peer, error = %e, "peer unreachable")
+            }
+            (Some(false), true, _) => tracing::info!(peer, "peer reachable again"),
+            _ => {}
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, addr: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("http://{addr}{path}"))
+            .header(protocol::ELECTION_HEADER, &self.election)
+            .header(protocol::FROM_HEADER, &self.me)
+            .header(protocol::PROTOCOL_HEADER, protocol::PROTOCOL_VERSION)
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        addr: &str,
+        req: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
+        let transport = |source| CallError::Transport {
+            addr: addr.to_string(),
+            source,
+        };
+        let resp = req.timeout(timeout).send().await.map_err(transport)?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            let reason = String::from_utf8_lossy(&body[..body.len().min(512)])
+                .trim()
+                .to_string();
+            return Err(CallError::Refused {
+                addr: addr.to_string(),
+                status: status.as_u16(),
+                reason,
+            });
+        }
+        wire::decode(&body).map_err(|source| CallError::Decode {
+            addr: addr.to_string(),
+            source,
+        })
+    }
+
+    /// POSTs `body` to `path` on the peer at `addr` and decodes the answer.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let req = self
+            .request(reqwest::Method::POST, addr, path)
+            .body(wire::encode(body));
+        self.send(addr, req, timeout).await
+    }
+
+    /// Asks the peer at `addr` about itself.
+    pub async fn status(&self, addr: &str, timeout: Duration) -> Result<PeerStatus, CallError> {
+        let req = self.request(reqwest::Method::GET, addr, protocol::STATUS_PATH);
+        self.send(addr, req, timeout).await
+    }
+
+    /// Asks the peer at `addr` to campaign now (this leader is handing over to it).
+    pub async fn handoff(&self, addr: &str, timeout: Duration) -> Result<(), CallError> {
+        self.call(addr, protocol::HANDOFF_PATH, &(), timeout).await
+    }
+}
+
+/// Builds one [`Connection`] per target for openraft.
+pub struct NetworkFactory {
+    pub client: PeerClient,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &PeerNode) -> Connection {
+        Connection {
+            client: self.client.clone(),
+            target,
+            node: node.clone(),
+        }
+    }
+}
+
+/// The RPC channel to one peer.
+pub struct Connection {
+    client: PeerClient,
+    target: NodeId,
+    node: PeerNode,
+}
+
+impl Connection {
+    async fn rpc<Req: Serialize, Resp: DeserializeOwned, E: std::error::Error>(
+        &self,
+        path: &str,
+        rpc_name: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, openraft::error::RPCError<NodeId, PeerNode, RaftError<E>>>
+    where
+        RaftError<E>: DeserializeOwned,
+    {
+        match self
+            .client
+            .call::<_, Result<Resp, RaftError<E>>>(&self.node.addr, path, body, timeout)
+            .await
+        {
+            Ok(Ok(resp)) => {
+                self.client.note_reachable(&self.node.name, true, None);
+                Ok(resp)
+            }
+            Ok(Err(remote)) => Err(openraft::error::RPCError::RemoteError(
+                RemoteError::new_with_node(self.target, self.node.clone(), remote),
+            )),
+            Err(e) => {
+                self.client.metrics.rpc_error(&self.node.name, rpc_name);
+                self.client.note_reachable(&self.node.name, false, Some(&e));
+                tracing::debug!(peer = %self.node.name, rpc = rpc_name, error = %e, "peer RPC failed");
+                Err(openraft::error::RPCError::Network(NetworkError::new(&e)))
+            }
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(self.client.retry))
+    }
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendRequest,
+        option: RPCOption,
+    ) -> Result<AppendResponse, RpcError> {
+        let term = vote_term(&rpc.vote);
+        let mine = rpc.vote.is_committed() && vote_for(&rpc.vote) == Some(self.client.me_id);
+        // The lease counts from the moment the request leaves, never from when the answer came.
+        let sent = Instant::now();
+        let resp: AppendResponse = self
+            .rpc(protocol::APPEND_PATH, "append", &rpc, option.hard_ttl())
+            .await?;
+        match &resp {
+            AppendResponse::Success
+            | AppendResponse::PartialSuccess(_)
+            | AppendResponse::Conflict
+                if mine =>
+            {
+                self.client.leadership.on_ack(self.target, term, sent)
+            }
+            AppendResponse::HigherVote(_) => self.client.leadership.revoke(),
+            _ => {}
+        }
+        Ok(resp)
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: SnapshotRequest,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse, RpcError<InstallSnapshotError>> {
+        let resp: SnapshotResponse = self
+            .rpc(protocol::SNAPSHOT_PATH, "snapshot", &rpc, option.hard_ttl())
+            .await?;
+        if vote_term(&resp.vote) > vote_term(&rpc.vote) {
+            self.client.leadership.revoke();
+        }
+        Ok(resp)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest,
+        option: RPCOption,
+    ) -> Result<VoteResponse, RpcError> {
+        if vote_for(&rpc.vote) == Some(self.client.me_id) {
+            self.client.metrics.campaign(vote_term(&rpc.vote));
+        }
+        let resp: VoteResponse = self
+            .rpc(protocol::VOTE_PATH, "vote", &rpc, option.hard_ttl())
+            .await?;
+        if vote_term(&resp.vote) > vote_term(&rpc.vote) {
+            self.client.leadership.revoke();
+        }
+        Ok(resp)
+    }
+}

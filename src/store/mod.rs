@@ -1,0 +1,241 @@
+//! Durable state in sled: the Raft log and vote ([`LogStore`]) and the applied state with its
+//! snapshot ([`StateMachine`]), in one database under `--data-dir`.
+//!
+//! sled's `flush` ends in `sync_file_range`, which does not make a grown file's size or its
+//! metadata durable. Every write that Raft relies on (the vote before it is acknowledged, log
+//! entries before they are reported flushed, the purge point, the applied state) is therefore
+//! followed by [`Db::sync`]: sled's flush, then `fdatasync` on sled's data file. Writes are rare
+//! (one blank entry and one vote per election; heartbeats write nothing), so the cost is small.
+//!
+//! The database also records which election and which peer it belongs to, so a data directory
+//! mounted into the wrong pod or cluster is refused instead of being adopted.
+
+mod log_store;
+mod state_machine;
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use log_store::LogStore;
+use serde::{Deserialize, Serialize};
+pub use state_machine::StateMachine;
+
+use crate::wire::{self, DecodeError};
+
+/// Why the data directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create data directory {path}: {source}")]
+    Create { path: PathBuf, source: io::Error },
+    #[error("cannot open the database in {path} (unreadable, locked by another process or damaged): {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("cannot read the database in {path}: {source}")]
+    Read { path: PathBuf, source: sled::Error },
+    #[error("cannot write to the database in {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("damaged record {key:?} in {path}: {source}; move the directory aside to rejoin the cluster with empty state")]
+    Damaged {
+        path: PathBuf,
+        key: String,
+        source: DecodeError,
+    },
+    #[error("data directory {path} belongs to election {found:?}, not {expected:?}; use another --data-dir")]
+    ForeignElection {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("data directory {path} belongs to peer {found:?}, not {expected:?}; each peer needs its own --data-dir")]
+    ForeignPeer {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+}
+
+/// Whom a data directory belongs to; written once, checked at every start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Identity {
+    election: String,
+    peer: String,
+}
+
+const IDENTITY: &[u8] = b"identity";
+
+/// The shared sled database and the handle used to make its writes durable.
+#[derive(Clone)]
+pub(crate) struct Db {
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    db: sled::Db,
+    /// Raft log entries keyed by big-endian index, so key order is log order.
+    logs: sled::Tree,
+    /// Vote, purge point, committed id, identity.
+    meta: sled::Tree,
+    /// Applied state and the current snapshot.
+    sm: sled::Tree,
+    /// sled's data file, kept open to `fdatasync` it after a flush.
+    data_file: File,
+    path: PathBuf,
+}
+
+impl Db {
+    fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Makes every write so far durable: sled's flush, then a real `fdatasync`.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.inner.db.flush().map_err(io::Error::other)?;
+        self.inner.data_file.sync_data()
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<Option<T>, io::Error> {
+        match tree.get(key).map_err(io::Error::other)? {
+            None => Ok(None),
+            Some(bytes) => wire::decode_record(&bytes).map(Some).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("record {:?}: {e}", String::from_utf8_lossy(key)),
+                )
+            }),
+        }
+    }
+}
+
+/// What [`open`] found in the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// Nothing was ever persisted: no vote, no log, no snapshot. Only such a peer may take
+    /// part in bootstrapping a new cluster.
+    pub fresh: bool,
+}
+
+/// Opens (or creates) the database in `dir` for `peer` of `election`.
+pub fn open(
+    dir: &Path,
+    election: &str,
+    peer: &str,
+) -> Result<(LogStore, StateMachine, Opened), StoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::Create {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.to_path_buf();
+    let open_err = |source| StoreError::Open {
+        path: path.clone(),
+        source,
+    };
+    let db = sled::Config::new()
+        .path(dir)
+        // The elector's data is tiny; a small cache keeps the resident size small.
+        .cache_capacity(2 * 1024 * 1024)
+        .mode(sled::Mode::LowSpace)
+        .open()
+        .map_err(open_err)?;
+    let tree = |name: &str| db.open_tree(name).map_err(open_err);
+    let (logs, meta, sm) = (tree("logs")?, tree("meta")?, tree("sm")?);
+    let write_err = |source| StoreError::Write {
+        path: path.clone(),
+        source,
+    };
+    let data_file = File::open(dir.join("db")).map_err(write_err)?;
+    // The directory entry of a new database must be durable too.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_err)?;
+
+    let store = Db {
+        inner: Arc::new(DbInner {
+            db,
+            logs,
+            meta,
+            sm,
+            data_file,
+            path: path.clone(),
+        }),
+    };
+    check_identity(&store, election, peer)?;
+
+    let read_err = |source| StoreError::Read {
+        path: path.clone(),
+        source,
+    };
+    let fresh = store.inner.logs.is_empty()
+        && store
+            .inner
+            .meta
+            .get(log_store::VOTE_KEY)
+            .map_err(read_err)?
+            .is_none()
+        && store
+            .inner
+            .sm
+            .get(state_machine::SNAPSHOT_KEY)
+            .map_err(read_err)?
+            .is_none();
+    let sm = StateMachine::load(store.clone())?;
+    Ok((LogStore::new(store), sm, Opened { fresh }))
+}
+
+fn check_identity(store: &Db, election: &str, peer: &str) -> Result<(), StoreError> {
+    let path = store.path().to_path_buf();
+    let wanted = Identity {
+        election: election.to_string(),
+        peer: peer.to_string(),
+    };
+    let found: Option<Identity> = match store.inner.meta.get(IDENTITY) {
+        Err(source) => return Err(StoreError::Read { path, source }),
+        Ok(None) => None,
+        Ok(Some(bytes)) => {
+            Some(
+                wire::decode_record(&bytes).map_err(|source| StoreError::Damaged {
+                    path: path.clone(),
+                    key: "identity".into(),
+                    source,
+                })?,
+            )
+        }
+    };
+    match found {
+        Some(found) if found.election != wanted.election => Err(StoreError::ForeignElection {
+            path,
+            found: found.election,
+            expected: wanted.election,
+        }),
+        Some(found) if found.peer != wanted.peer => Err(StoreError::ForeignPeer {
+            path,
+            found: found.peer,
+            expected: wanted.peer,
+        }),
+        Some(_) => Ok(()),
+        None => {
+            let write_err = |source| StoreError::Write {
+                path: path.clone(),
+                source,
+            };
+            store
+                .inner
+                .meta
+                .insert(IDENTITY, wire::encode_record(&wanted))
+                .map_err(|e| write_err(io::Error::other(e)))?;
+            store.sync().map_err(write_err)
+        }
+    }
+}
+
+/// Turns a decode failure of a stored record into a clear store error.
+fn damaged(path: &Path, key: &str, source: DecodeError) -> StoreError {
+    StoreError::Damaged {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        source,
+    }
+}

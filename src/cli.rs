@@ -117,6 +117,11 @@ pub struct RunArgs {
     #[arg(long, env = "RAFT_ELECTOR_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub shutdown_timeout: Duration,
 
+    /// Build a snapshot and purge the log every this many log entries (each election adds one),
+    /// so that disk use stays flat.
+    #[arg(long, env = "RAFT_ELECTOR_SNAPSHOT_LOGS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..), value_name = "N")]
+    pub snapshot_logs: u64,
+
     /// Log filter, in tracing's EnvFilter syntax. openraft's own logs are off by default (they
     /// repeat at the heartbeat rate while a peer is down); "info,openraft=info" shows them.
     #[arg(
@@ -186,6 +191,7 @@ impl RunArgs {
             data_dir: self.data_dir.clone().unwrap_or_default(),
             timing,
             shutdown_timeout: self.shutdown_timeout,
+            snapshot_logs: self.snapshot_logs,
         })
     }
 }

@@ -160,6 +160,8 @@ pub struct Config {
     pub timing: Timing,
     /// Upper bound on the whole graceful shutdown, hand-off included.
     pub shutdown_timeout: Duration,
+    /// Log entries between snapshots; the log is purged behind each snapshot.
+    pub snapshot_logs: u64,
 }
 
 impl Config {

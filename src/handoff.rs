@@ -1,11 +1,16 @@
-//! Graceful hand-off: what a leader does on SIGTERM before it exits.
+//! Moving leadership to another peer: on SIGTERM before exiting, or when the application asks
+//! this peer to resign (`POST /v1/resign`).
 //!
-//! The lease is given up first (the peer stops answering that it leads at once), heartbeats
-//! and elections are switched off, then the most up-to-date follower is asked to campaign.
-//! The old leader grants it its vote, so with 3 peers the new leader is elected in about one
-//! round trip. With 5 peers the other followers refuse until their lease on the old leader
-//! runs out (one `election_max` after its last heartbeat), which bounds the hand-off there.
+//! This peer stops claiming leadership first, then asks the most up-to-date follower to
+//! campaign. The old leader grants it its vote, so with 3 peers the new leader is elected in
+//! about one round trip. With 5 peers the other followers refuse until their lease on the old
+//! leader runs out (one `election_max` after its last heartbeat); on shutdown heartbeats are
+//! switched off so that this happens as early as possible.
+//!
+//! openraft refuses every vote for `election_max` after a leader was elected, its own lease
+//! included, so a hand-off asked for in that window waits for it (the request is repeated).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
@@ -16,64 +21,101 @@ use crate::metrics::Metrics;
 use crate::raft::network::PeerClient;
 use crate::raft::{NodeId, Raft};
 
-/// Stops claiming leadership and, if this peer leads, hands it to a follower within `budget`.
-pub async fn hand_over(
-    raft: &Raft,
-    config: &Config,
-    client: &PeerClient,
-    leadership: &Leadership,
-    metrics: &Metrics,
-    budget: Duration,
-) {
-    leadership.relinquish();
-    raft.runtime_config().elect(false);
-    let m = raft.metrics().borrow().clone();
-    if m.state != ServerState::Leader {
-        return;
+/// How a hand-off ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// This peer did not lead: nothing to hand over.
+    NotLeader,
+    /// Another peer leads now.
+    HandedOver { to: String, term: u64, elapsed: Duration },
+    /// No other peer took over within the budget.
+    TimedOut,
+}
+
+/// Everything a hand-off needs.
+#[derive(Clone)]
+pub struct Handoff {
+    pub raft: Raft,
+    pub config: Arc<Config>,
+    pub client: PeerClient,
+    pub leadership: Arc<Leadership>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Handoff {
+    /// Shutdown: never claim again, stop campaigning, and hand over if leading.
+    pub async fn before_exit(&self, budget: Duration) -> Outcome {
+        self.leadership.relinquish();
+        self.raft.runtime_config().elect(false);
+        if !self.leading() {
+            return Outcome::NotLeader;
+        }
+        // Followers' leases on this peer then run out as early as possible (5+ peers).
+        self.raft.runtime_config().heartbeat(false);
+        self.transfer(budget).await
     }
-    raft.runtime_config().heartbeat(false);
-    metrics.handoffs.inc();
-    let started = Instant::now();
-    let term = m.current_term;
-    let me = config.me.id;
-    // Most up-to-date followers first: they can win the election.
-    let mut targets: Vec<(NodeId, Option<u64>)> = m
-        .replication
-        .iter()
-        .flat_map(|r| r.iter())
-        .filter(|(id, _)| **id != me)
-        .map(|(id, matched)| (*id, matched.map(|l| l.index)))
-        .collect();
-    targets.sort_by(|a, b| b.1.cmp(&a.1));
-    let wait = config.timing.election_max * 2;
-    let deadline = started + budget;
-    for (target, _) in targets.iter().cycle() {
-        if Instant::now() >= deadline {
-            break;
+
+    /// Resign on request: stop claiming in the current term and hand over. If nobody takes
+    /// over, this peer claims again.
+    pub async fn resign(&self, budget: Duration) -> Outcome {
+        let term = self.raft.metrics().borrow().current_term;
+        if !self.leading() {
+            return Outcome::NotLeader;
         }
-        let Some(peer) = config.peers.iter().find(|p| p.id == *target) else {
-            continue;
-        };
-        if let Err(e) = client.handoff(&peer.addr, config.timing.election_max).await {
-            tracing::warn!(to = %peer.name, error = %e, "hand-off request failed; trying another peer");
-            continue;
+        self.leadership.resign_term(term);
+        let outcome = self.transfer(budget).await;
+        if outcome == Outcome::TimedOut {
+            self.leadership.resign_term(0);
         }
-        let left = deadline.saturating_duration_since(Instant::now()).min(wait);
-        let moved = raft
-            .wait(Some(left))
-            .metrics(
-                |m| m.current_term > term && m.current_leader.is_some_and(|l| l != me),
-                "new leader",
-            )
-            .await;
-        if let Ok(m) = moved {
-            let new = m
-                .current_leader
-                .and_then(|id| config.name_of(id))
-                .unwrap_or("?");
-            tracing::info!(to = %new, term = m.current_term, elapsed_ms = started.elapsed().as_millis() as u64, "leadership handed over");
-            return;
-        }
+        outcome
     }
-    tracing::warn!("hand-off did not complete in time; the other peers will elect after their election timeout");
+
+    fn leading(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.config.me.id)
+    }
+
+    async fn transfer(&self, budget: Duration) -> Outcome {
+        self.metrics.handoffs.inc();
+        let started = Instant::now();
+        let m = self.raft.metrics().borrow().clone();
+        let term = m.current_term;
+        let me = self.config.me.id;
+        // Most up-to-date followers first: they can win the election.
+        let mut targets: Vec<(NodeId, Option<u64>)> = m
+            .replication
+            .iter()
+            .flat_map(|r| r.iter())
+            .filter(|(id, _)| **id != me)
+            .map(|(id, matched)| (*id, matched.map(|l| l.index)))
+            .collect();
+        targets.sort_by(|a, b| b.1.cmp(&a.1));
+        let timing = self.config.timing;
+        let deadline = started + budget;
+        for (target, _) in targets.iter().cycle() {
+            if Instant::now() >= deadline {
+                break;
+            }
+            let Some(peer) = self.config.peers.iter().find(|p| p.id == *target) else { continue };
+            if let Err(e) = self.client.handoff(&peer.addr, timing.election_max).await {
+                tracing::warn!(to = %peer.name, error = %e, "hand-off request failed; trying another peer");
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now()).min(timing.election_max * 2);
+            let moved = self
+                .raft
+                .wait(Some(left))
+                .metrics(|m| m.current_term > term && m.current_leader.is_some_and(|l| l != me), "new leader")
+                .await;
+            if let Ok(m) = moved {
+                let to = m.current_leader.and_then(|id| self.config.name_of(id)).unwrap_or("?").to_string();
+                let elapsed = started.elapsed();
+                tracing::info!(to = %to, term = m.current_term, elapsed_ms = elapsed.as_millis() as u64, "leadership handed over");
+                return Outcome::HandedOver { to, term: m.current_term, elapsed };
+            }
+        }
+        tracing::warn!("hand-off did not complete in time; the other peers will elect after their election timeout");
+        Outcome::TimedOut
+    }
 }

@@ -56,6 +56,8 @@ struct LeaseState {
     revoked_at: Option<Instant>,
     /// Set for good when the peer shuts down: it never claims again.
     relinquished: bool,
+    /// This peer resigned the leadership of this term (and earlier ones): no claims for them.
+    resigned: u64,
 }
 
 /// The leader a follower last heard from.
@@ -125,6 +127,11 @@ impl Leadership {
         self.lease().relinquished = true;
     }
 
+    /// Stop claiming leadership of `term` and earlier terms (0 resumes).
+    pub fn resign_term(&self, term: u64) {
+        self.lease().resigned = term;
+    }
+
     /// Whether this peer may say it leads in `term` at `now`.
     pub fn lease_valid(&self, term: u64, now: Instant) -> bool {
         self.lease_remaining(term, now).is_some()
@@ -133,7 +140,7 @@ impl Leadership {
     /// How much longer the lease of `term` holds at `now`, if it holds.
     pub fn lease_remaining(&self, term: u64, now: Instant) -> Option<Duration> {
         let l = self.lease();
-        if l.relinquished || l.term != term && !self.others.is_empty() {
+        if l.relinquished || term <= l.resigned || (l.term != term && !self.others.is_empty()) {
             return None;
         }
         let since = self.quorum_ack(&l, now)?;

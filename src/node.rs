@@ -21,7 +21,8 @@ use crate::raft::network::{NetworkFactory, PeerClient};
 use crate::raft::{NodeId, Raft, RaftMetrics};
 use crate::store::{self, StoreError};
 use crate::view::RaftView;
-use crate::{api, bootstrap, handoff};
+use crate::handoff::Handoff;
+use crate::{api, bootstrap};
 
 /// Why a peer could not run.
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +53,9 @@ fn raft_config(config: &Config) -> Result<openraft::Config, openraft::ConfigErro
         election_timeout_max: ms(config.timing.election_max),
         // Each election adds one blank entry; snapshot and purge often so that the log, and
         // the disk it uses, stays flat however many elections happen.
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(100),
-        max_in_snapshot_log_to_keep: 20,
-        purge_batch_size: 20,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
+        max_in_snapshot_log_to_keep: config.snapshot_logs.min(20),
+        purge_batch_size: config.snapshot_logs.min(20),
         snapshot_max_chunk_size: 256 * 1024,
         install_snapshot_timeout: ms(config.timing.election_max * 4),
         ..Default::default()
@@ -171,8 +172,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         api::peer::router(peer_state),
         stop_peer.clone(),
     );
+    let handoff = Handoff {
+        raft: raft.clone(),
+        config: config.clone(),
+        client: client.clone(),
+        leadership: leadership.clone(),
+        metrics: metrics.clone(),
+    };
     let view = Arc::new(RaftView {
         raft_metrics: raft.metrics(),
+        handoff: handoff.clone(),
         leadership: leadership.clone(),
         metrics: metrics.clone(),
         names: names.clone(),
@@ -215,7 +224,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     tracing::info!("shutting down");
     let budget = config.shutdown_timeout.mul_f32(0.6);
-    handoff::hand_over(&raft, &config, &client, &leadership, &metrics, budget).await;
+    handoff.before_exit(budget).await;
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "Raft did not stop cleanly");
     }

@@ -3,6 +3,8 @@
 //! tested against a fake view.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,7 @@ use openraft::ServerState;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::handoff::{Handoff, Outcome};
 use crate::leadership::Leadership;
 use crate::metrics::Metrics;
 use crate::raft::{vote_for, NodeId, RaftMetrics};
@@ -52,17 +55,23 @@ impl Observation {
     }
 }
 
+/// A boxed future, so that the trait stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// What the application API needs from a peer.
 pub trait NodeView: Send + Sync + 'static {
     /// Who leads, checked now.
     fn observe(&self) -> Observation;
     /// The Prometheus metrics text.
     fn render_metrics(&self) -> String;
+    /// Gives up leadership (if this peer leads) by handing it to another peer.
+    fn resign(&self) -> BoxFuture<'_, Outcome>;
 }
 
 /// The real view: openraft's metrics, the lease state and the peer names.
 pub struct RaftView {
     pub raft_metrics: watch::Receiver<RaftMetrics>,
+    pub handoff: Handoff,
     pub leadership: Arc<Leadership>,
     pub metrics: Arc<Metrics>,
     pub names: HashMap<NodeId, String>,
@@ -104,7 +113,13 @@ impl NodeView for RaftView {
             role,
             valid_ms: 0,
         };
-        if state == ServerState::Leader && vote.is_committed() && vote_for(&vote) == Some(me) {
+        if cfg!(feature = "testing-skip-lease") {
+            // Test-only build: answers from Raft's state alone, with no lease and no freshness
+            // check, so that the fault-injection checker can be shown to catch the result.
+            let leader = self.raft_metrics.borrow().current_leader;
+            obs.name = leader.map(|id| self.name(id)).unwrap_or_default();
+            obs.is_leader = state == ServerState::Leader;
+        } else if state == ServerState::Leader && vote.is_committed() && vote_for(&vote) == Some(me) {
             if let Some(left) = self.leadership.lease_remaining(term, now) {
                 obs.name = self.me.clone();
                 obs.is_leader = true;
@@ -143,5 +158,10 @@ impl NodeView for RaftView {
         };
         m.quorum_ack_age_seconds.set(age.unwrap_or(f64::NAN));
         m.render()
+    }
+
+    fn resign(&self) -> BoxFuture<'_, Outcome> {
+        let budget = self.handoff.config.shutdown_timeout;
+        Box::pin(self.handoff.resign(budget))
     }
 }

@@ -8,6 +8,7 @@
 //! | `/healthz`    | 200 while the process serves                                          |
 //! | `/readyz`     | 200 while a leader is known, else 503                                 |
 //! | `/metrics`    | Prometheus text                                                       |
+//! | `POST /v1/resign` | this peer hands leadership to another peer, if it leads           |
 //!
 //! Every answer is computed from [`NodeView::observe`] at the moment of the request.
 
@@ -16,10 +17,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::handoff::Outcome;
 use crate::view::NodeView;
 
 type AppState = Arc<dyn NodeView>;
@@ -32,6 +34,7 @@ pub fn router(view: Arc<dyn NodeView>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/resign", post(resign))
         .fallback(compat)
         .with_state(view)
 }
@@ -53,6 +56,25 @@ async fn leader(State(view): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(obs)).into_response()
+}
+
+async fn resign(State(view): State<AppState>) -> Response {
+    match view.resign().await {
+        Outcome::HandedOver { to, term, elapsed } => (
+            StatusCode::OK,
+            Json(json!({ "resigned": true, "leader": to, "term": term, "elapsed_ms": elapsed.as_millis() as u64 })),
+        )
+            .into_response(),
+        Outcome::NotLeader => {
+            (StatusCode::CONFLICT, Json(json!({ "resigned": false, "reason": "this peer is not the leader" })))
+                .into_response()
+        }
+        Outcome::TimedOut => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "resigned": false, "reason": "no other peer took over in time; this peer still leads" })),
+        )
+            .into_response(),
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -98,6 +120,9 @@ mod tests {
         }
         fn render_metrics(&self) -> String {
             "raft_elector_term 4\n".into()
+        }
+        fn resign(&self) -> crate::view::BoxFuture<'_, Outcome> {
+            Box::pin(async { Outcome::NotLeader })
         }
     }
 

@@ -4,6 +4,7 @@ mod harness;
 
 mod api;
 mod bad_input;
+mod compaction;
 mod election;
 mod failover;
 mod pause;

@@ -27,7 +27,11 @@ pub enum Outcome {
     /// This peer did not lead: nothing to hand over.
     NotLeader,
     /// Another peer leads now.
-    HandedOver { to: String, term: u64, elapsed: Duration },
+    HandedOver {
+        to: String,
+        term: u64,
+        elapsed: Duration,
+    },
     /// No other peer took over within the budget.
     TimedOut,
 }
@@ -97,22 +101,37 @@ impl Handoff {
             if Instant::now() >= deadline {
                 break;
             }
-            let Some(peer) = self.config.peers.iter().find(|p| p.id == *target) else { continue };
+            let Some(peer) = self.config.peers.iter().find(|p| p.id == *target) else {
+                continue;
+            };
             if let Err(e) = self.client.handoff(&peer.addr, timing.election_max).await {
                 tracing::warn!(to = %peer.name, error = %e, "hand-off request failed; trying another peer");
                 continue;
             }
-            let left = deadline.saturating_duration_since(Instant::now()).min(timing.election_max * 2);
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(timing.election_max * 2);
             let moved = self
                 .raft
                 .wait(Some(left))
-                .metrics(|m| m.current_term > term && m.current_leader.is_some_and(|l| l != me), "new leader")
+                .metrics(
+                    |m| m.current_term > term && m.current_leader.is_some_and(|l| l != me),
+                    "new leader",
+                )
                 .await;
             if let Ok(m) = moved {
-                let to = m.current_leader.and_then(|id| self.config.name_of(id)).unwrap_or("?").to_string();
+                let to = m
+                    .current_leader
+                    .and_then(|id| self.config.name_of(id))
+                    .unwrap_or("?")
+                    .to_string();
                 let elapsed = started.elapsed();
                 tracing::info!(to = %to, term = m.current_term, elapsed_ms = elapsed.as_millis() as u64, "leadership handed over");
-                return Outcome::HandedOver { to, term: m.current_term, elapsed };
+                return Outcome::HandedOver {
+                    to,
+                    term: m.current_term,
+                    elapsed,
+                };
             }
         }
         tracing::warn!("hand-off did not complete in time; the other peers will elect after their election timeout");

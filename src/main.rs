@@ -19,8 +19,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line, with the cause, instead of clap's multi-line usage block.
             let rendered = e.render().to_string();
-            let message: Vec<&str> =
-                rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
             eprintln!("raft-elector: {} (see --help)", message.join(" "));
             return ExitCode::from(2);
         }

@@ -15,13 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::peer::PeerState;
 use crate::config::Config;
+use crate::handoff::Handoff;
 use crate::leadership::Leadership;
 use crate::metrics::Metrics;
 use crate::raft::network::{NetworkFactory, PeerClient};
 use crate::raft::{NodeId, Raft, RaftMetrics};
 use crate::store::{self, StoreError};
 use crate::view::RaftView;
-use crate::handoff::Handoff;
 use crate::{api, bootstrap};
 
 /// Why a peer could not run.

@@ -119,7 +119,8 @@ impl NodeView for RaftView {
             let leader = self.raft_metrics.borrow().current_leader;
             obs.name = leader.map(|id| self.name(id)).unwrap_or_default();
             obs.is_leader = state == ServerState::Leader;
-        } else if state == ServerState::Leader && vote.is_committed() && vote_for(&vote) == Some(me) {
+        } else if state == ServerState::Leader && vote.is_committed() && vote_for(&vote) == Some(me)
+        {
             if let Some(left) = self.leadership.lease_remaining(term, now) {
                 obs.name = self.me.clone();
                 obs.is_leader = true;

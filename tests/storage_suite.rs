@@ -9,7 +9,8 @@ struct SledBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for SledBuilder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (log, sm, opened) = store::open(&dir.path().join("data"), "suite", "peer-0").expect("open store");
+        let (log, sm, opened) =
+            store::open(&dir.path().join("data"), "suite", "peer-0").expect("open store");
         assert!(opened.fresh);
         Ok((dir, log, sm))
     }
@@ -28,13 +29,24 @@ async fn state_survives_reopening() {
     let path = dir.path().join("data");
     {
         let (mut log, _sm, _) = store::open(&path, "e", "p").expect("open");
-        log.save_vote(&Vote::new_committed(7, 42)).await.expect("save vote");
+        log.save_vote(&Vote::new_committed(7, 42))
+            .await
+            .expect("save vote");
     }
     let (mut log, sm, opened) = store::open(&path, "e", "p").expect("reopen");
     assert!(!opened.fresh);
-    assert_eq!(log.read_vote().await.expect("read vote"), Some(Vote::new_committed(7, 42)));
-    assert!(store::open(&path, "e", "p").is_err(), "a second open of a locked database must fail");
+    assert_eq!(
+        log.read_vote().await.expect("read vote"),
+        Some(Vote::new_committed(7, 42))
+    );
+    assert!(
+        store::open(&path, "e", "p").is_err(),
+        "a second open of a locked database must fail"
+    );
     drop((log, sm));
-    let err = store::open(&path, "other", "p").err().expect("foreign election refused").to_string();
+    let err = store::open(&path, "other", "p")
+        .err()
+        .expect("foreign election refused")
+        .to_string();
     assert!(err.contains("belongs to election \"e\""), "{err}");
 }

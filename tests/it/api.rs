@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use crate::harness::{exe, free_port, Cluster};
 
 fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{'])).and_then(|l| {
-        l.rsplit(' ').next()?.parse().ok()
-    })
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,10 +21,17 @@ async fn probes_metrics_and_the_leader_subcommand() {
         assert_eq!(c.get(i, "/readyz").await.expect("readyz").0, 200);
         let (status, text) = c.get(i, "/metrics").await.expect("metrics");
         assert_eq!(status, 200);
-        assert_eq!(metric(&text, "raft_elector_is_leader"), Some(if i == leader { 1.0 } else { 0.0 }), "{text}");
+        assert_eq!(
+            metric(&text, "raft_elector_is_leader"),
+            Some(if i == leader { 1.0 } else { 0.0 }),
+            "{text}"
+        );
         assert!(metric(&text, "raft_elector_term").is_some_and(|t| t >= term as f64));
         assert!(metric(&text, "raft_elector_leader_changes_total").is_some_and(|n| n >= 1.0));
-        for name in ["raft_elector_elections_started_total", "raft_elector_leader_known"] {
+        for name in [
+            "raft_elector_elections_started_total",
+            "raft_elector_leader_known",
+        ] {
             assert!(metric(&text, name).is_some(), "{name} missing:\n{text}");
         }
     }
@@ -33,7 +40,10 @@ async fn probes_metrics_and_the_leader_subcommand() {
         .output()
         .expect("run leader");
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), c.peers[leader].name);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        c.peers[leader].name
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +60,10 @@ async fn without_quorum_no_leader_is_named() {
     while Instant::now() < until {
         let a = c.ask(0).await.expect("answer");
         assert_eq!((a.name.as_str(), a.is_leader), ("", false));
-        assert_eq!(c.get(0, "/").await.expect("compat").1.trim(), r#"{"name":""}"#);
+        assert_eq!(
+            c.get(0, "/").await.expect("compat").1.trim(),
+            r#"{"name":""}"#
+        );
         assert_eq!(c.get(0, "/v1/leader").await.expect("v1").0, 503);
         assert_eq!(c.get(0, "/readyz").await.expect("readyz").0, 503);
     }
@@ -75,8 +88,15 @@ async fn peers_of_another_election_are_refused() {
     let c = Cluster::start(3);
     c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
     let url = format!("http://{}/raft/v1/vote", c.peers[0].peer_addr);
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
-    for (election, from, expect) in [("other", "peer-1", 403), ("test", "stranger", 403), ("test", "peer-1", 400)] {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    for (election, from, expect) in [
+        ("other", "peer-1", 403),
+        ("test", "stranger", 403),
+        ("test", "peer-1", 400),
+    ] {
         let resp = client
             .post(&url)
             .header("x-raft-elector-election", election)
@@ -86,10 +106,21 @@ async fn peers_of_another_election_are_refused() {
             .send()
             .await
             .expect("response");
-        assert_eq!(resp.status().as_u16(), expect, "election {election}, from {from}");
+        assert_eq!(
+            resp.status().as_u16(),
+            expect,
+            "election {election}, from {from}"
+        );
     }
     let (_, text) = c.get(0, "/metrics").await.expect("metrics");
-    assert_eq!(metric(&text, "raft_elector_peer_requests_refused_total{reason=\"election\"}"), Some(1.0), "{text}");
+    assert_eq!(
+        metric(
+            &text,
+            "raft_elector_peer_requests_refused_total{reason=\"election\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
     // The cluster is unharmed.
     c.agreed_leader(&[0, 1, 2], Duration::from_secs(5)).await;
 }
@@ -99,7 +130,16 @@ async fn statefulset_peers_that_do_not_resolve_yet_are_retried() {
     let dir = tempfile::tempdir().expect("tmp");
     let http = format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(exe())
-        .args(["--election", "jobs", "--replicas", "3", "--peer-domain", "peers.invalid", "--http", &http])
+        .args([
+            "--election",
+            "jobs",
+            "--replicas",
+            "3",
+            "--peer-domain",
+            "peers.invalid",
+            "--http",
+            &http,
+        ])
         .args(["--peer-listen", &format!("127.0.0.1:{}", free_port())])
         .arg("--data-dir")
         .arg(dir.path().join("d"))
@@ -108,7 +148,11 @@ async fn statefulset_peers_that_do_not_resolve_yet_are_retried() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(500)).build().expect("client");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .expect("client");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut ready = None;
     while Instant::now() < deadline {

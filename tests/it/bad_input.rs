@@ -12,25 +12,49 @@ fn run(args: &[&str]) -> (i32, String) {
         .env("RAFT_ELECTOR_LOG", "warn")
         .output()
         .expect("run raft-elector");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn assert_one_line_error(args: &[&str], expected: &str) {
     let (code, stderr) = run(args);
     assert_ne!(code, 0, "{args:?} succeeded");
     let lines: Vec<&str> = stderr.trim().lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got:\n{stderr}");
-    assert!(lines[0].contains(expected), "{args:?}: {:?} does not say {expected:?}", lines[0]);
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: expected one line, got:\n{stderr}"
+    );
+    assert!(
+        lines[0].contains(expected),
+        "{args:?}: {:?} does not say {expected:?}",
+        lines[0]
+    );
 }
 
 #[test]
 fn unknown_flag() {
-    assert_one_line_error(&["--election", "e", "--bogus"], "unexpected argument '--bogus'");
+    assert_one_line_error(
+        &["--election", "e", "--bogus"],
+        "unexpected argument '--bogus'",
+    );
 }
 
 #[test]
 fn missing_election() {
-    assert_one_line_error(&["--id", "a", "--peers", "a=127.0.0.1:1", "--data-dir", "/tmp/x"], "--election");
+    assert_one_line_error(
+        &[
+            "--id",
+            "a",
+            "--peers",
+            "a=127.0.0.1:1",
+            "--data-dir",
+            "/tmp/x",
+        ],
+        "--election",
+    );
 }
 
 #[test]
@@ -38,14 +62,33 @@ fn id_missing_from_peers() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path().to_str().expect("utf-8");
     assert_one_line_error(
-        &["--election", "e", "--id", "c", "--peers", "a=127.0.0.1:1,b=127.0.0.1:2", "--data-dir", d],
+        &[
+            "--election",
+            "e",
+            "--id",
+            "c",
+            "--peers",
+            "a=127.0.0.1:1,b=127.0.0.1:2",
+            "--data-dir",
+            d,
+        ],
         "this peer's id \"c\" is not in the peer list (a,b)",
     );
 }
 
 #[test]
 fn no_id_and_no_hostname() {
-    assert_one_line_error(&["--election", "e", "--peers", "a=127.0.0.1:1", "--data-dir", "/tmp/x"], "pass --id or set HOSTNAME");
+    assert_one_line_error(
+        &[
+            "--election",
+            "e",
+            "--peers",
+            "a=127.0.0.1:1",
+            "--data-dir",
+            "/tmp/x",
+        ],
+        "pass --id or set HOSTNAME",
+    );
 }
 
 #[test]
@@ -58,18 +101,52 @@ fn malformed_peer_lists() {
         ("a=127.0.0.1:1,a=127.0.0.1:2", "listed twice"),
         ("a=bad_host:1", "not a DNS name"),
     ] {
-        assert_one_line_error(&["--election", "e", "--id", "a", "--peers", list, "--data-dir", "/tmp/x"], says);
+        assert_one_line_error(
+            &[
+                "--election",
+                "e",
+                "--id",
+                "a",
+                "--peers",
+                list,
+                "--data-dir",
+                "/tmp/x",
+            ],
+            says,
+        );
     }
 }
 
 #[test]
 fn bad_timings() {
     assert_one_line_error(
-        &["--election", "e", "--id", "a", "--peers", "a=127.0.0.1:1", "--data-dir", "/tmp/x", "--heartbeat", "500ms"],
+        &[
+            "--election",
+            "e",
+            "--id",
+            "a",
+            "--peers",
+            "a=127.0.0.1:1",
+            "--data-dir",
+            "/tmp/x",
+            "--heartbeat",
+            "500ms",
+        ],
         "heartbeat < election-timeout-min",
     );
     assert_one_line_error(
-        &["--election", "e", "--id", "a", "--peers", "a=127.0.0.1:1", "--data-dir", "/tmp/x", "--heartbeat", "soon"],
+        &[
+            "--election",
+            "e",
+            "--id",
+            "a",
+            "--peers",
+            "a=127.0.0.1:1",
+            "--data-dir",
+            "/tmp/x",
+            "--heartbeat",
+            "soon",
+        ],
         "invalid value 'soon'",
     );
 }
@@ -84,7 +161,18 @@ fn unwritable_data_directory() {
     let peers = format!("a=127.0.0.1:{}", free_port());
     let http = format!("127.0.0.1:{}", free_port());
     assert_one_line_error(
-        &["--election", "e", "--id", "a", "--peers", &peers, "--http", &http, "--data-dir", data.to_str().expect("utf-8")],
+        &[
+            "--election",
+            "e",
+            "--id",
+            "a",
+            "--peers",
+            &peers,
+            "--http",
+            &http,
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+        ],
         "cannot create data directory",
     );
 }
@@ -99,7 +187,18 @@ fn data_directory_of_another_election() {
     // Create the directory for election "first" with a peer that is stopped at once.
     raft_elector::store::open(&data, "first", "a").expect("create store");
     assert_one_line_error(
-        &["--election", "second", "--id", "a", "--peers", &peers, "--http", &http, "--data-dir", d],
+        &[
+            "--election",
+            "second",
+            "--id",
+            "a",
+            "--peers",
+            &peers,
+            "--http",
+            &http,
+            "--data-dir",
+            d,
+        ],
         "belongs to election \"first\", not \"second\"",
     );
 }
@@ -112,7 +211,18 @@ fn port_in_use() {
     let http = taken.local_addr().expect("addr").to_string();
     let peers = format!("a=127.0.0.1:{}", free_port());
     assert_one_line_error(
-        &["--election", "e", "--id", "a", "--peers", &peers, "--http", &http, "--data-dir", d.to_str().expect("utf-8")],
+        &[
+            "--election",
+            "e",
+            "--id",
+            "a",
+            "--peers",
+            &peers,
+            "--http",
+            &http,
+            "--data-dir",
+            d.to_str().expect("utf-8"),
+        ],
         "cannot listen for the application API",
     );
 }

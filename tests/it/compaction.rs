@@ -19,7 +19,11 @@ async fn many_elections_leave_a_short_log() {
     for i in 0..3 {
         c.spawn(i);
     }
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("client");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
     let mut last_term = 0;
     for _ in 0..40 {
         let (leader, term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
@@ -27,16 +31,31 @@ async fn many_elections_leave_a_short_log() {
         last_term = term;
         // A follower cannot resign.
         let follower = (leader + 1) % 3;
-        let resp = client.post(format!("http://{}/v1/resign", c.peers[follower].http)).send().await.expect("resign");
+        let resp = client
+            .post(format!("http://{}/v1/resign", c.peers[follower].http))
+            .send()
+            .await
+            .expect("resign");
         assert_eq!(resp.status().as_u16(), 409);
-        let resp = client.post(format!("http://{}/v1/resign", c.peers[leader].http)).send().await.expect("resign");
+        let resp = client
+            .post(format!("http://{}/v1/resign", c.peers[leader].http))
+            .send()
+            .await
+            .expect("resign");
         assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text().await);
     }
     for i in 0..3 {
         let (_, text) = c.get(i, "/metrics").await.expect("metrics");
-        let (last, purged) = (gauge(&text, "raft_elector_last_log_index"), gauge(&text, "raft_elector_purged_index"));
+        let (last, purged) = (
+            gauge(&text, "raft_elector_last_log_index"),
+            gauge(&text, "raft_elector_purged_index"),
+        );
         assert!(last >= 40, "peer {i}: last log index {last}");
         assert!(purged >= 10, "peer {i}: nothing purged (last {last})");
-        assert!(last - purged <= 25, "peer {i}: {} entries kept", last - purged);
+        assert!(
+            last - purged <= 25,
+            "peer {i}: {} entries kept",
+            last - purged
+        );
     }
 }

@@ -17,14 +17,21 @@ async fn three_peers_elect_one_leader_that_all_name() {
             let (status, body) = c.get(i, path).await.expect("answer");
             assert_eq!(status, 200);
             let json: serde_json::Value = serde_json::from_str(&body).expect("json");
-            assert_eq!(json, serde_json::json!({ "name": leader_name }), "{path} on peer {i}");
+            assert_eq!(
+                json,
+                serde_json::json!({ "name": leader_name }),
+                "{path} on peer {i}"
+            );
         }
         let (_, body) = c.get(i, "/isLeader").await.expect("answer");
         let json: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(json, serde_json::json!({ "isLeader": i == leader }));
 
         let answer = c.ask(i).await.expect("answer");
-        assert_eq!((answer.name.as_str(), answer.term, answer.is_leader), (leader_name.as_str(), term, i == leader));
+        assert_eq!(
+            (answer.name.as_str(), answer.term, answer.is_leader),
+            (leader_name.as_str(), term, i == leader)
+        );
         assert_eq!(answer.id, c.peers[i].name);
     }
 }
@@ -32,8 +39,12 @@ async fn three_peers_elect_one_leader_that_all_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_peers_elect_one_leader() {
     let c = Cluster::start(5);
-    let (leader, _) = c.agreed_leader(&[0, 1, 2, 3, 4], Duration::from_secs(10)).await;
+    let (leader, _) = c
+        .agreed_leader(&[0, 1, 2, 3, 4], Duration::from_secs(10))
+        .await;
     let claims = futures::future::join_all((0..5).map(|i| c.ask(i))).await;
-    let leaders: Vec<usize> = (0..5).filter(|&i| claims[i].as_ref().is_some_and(|a| a.is_leader)).collect();
+    let leaders: Vec<usize> = (0..5)
+        .filter(|&i| claims[i].as_ref().is_some_and(|a| a.is_leader))
+        .collect();
     assert_eq!(leaders, vec![leader]);
 }

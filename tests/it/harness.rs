@@ -27,10 +27,19 @@ pub fn free_port() -> u16 {
     // 20000-32767 lies below Linux's default ephemeral range (32768-60999). Start at a point
     // derived from the process id so concurrent test processes rarely walk the same ports.
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(0, 20000 + (std::process::id() % 1200) as u16 * 10, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = NEXT.compare_exchange(
+        0,
+        20000 + (std::process::id() % 1200) as u16 * 10,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     loop {
         let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        let port = if port >= 32760 { 20000 + port % 12000 } else { port };
+        let port = if port >= 32760 {
+            20000 + port % 12000
+        } else {
+            port
+        };
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
@@ -71,7 +80,10 @@ pub struct Cluster {
 impl Cluster {
     /// Prepares `n` peers without starting them.
     pub fn new(n: usize) -> Cluster {
-        let dir = tempfile::Builder::new().prefix("raft-elector-test-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("raft-elector-test-")
+            .tempdir()
+            .expect("temp dir");
         let peers = (0..n)
             .map(|i| {
                 let name = format!("peer-{i}");
@@ -91,7 +103,13 @@ impl Cluster {
             .timeout(Duration::from_millis(500))
             .build()
             .expect("client");
-        Cluster { dir, election: "test".into(), peers, client, flags: Vec::new() }
+        Cluster {
+            dir,
+            election: "test".into(),
+            peers,
+            client,
+            flags: Vec::new(),
+        }
     }
 
     /// Starts `n` peers together.
@@ -104,30 +122,49 @@ impl Cluster {
     }
 
     pub fn peer_list(&self) -> String {
-        self.peers.iter().map(|p| format!("{}={}", p.name, p.peer_addr)).collect::<Vec<_>>().join(",")
+        self.peers
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.peer_addr))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The command line of peer `i`.
     pub fn command(&self, i: usize) -> Command {
         let p = &self.peers[i];
         let mut cmd = Command::new(exe());
-        cmd.args(["--election", &self.election, "--id", &p.name, "--peers", &self.peer_list()])
-            .arg("--data-dir")
-            .arg(&p.data_dir)
-            .arg("--http")
-            .arg(p.http.to_string())
-            .args(&self.flags)
-            .args(&p.extra)
-            .env("RAFT_ELECTOR_LOG", "info,raft_elector=debug")
-            .env_remove("HOSTNAME")
-            .stdin(Stdio::null());
+        cmd.args([
+            "--election",
+            &self.election,
+            "--id",
+            &p.name,
+            "--peers",
+            &self.peer_list(),
+        ])
+        .arg("--data-dir")
+        .arg(&p.data_dir)
+        .arg("--http")
+        .arg(p.http.to_string())
+        .args(&self.flags)
+        .args(&p.extra)
+        .env("RAFT_ELECTOR_LOG", "info,raft_elector=debug")
+        .env_remove("HOSTNAME")
+        .stdin(Stdio::null());
         cmd
     }
 
     /// Starts (or restarts) peer `i`, appending to its log.
     pub fn spawn(&mut self, i: usize) {
-        assert!(self.peers[i].child.is_none(), "{} is running", self.peers[i].name);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.peers[i].log).expect("log");
+        assert!(
+            self.peers[i].child.is_none(),
+            "{} is running",
+            self.peers[i].name
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.peers[i].log)
+            .expect("log");
         let child = self
             .command(i)
             .stdout(log.try_clone().expect("log"))
@@ -181,7 +218,12 @@ impl Cluster {
 
     /// `GET path` on peer `i`'s application API: status and body.
     pub async fn get(&self, i: usize, path: &str) -> Option<(u16, String)> {
-        let resp = self.client.get(format!("http://{}{path}", self.peers[i].http)).send().await.ok()?;
+        let resp = self
+            .client
+            .get(format!("http://{}{path}", self.peers[i].http))
+            .send()
+            .await
+            .ok()?;
         let status = resp.status().as_u16();
         Some((status, resp.text().await.ok()?))
     }
@@ -204,12 +246,17 @@ impl Cluster {
 
     /// Index of a peer by name.
     pub fn index(&self, name: &str) -> usize {
-        self.peers.iter().position(|p| p.name == name).expect("known peer")
+        self.peers
+            .iter()
+            .position(|p| p.name == name)
+            .expect("known peer")
     }
 
     /// The running peers.
     pub fn running(&self) -> Vec<usize> {
-        (0..self.peers.len()).filter(|&i| self.peers[i].child.is_some()).collect()
+        (0..self.peers.len())
+            .filter(|&i| self.peers[i].child.is_some())
+            .collect()
     }
 
     pub fn log_text(&self, i: usize) -> String {
@@ -243,7 +290,12 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for p in &self.peers {
-                eprintln!("----- last lines of {} ({}) -----\n{}", p.name, p.log.display(), tail(&p.log, 40));
+                eprintln!(
+                    "----- last lines of {} ({}) -----\n{}",
+                    p.name,
+                    p.log.display(),
+                    tail(&p.log, 40)
+                );
             }
         }
         for p in &mut self.peers {

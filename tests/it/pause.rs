@@ -32,7 +32,10 @@ async fn a_paused_leader_does_not_claim_after_waking() {
                 a.term,
                 c.peers[new].name
             );
-            assert!(!(a.name == c.peers[old].name && a.term <= old_term), "named itself with its old term: {a:?}");
+            assert!(
+                !(a.name == c.peers[old].name && a.term <= old_term),
+                "named itself with its old term: {a:?}"
+            );
         }
     }
     assert!(answers > 10, "the woken peer answered only {answers} times");

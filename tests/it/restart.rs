@@ -6,7 +6,12 @@ use crate::harness::Cluster;
 
 async fn max_term(c: &Cluster) -> u64 {
     let answers = futures::future::join_all(c.running().into_iter().map(|i| c.ask(i))).await;
-    answers.into_iter().flatten().map(|a| a.term).max().unwrap_or(0)
+    answers
+        .into_iter()
+        .flatten()
+        .map(|a| a.term)
+        .max()
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +28,10 @@ async fn restarting_all_peers_keeps_terms_and_elects_again() {
         c.spawn(i);
     }
     let (_, after_crash) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
-    assert!(after_crash >= before, "term went back from {before} to {after_crash}");
+    assert!(
+        after_crash >= before,
+        "term went back from {before} to {after_crash}"
+    );
 
     // Stop all three gracefully.
     for i in 0..3 {
@@ -34,7 +42,10 @@ async fn restarting_all_peers_keeps_terms_and_elects_again() {
         c.spawn(i);
     }
     let (_, after_stop) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
-    assert!(after_stop >= after_crash, "term went back from {after_crash} to {after_stop}");
+    assert!(
+        after_stop >= after_crash,
+        "term went back from {after_crash} to {after_stop}"
+    );
     for i in 0..3 {
         let bootstraps = c.log_text(i).matches("bootstrapped a new cluster").count();
         assert!(bootstraps <= 1, "peer {i} bootstrapped {bootstraps} times");
@@ -54,8 +65,14 @@ async fn a_wiped_peer_rejoins_instead_of_bootstrapping_a_second_cluster() {
     let (now_leader, now_term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
     assert!(now_term >= term);
     let others: Vec<usize> = (0..3).filter(|&i| i != wiped).collect();
-    assert!(others.contains(&now_leader), "the wiped peer must not lead a cluster of its own");
+    assert!(
+        others.contains(&now_leader),
+        "the wiped peer must not lead a cluster of its own"
+    );
     let log = c.log_text(wiped)[earlier..].to_string();
-    assert!(log.contains("already has a cluster"), "no warning about the existing cluster:\n{log}");
+    assert!(
+        log.contains("already has a cluster"),
+        "no warning about the existing cluster:\n{log}"
+    );
     assert!(!log.contains("bootstrapped a new cluster"));
 }

@@ -14,7 +14,10 @@ async fn sigterm_hands_leadership_over_and_exits_0() {
     let pid = c.pid(old);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     let (new, new_term) = c.agreed_leader(&survivors, Duration::from_secs(3)).await;
-    eprintln!("hand-off: new leader agreed {} ms after SIGTERM", asked.elapsed().as_millis());
+    eprintln!(
+        "hand-off: new leader agreed {} ms after SIGTERM",
+        asked.elapsed().as_millis()
+    );
     assert!(new_term > old_term);
     assert_ne!(new, old);
 
@@ -24,11 +27,17 @@ async fn sigterm_hands_leadership_over_and_exits_0() {
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "the old leader did not exit within 5 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the old leader did not exit within 5 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success(), "exit status {status}");
-    assert!(c.log_text(old).contains("leadership handed over"), "no hand-off in the log");
+    assert!(
+        c.log_text(old).contains("leadership handed over"),
+        "no hand-off in the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,8 +45,13 @@ async fn sigterm_of_a_follower_exits_0_and_the_leader_stays() {
     let mut c = Cluster::start(3);
     let (leader, term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
     let follower = (leader + 1) % 3;
-    let status = c.terminate(follower, Duration::from_secs(5)).expect("exited within 5 s");
+    let status = c
+        .terminate(follower, Duration::from_secs(5))
+        .expect("exited within 5 s");
     assert!(status.success(), "exit status {status}");
     let rest: Vec<usize> = (0..3).filter(|&i| i != follower).collect();
-    assert_eq!(c.agreed_leader(&rest, Duration::from_secs(5)).await, (leader, term));
+    assert_eq!(
+        c.agreed_leader(&rest, Duration::from_secs(5)).await,
+        (leader, term)
+    );
 }

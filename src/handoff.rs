@@ -94,7 +94,7 @@ impl Handoff {
             .filter(|(id, _)| **id != me)
             .map(|(id, matched)| (*id, matched.map(|l| l.index)))
             .collect();
-        targets.sort_by(|a, b| b.1.cmp(&a.1));
+        targets.sort_by_key(|t| std::cmp::Reverse(t.1));
         let timing = self.config.timing;
         let deadline = started + budget;
         for (target, _) in targets.iter().cycle() {

@@ -127,6 +127,11 @@ impl Leadership {
         self.lease().relinquished = true;
     }
 
+    /// Whether the peer is shutting down.
+    pub fn relinquished(&self) -> bool {
+        self.lease().relinquished
+    }
+
     /// Stop claiming leadership of `term` and earlier terms (0 resumes).
     pub fn resign_term(&self, term: u64) {
         self.lease().resigned = term;

@@ -9,7 +9,7 @@
 //! * [`cli`]: the command line (clap); [`config`]: the validated configuration built from it.
 //! * [`node`]: wires one peer together and runs it until its shutdown future completes;
 //!   [`bootstrap`] forms the cluster with no manual step; [`handoff`] hands leadership over
-//!   on shutdown.
+//!   on shutdown; [`prevote`] keeps a peer that cannot win from raising its term.
 //! * [`leadership`]: the safety core, the leader lease and the follower's freshness window,
 //!   checked when an answer is made. [`view`] turns it into the narrow interface the
 //!   application API depends on.
@@ -36,6 +36,7 @@ pub mod handoff;
 pub mod leadership;
 pub mod metrics;
 pub mod node;
+pub mod prevote;
 pub mod protocol;
 pub mod raft;
 pub mod store;

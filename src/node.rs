@@ -22,7 +22,7 @@ use crate::raft::network::{NetworkFactory, PeerClient};
 use crate::raft::{NodeId, Raft, RaftMetrics};
 use crate::store::{self, StoreError};
 use crate::view::RaftView;
-use crate::{api, bootstrap};
+use crate::{api, bootstrap, prevote};
 
 /// Why a peer could not run.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +140,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.timing.election_max,
         config.timing.election_min,
     )?;
+    let log_reader = log_store.clone();
     let raft = Raft::new(
         config.me.id,
         Arc::new(raft_config(&config)?),
@@ -150,6 +151,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         state_machine,
     )
     .await?;
+    // Elections stay off until a pre-vote says this peer could win (see prevote.rs).
+    raft.runtime_config().elect(false);
 
     let names: HashMap<NodeId, String> = config
         .peers
@@ -160,6 +163,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let stop_app = CancellationToken::new();
     let peer_state = Arc::new(PeerState::new(
         raft.clone(),
+        log_reader.clone(),
         leadership.clone(),
         metrics.clone(),
         config.election.clone(),
@@ -193,6 +197,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         raft.metrics(),
         metrics.clone(),
         names,
+        stop_app.clone(),
+    ));
+    tokio::spawn(prevote::run(
+        config.clone(),
+        raft.clone(),
+        log_reader,
+        client.clone(),
+        leadership.clone(),
         stop_app.clone(),
     ));
     if opened.fresh {

@@ -21,6 +21,7 @@ pub const VOTE_PATH: &str = "/raft/v1/vote";
 pub const SNAPSHOT_PATH: &str = "/raft/v1/snapshot";
 pub const STATUS_PATH: &str = "/raft/v1/status";
 pub const HANDOFF_PATH: &str = "/raft/v1/handoff";
+pub const PREVOTE_PATH: &str = "/raft/v1/prevote";
 
 /// What a peer tells another about itself; used to bootstrap safely and by operators.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,15 +22,19 @@ use serde::Serialize;
 
 use crate::leadership::Leadership;
 use crate::metrics::Metrics;
+use crate::prevote::{self, PreVoteRequest};
 use crate::protocol::{self, PeerStatus};
 use crate::raft::{
     vote_for, vote_term, AppendRequest, AppendResponse, Raft, SnapshotRequest, VoteRequest,
 };
+use crate::store::LogStore;
 use crate::wire;
 
 /// What the peer handlers share.
 pub struct PeerState {
     pub raft: Raft,
+    /// Read-only use: the last log id, for pre-votes.
+    pub log: LogStore,
     pub leadership: Arc<Leadership>,
     pub metrics: Arc<Metrics>,
     pub election: String,
@@ -43,8 +47,10 @@ pub struct PeerState {
 }
 
 impl PeerState {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         raft: Raft,
+        log: LogStore,
         leadership: Arc<Leadership>,
         metrics: Arc<Metrics>,
         election: String,
@@ -54,6 +60,7 @@ impl PeerState {
     ) -> Self {
         PeerState {
             raft,
+            log,
             leadership,
             metrics,
             election,
@@ -75,6 +82,7 @@ pub fn router(state: Shared) -> Router {
         .route(protocol::SNAPSHOT_PATH, post(snapshot))
         .route(protocol::HANDOFF_PATH, post(handoff))
         .route(protocol::STATUS_PATH, get(status))
+        .route(protocol::PREVOTE_PATH, post(pre_vote))
         .layer(DefaultBodyLimit::max(wire::MAX_MESSAGE))
         .route_layer(middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
@@ -191,6 +199,14 @@ async fn vote(State(state): State<Shared>, body: Bytes) -> Response {
         state.leadership.on_vote_moved(vote_term(&resp.vote));
     }
     reply(&res)
+}
+
+async fn pre_vote(State(state): State<Shared>, body: Bytes) -> Response {
+    let req: PreVoteRequest = match decode(&state, &body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    reply(&prevote::answer(&state.raft, &state.log, &state.leadership, &req).await)
 }
 
 async fn status(State(state): State<Shared>) -> Response {

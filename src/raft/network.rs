@@ -153,6 +153,16 @@ impl PeerClient {
         self.send(addr, req, timeout).await
     }
 
+    /// Asks the peer at `addr` whether it would vote for this peer.
+    pub async fn pre_vote(
+        &self,
+        addr: &str,
+        req: &crate::prevote::PreVoteRequest,
+        timeout: Duration,
+    ) -> Result<crate::prevote::PreVoteResponse, CallError> {
+        self.call(addr, protocol::PREVOTE_PATH, req, timeout).await
+    }
+
     /// Asks the peer at `addr` to campaign now (this leader is handing over to it).
     pub async fn handoff(&self, addr: &str, timeout: Duration) -> Result<(), CallError> {
         self.call(addr, protocol::HANDOFF_PATH, &(), timeout).await

@@ -1,0 +1,130 @@
+//! Pre-vote: a peer campaigns only when it could win.
+//!
+//! openraft 0.9 has no pre-vote. Without it, a follower cut off from the others times out,
+//! raises its term again and again, and when it comes back its higher term makes the healthy
+//! leader step down: a needless leader change. Here every peer keeps openraft's elections
+//! switched off while it hears from a leader, and when it stops hearing from one it first asks
+//! the others whether they would vote for it:
+//!
+//! * a peer grants a pre-vote only if it has not heard from a leader within the follower window
+//!   either, is not itself a leader with a valid lease, and the candidate's log is at least as
+//!   up to date as its own;
+//! * with a quorum of grants (itself included) elections are switched on, otherwise off.
+//!
+//! The check runs every heartbeat interval and a peer's follower window (3/4 of
+//! `election_timeout_max`) ends well before openraft's own election timer (at least
+//! `election_timeout_max + election_timeout_min` after the last heartbeat), so a real failover
+//! is not delayed. Elections asked for by a hand-off bypass this switch.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use openraft::storage::RaftLogStorage;
+use openraft::ServerState;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::leadership::Leadership;
+use crate::raft::network::PeerClient;
+use crate::raft::{LogId, Raft};
+use crate::store::LogStore;
+
+/// "Would you vote for me?"
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreVoteRequest {
+    /// The candidate's last log id.
+    pub last_log_id: Option<LogId>,
+}
+
+/// The answer to a [`PreVoteRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreVoteResponse {
+    pub granted: bool,
+}
+
+/// The receiving side: decides whether to grant a pre-vote.
+pub async fn answer(
+    raft: &Raft,
+    log: &LogStore,
+    leadership: &Leadership,
+    req: &PreVoteRequest,
+) -> PreVoteResponse {
+    let now = Instant::now();
+    let (state, term) = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        (m.state, m.current_term)
+    };
+    let leading = state == ServerState::Leader && leadership.lease_valid(term, now);
+    let following = leadership.fresh_leader(now).is_some();
+    let mine = match log.clone().get_log_state().await {
+        Ok(s) => s.last_log_id,
+        Err(e) => {
+            tracing::warn!(error = %e, "pre-vote: cannot read the log state; refusing");
+            return PreVoteResponse { granted: false };
+        }
+    };
+    PreVoteResponse {
+        granted: !leading && !following && req.last_log_id >= mine,
+    }
+}
+
+/// The candidate's side: keeps openraft's elections on only while a pre-vote would succeed.
+pub async fn run(
+    config: Arc<Config>,
+    raft: Raft,
+    log: LogStore,
+    client: PeerClient,
+    leadership: Arc<Leadership>,
+    stop: CancellationToken,
+) {
+    let timing = config.timing;
+    let quorum = config.peers.len() / 2 + 1;
+    let mut enabled: Option<bool> = None;
+    let mut tick = tokio::time::interval(timing.heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if leadership.relinquished() {
+            return;
+        }
+        let state = raft.metrics().borrow().state;
+        let want =
+            if state == ServerState::Leader || leadership.fresh_leader(Instant::now()).is_some() {
+                false
+            } else {
+                let last_log_id = match log.clone().get_log_state().await {
+                    Ok(s) => s.last_log_id,
+                    Err(_) => continue,
+                };
+                let req = PreVoteRequest { last_log_id };
+                let others: Vec<_> = config
+                    .peers
+                    .iter()
+                    .filter(|p| p.id != config.me.id)
+                    .collect();
+                let answers = futures::future::join_all(
+                    others
+                        .iter()
+                        .map(|p| client.pre_vote(&p.addr, &req, timing.election_min / 2)),
+                )
+                .await;
+                let granted = 1 + answers
+                    .iter()
+                    .filter(|a| a.as_ref().is_ok_and(|r| r.granted))
+                    .count();
+                granted >= quorum
+            };
+        if enabled != Some(want) && !leadership.relinquished() {
+            raft.runtime_config().elect(want);
+            if want || enabled.is_some() {
+                tracing::debug!(elections = want, "pre-vote switched elections");
+            }
+            enabled = Some(want);
+        }
+    }
+}

@@ -44,13 +44,8 @@ struct Census {
 }
 
 async fn census(config: &Config, client: &PeerClient, timeout: Duration) -> Census {
-    let others: Vec<_> = config
-        .peers
-        .iter()
-        .filter(|p| p.id != config.me.id)
-        .collect();
-    let answers =
-        futures::future::join_all(others.iter().map(|p| client.status(&p.addr, timeout))).await;
+    let others = config.others();
+    let answers = futures::future::join_all(others.iter().map(|p| client.status(p, timeout))).await;
     let mut c = Census {
         fresh: 1,
         ..Census::default()

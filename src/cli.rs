@@ -117,6 +117,27 @@ pub struct RunArgs {
     #[arg(long, env = "RAFT_ELECTOR_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub shutdown_timeout: Duration,
 
+    /// File holding the secret shared by the peers of this election (e.g. a mounted Kubernetes
+    /// Secret). Every peer request is then authenticated with an HMAC over it; requests without
+    /// a valid one are refused. Trailing whitespace is ignored.
+    #[arg(long, env = "RAFT_ELECTOR_PEER_SECRET_FILE", value_name = "PATH")]
+    pub peer_secret_file: Option<PathBuf>,
+
+    /// The peer secret itself (prefer --peer-secret-file or the environment variable: a
+    /// command line is visible to every process on the machine).
+    #[arg(
+        long,
+        env = "RAFT_ELECTOR_PEER_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub peer_secret: Option<String>,
+
+    /// How far a peer request's timestamp may be from this peer's clock before it is refused
+    /// (replays within the window are refused too).
+    #[arg(long, env = "RAFT_ELECTOR_PEER_AUTH_WINDOW", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub peer_auth_window: Duration,
+
     /// Build a snapshot and purge the log every this many log entries (each election adds one),
     /// so that disk use stays flat.
     #[arg(long, env = "RAFT_ELECTOR_SNAPSHOT_LOGS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..), value_name = "N")]
@@ -192,7 +213,32 @@ impl RunArgs {
             timing,
             shutdown_timeout: self.shutdown_timeout,
             snapshot_logs: self.snapshot_logs,
+            peer_secret: self.secret()?,
+            peer_auth_window: self.peer_auth_window,
         })
+    }
+
+    fn secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let secret = match (&self.peer_secret, &self.peer_secret_file) {
+            (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
+            (Some(s), None) => s.trim_end().as_bytes().to_vec(),
+            (None, Some(path)) => {
+                let bytes = std::fs::read(path).map_err(|e| ConfigError::SecretFile {
+                    path: path.display().to_string(),
+                    error: e.to_string(),
+                })?;
+                let end = bytes
+                    .iter()
+                    .rposition(|b| !b.is_ascii_whitespace())
+                    .map_or(0, |i| i + 1);
+                bytes[..end].to_vec()
+            }
+            (None, None) => return Ok(None),
+        };
+        if secret.len() < crate::auth::MIN_SECRET {
+            return Err(ConfigError::ShortSecret(secret.len()));
+        }
+        Ok(Some(secret))
     }
 }
 

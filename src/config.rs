@@ -58,6 +58,14 @@ pub enum ConfigError {
     },
     #[error("cannot derive the peer listen address from {0:?}; pass --peer-listen")]
     NoListenAddr(String),
+    #[error("cannot read the peer secret file {path}: {error}")]
+    SecretFile { path: String, error: String },
+    #[error(
+        "the peer secret is {0} bytes; use at least 16 (e.g. `head -c 32 /dev/urandom | base64`)"
+    )]
+    ShortSecret(usize),
+    #[error("--peer-secret and --peer-secret-file are exclusive")]
+    TwoSecrets,
 }
 
 /// Raft timings; the leader lease and the follower freshness window derive from them.
@@ -162,12 +170,25 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Log entries between snapshots; the log is purged behind each snapshot.
     pub snapshot_logs: u64,
+    /// Secret shared by the peers of the election; authenticates peer traffic when set.
+    pub peer_secret: Option<Vec<u8>>,
+    /// How far a peer request's timestamp may be from this peer's clock.
+    pub peer_auth_window: Duration,
 }
 
 impl Config {
     /// The voters as openraft's membership map.
     pub fn members(&self) -> BTreeMap<NodeId, PeerNode> {
         self.peers.iter().map(|p| (p.id, p.node())).collect()
+    }
+
+    /// The other voters.
+    pub fn others(&self) -> Vec<PeerNode> {
+        self.peers
+            .iter()
+            .filter(|p| p.id != self.me.id)
+            .map(Peer::node)
+            .collect()
     }
 
     /// Name of a voter by its Raft id.

@@ -104,7 +104,7 @@ impl Handoff {
             let Some(peer) = self.config.peers.iter().find(|p| p.id == *target) else {
                 continue;
             };
-            if let Err(e) = self.client.handoff(&peer.addr, timing.election_max).await {
+            if let Err(e) = self.client.handoff(&peer.node(), timing.election_max).await {
                 tracing::warn!(to = %peer.name, error = %e, "hand-off request failed; trying another peer");
                 continue;
             }

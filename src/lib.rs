@@ -16,7 +16,8 @@
 //! * [`raft`]: openraft type configuration and aliases; [`raft::network`] is the outgoing
 //!   peer client. [`protocol`] and [`wire`] define what peers send each other.
 //! * [`store`]: the sled-backed log, vote and state machine, with real `fdatasync`.
-//! * [`api::app`]: the application API; [`api::peer`]: incoming peer RPCs.
+//! * [`api::app`]: the application API; [`api::peer`]: incoming peer RPCs; [`auth`]: the
+//!   HMAC that authenticates peers of one election.
 //! * [`metrics`]: Prometheus metrics. [`client`]: `raft-elector leader`. [`demo`]: the local
 //!   3-peer demo.
 //!
@@ -27,6 +28,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod api;
+pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod client;

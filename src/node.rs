@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::peer::PeerState;
+use crate::auth::PeerAuth;
 use crate::config::Config;
 use crate::handoff::Handoff;
 use crate::leadership::Leadership;
@@ -41,6 +42,8 @@ pub enum NodeError {
     Raft(#[from] openraft::error::Fatal<NodeId>),
     #[error("cannot build the peer HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("peer authentication: {0}")]
+    Auth(crate::auth::AuthError),
 }
 
 /// Raft settings derived from the configuration.
@@ -132,6 +135,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.peers.iter().map(|p| p.id),
         config.timing,
     ));
+    let auth = match &config.peer_secret {
+        Some(secret) => Some(Arc::new(
+            PeerAuth::new(secret, config.peer_auth_window).map_err(NodeError::Auth)?,
+        )),
+        None => {
+            tracing::warn!(
+                "no peer secret: peer traffic is not authenticated (see --peer-secret-file)"
+            );
+            None
+        }
+    };
     let client = PeerClient::new(
         &config.election,
         &config.me.name,
@@ -139,6 +153,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         metrics.clone(),
         config.timing.election_max,
         config.timing.election_min,
+        auth.clone(),
     )?;
     let log_reader = log_store.clone();
     let raft = Raft::new(
@@ -170,6 +185,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.me.name.clone(),
         config.peers.iter().map(|p| p.name.clone()).collect(),
         config.members_digest(),
+        auth,
     ));
     let peer_server = serve(
         peer_listener,

@@ -102,17 +102,11 @@ pub async fn run(
                     Err(_) => continue,
                 };
                 let req = PreVoteRequest { last_log_id };
-                let others: Vec<_> = config
-                    .peers
+                let others = config.others();
+                let ask = others
                     .iter()
-                    .filter(|p| p.id != config.me.id)
-                    .collect();
-                let answers = futures::future::join_all(
-                    others
-                        .iter()
-                        .map(|p| client.pre_vote(&p.addr, &req, timing.election_min / 2)),
-                )
-                .await;
+                    .map(|p| client.pre_vote(p, &req, timing.election_min / 2));
+                let answers = futures::future::join_all(ask).await;
                 let granted = 1 + answers
                     .iter()
                     .filter(|a| a.as_ref().is_ok_and(|r| r.granted))

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
 
+use crate::auth::{self, PeerAuth, Signed};
 use crate::leadership::Leadership;
 use crate::metrics::Metrics;
 use crate::prevote::{self, PreVoteRequest};
@@ -42,6 +43,8 @@ pub struct PeerState {
     /// Names of the voters: requests from anyone else are refused.
     pub members: HashSet<String>,
     pub members_digest: u64,
+    /// Checks every request's MAC when the election has a peer secret.
+    pub auth: Option<Arc<PeerAuth>>,
     /// Last time (unix seconds) a refusal was logged, to keep a flood out of the log.
     last_refusal_log: AtomicU64,
 }
@@ -57,6 +60,7 @@ impl PeerState {
         me: String,
         members: HashSet<String>,
         members_digest: u64,
+        auth: Option<Arc<PeerAuth>>,
     ) -> Self {
         PeerState {
             raft,
@@ -67,6 +71,7 @@ impl PeerState {
             me,
             members,
             members_digest,
+            auth,
             last_refusal_log: AtomicU64::new(0),
         }
     }
@@ -132,15 +137,46 @@ async fn admit(State(state): State<Shared>, req: Request, next: Next) -> Respons
         );
         return refuse(&state, StatusCode::FORBIDDEN, "election", detail);
     }
-    let from = header(headers, protocol::FROM_HEADER);
-    if !state.members.contains(from) || from == state.me {
+    let from = header(headers, protocol::FROM_HEADER).to_string();
+    if !state.members.contains(&from) || from == state.me {
         let detail = format!(
             "{from:?} is not another member of election {:?}",
             state.election
         );
         return refuse(&state, StatusCode::FORBIDDEN, "sender", detail);
     }
-    next.run(req).await
+    let Some(peer_auth) = &state.auth else {
+        return next.run(req).await;
+    };
+    // The MAC covers the body, so it is read here (bounded) and handed on afterwards.
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, wire::MAX_MESSAGE).await {
+        Ok(b) => b,
+        Err(e) => {
+            let detail = format!("unreadable or oversized body: {e}");
+            return refuse(&state, StatusCode::PAYLOAD_TOO_LARGE, "size", detail);
+        }
+    };
+    let h = &parts.headers;
+    let signed = Signed {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        election: &state.election,
+        from: &from,
+        to: header(h, auth::TO_HEADER),
+        time_ms: header(h, auth::TIME_HEADER).parse::<u64>().unwrap_or(0),
+    };
+    let mac = header(h, auth::MAC_HEADER);
+    if let Err(e) = peer_auth.verify(&signed, mac, &bytes, &state.me, auth::now_ms()) {
+        return refuse(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            "auth",
+            format!("{from:?}: {e}"),
+        );
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 fn decode<T: serde::de::DeserializeOwned>(state: &PeerState, body: &[u8]) -> Result<T, Response> {

@@ -17,6 +17,7 @@ use super::{
     vote_for, vote_term, AppendRequest, AppendResponse, InstallSnapshotError, NodeId, PeerNode,
     RaftError, RpcError, SnapshotRequest, SnapshotResponse, TypeConfig, VoteRequest, VoteResponse,
 };
+use crate::auth::{self, PeerAuth, Signed};
 use crate::leadership::Leadership;
 use crate::metrics::Metrics;
 use crate::protocol::{self, PeerStatus};
@@ -49,6 +50,8 @@ pub struct PeerClient {
     me_id: NodeId,
     leadership: Arc<Leadership>,
     metrics: Arc<Metrics>,
+    /// Signs every request when the election has a peer secret.
+    auth: Option<Arc<PeerAuth>>,
     /// Pause before retrying a peer that openraft found unreachable.
     retry: Duration,
     /// Whether each peer answered its last RPC, so that only changes are logged: a dead peer
@@ -64,6 +67,7 @@ impl PeerClient {
         metrics: Arc<Metrics>,
         connect_timeout: Duration,
         retry: Duration,
+        auth: Option<Arc<PeerAuth>>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -78,6 +82,7 @@ impl PeerClient {
             me_id: crate::config::node_id(me),
             leadership,
             metrics,
+            auth,
             retry,
             reachable: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -96,12 +101,34 @@ impl PeerClient {
         }
     }
 
-    fn request(&self, method: reqwest::Method, addr: &str, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("http://{addr}{path}"))
+    fn request(
+        &self,
+        method: reqwest::Method,
+        to: &PeerNode,
+        path: &str,
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let time_ms = auth::now_ms();
+        let mut req = self
+            .http
+            .request(method.clone(), format!("http://{}{path}", to.addr))
             .header(protocol::ELECTION_HEADER, &self.election)
             .header(protocol::FROM_HEADER, &self.me)
             .header(protocol::PROTOCOL_HEADER, protocol::PROTOCOL_VERSION)
+            .header(auth::TO_HEADER, &to.name)
+            .header(auth::TIME_HEADER, time_ms.to_string());
+        if let Some(a) = &self.auth {
+            let signed = Signed {
+                method: method.as_str(),
+                path,
+                election: &self.election,
+                from: &self.me,
+                to: &to.name,
+                time_ms,
+            };
+            req = req.header(auth::MAC_HEADER, a.sign(&signed, &body));
+        }
+        req.body(body)
     }
 
     async fn send<T: DeserializeOwned>(
@@ -133,39 +160,37 @@ impl PeerClient {
         })
     }
 
-    /// POSTs `body` to `path` on the peer at `addr` and decodes the answer.
+    /// POSTs `body` to `path` on peer `to` and decodes the answer.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
-        addr: &str,
+        to: &PeerNode,
         path: &str,
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
-        let req = self
-            .request(reqwest::Method::POST, addr, path)
-            .body(wire::encode(body));
-        self.send(addr, req, timeout).await
+        let req = self.request(reqwest::Method::POST, to, path, wire::encode(body));
+        self.send(&to.addr, req, timeout).await
     }
 
-    /// Asks the peer at `addr` about itself.
-    pub async fn status(&self, addr: &str, timeout: Duration) -> Result<PeerStatus, CallError> {
-        let req = self.request(reqwest::Method::GET, addr, protocol::STATUS_PATH);
-        self.send(addr, req, timeout).await
+    /// Asks peer `to` about itself.
+    pub async fn status(&self, to: &PeerNode, timeout: Duration) -> Result<PeerStatus, CallError> {
+        let req = self.request(reqwest::Method::GET, to, protocol::STATUS_PATH, Vec::new());
+        self.send(&to.addr, req, timeout).await
     }
 
-    /// Asks the peer at `addr` whether it would vote for this peer.
+    /// Asks peer `to` whether it would vote for this peer.
     pub async fn pre_vote(
         &self,
-        addr: &str,
+        to: &PeerNode,
         req: &crate::prevote::PreVoteRequest,
         timeout: Duration,
     ) -> Result<crate::prevote::PreVoteResponse, CallError> {
-        self.call(addr, protocol::PREVOTE_PATH, req, timeout).await
+        self.call(to, protocol::PREVOTE_PATH, req, timeout).await
     }
 
-    /// Asks the peer at `addr` to campaign now (this leader is handing over to it).
-    pub async fn handoff(&self, addr: &str, timeout: Duration) -> Result<(), CallError> {
-        self.call(addr, protocol::HANDOFF_PATH, &(), timeout).await
+    /// Asks peer `to` to campaign now (this leader is handing over to it).
+    pub async fn handoff(&self, to: &PeerNode, timeout: Duration) -> Result<(), CallError> {
+        self.call(to, protocol::HANDOFF_PATH, &(), timeout).await
     }
 }
 
@@ -206,7 +231,7 @@ impl Connection {
     {
         match self
             .client
-            .call::<_, Result<Resp, RaftError<E>>>(&self.node.addr, path, body, timeout)
+            .call::<_, Result<Resp, RaftError<E>>>(&self.node, path, body, timeout)
             .await
         {
             Ok(Ok(resp)) => {

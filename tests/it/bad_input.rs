@@ -226,3 +226,27 @@ fn port_in_use() {
         "cannot listen for the application API",
     );
 }
+
+#[test]
+fn unreadable_or_short_peer_secret() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let missing = dir.path().join("nope");
+    let base = [
+        "--election",
+        "e",
+        "--id",
+        "a",
+        "--peers",
+        "a=127.0.0.1:1",
+        "--data-dir",
+        "/tmp/x",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--peer-secret-file", missing.to_str().expect("utf-8")]);
+    assert_one_line_error(&args, "cannot read the peer secret file");
+    let short = dir.path().join("short");
+    std::fs::write(&short, "tiny\n").expect("write");
+    let mut args = base.to_vec();
+    args.extend(["--peer-secret-file", short.to_str().expect("utf-8")]);
+    assert_one_line_error(&args, "the peer secret is 4 bytes");
+}

@@ -3,6 +3,7 @@
 mod harness;
 
 mod api;
+mod auth;
 mod bad_input;
 mod compaction;
 mod election;

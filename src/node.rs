@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::peer::PeerState;
+use crate::api::server::{self, Limits};
 use crate::auth::PeerAuth;
 use crate::config::Config;
 use crate::handoff::Handoff;
@@ -72,13 +73,35 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, NodeE
         .map_err(|source| NodeError::Bind { what, addr, source })
 }
 
-fn serve(listener: TcpListener, router: axum::Router, stop: CancellationToken) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let server = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    })
+/// Bounds of the application listener: small GET requests from the local application.
+fn app_limits(config: &Config) -> Limits {
+    Limits {
+        max_connections: 1024,
+        header_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+        max_body: 64 * 1024,
+        drain: config.shutdown_timeout.mul_f32(0.3),
+    }
+}
+
+/// Bounds of the peer listener: a handful of peers, bodies up to the wire limit.
+fn peer_limits(config: &Config) -> Limits {
+    Limits {
+        max_connections: 256,
+        header_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+        max_body: crate::wire::MAX_MESSAGE,
+        drain: config.shutdown_timeout.mul_f32(0.3),
+    }
+}
+
+fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: CancellationToken,
+    limits: Limits,
+) -> JoinHandle<()> {
+    tokio::spawn(server::serve(listener, router, stop, limits))
 }
 
 /// Counts and logs leader changes as openraft reports them.
@@ -191,6 +214,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         peer_listener,
         api::peer::router(peer_state),
         stop_peer.clone(),
+        peer_limits(&config),
     );
     let handoff = Handoff {
         raft: raft.clone(),
@@ -208,7 +232,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         me: config.me.name.clone(),
         election: config.election.clone(),
     });
-    let app_server = serve(http_listener, api::app::router(view), stop_app.clone());
+    let app_server = serve(
+        http_listener,
+        api::app::router(view),
+        stop_app.clone(),
+        app_limits(&config),
+    );
     tokio::spawn(watch_leaders(
         raft.metrics(),
         metrics.clone(),
@@ -258,10 +287,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     stop_app.cancel();
     stop_peer.cancel();
-    let drain = config.shutdown_timeout.mul_f32(0.3);
     for server in [app_server, peer_server] {
-        // Idle keep-alive connections may hold a server open; do not wait past the budget.
-        let _ = tokio::time::timeout(drain, server).await;
+        // Each server bounds its own drain; this only waits for it to finish.
+        let _ = server.await;
     }
     tracing::info!("stopped");
     Ok(())

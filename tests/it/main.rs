@@ -8,6 +8,7 @@ mod bad_input;
 mod compaction;
 mod election;
 mod failover;
+mod hostile;
 mod pause;
 mod restart;
 mod shutdown;

@@ -1,0 +1,240 @@
+//! The checker against planted histories: clean ones pass, each kind of violation fails.
+
+#![cfg(test)]
+
+use crate::checker::{check, Report, Rules, Violation};
+use crate::history::{Answer, Fault, FaultKind, History, Micros, TermSample, UNKNOWN_PEER};
+
+const MS: Micros = 1000;
+
+fn rules() -> Rules {
+    Rules {
+        lease: 150 * MS,
+        heal_bound: 2000 * MS,
+        outage_bound: 2000 * MS,
+        fresh: 50 * MS,
+    }
+}
+
+fn answer(peer: usize, sent_ms: u64, recv_ms: u64, leader: Option<usize>, term: u64) -> Answer {
+    Answer {
+        peer,
+        sent: sent_ms * MS,
+        received: recv_ms * MS,
+        leader,
+        term,
+        is_leader: leader == Some(peer),
+    }
+}
+
+/// Three peers polled every 10 ms from `from_ms` to `to_ms`, all naming `leader` in `term`.
+fn steady(from_ms: u64, to_ms: u64, leader: usize, term: u64) -> Vec<Answer> {
+    let mut out = Vec::new();
+    let mut t = from_ms;
+    while t < to_ms {
+        for p in 0..3 {
+            out.push(answer(p, t, t + 2, Some(leader), term));
+        }
+        t += 10;
+    }
+    out
+}
+
+fn history(answers: Vec<Answer>, faults: Vec<Fault>) -> History {
+    let end = answers.iter().map(|a| a.received).max().unwrap_or(0) + MS;
+    History {
+        peers: vec!["peer-0".into(), "peer-1".into(), "peer-2".into()],
+        answers,
+        terms: Vec::new(),
+        faults,
+        failures: Vec::new(),
+        end,
+    }
+}
+
+fn fault(start_ms: u64, healed_ms: u64) -> Fault {
+    Fault {
+        kind: FaultKind::IsolateLeader,
+        detail: "planted".into(),
+        start: start_ms * MS,
+        healed: healed_ms * MS,
+        majority_healthy: true,
+    }
+}
+
+/// peer-0 leads term 1 until 1 s; peer-1 leads term 2 from 1.3 s; a fault from 1 s to 1.5 s.
+fn leader_change() -> Vec<Answer> {
+    let mut a = steady(0, 1000, 0, 1);
+    a.extend(steady(1300, 3000, 1, 2));
+    a
+}
+
+fn count(r: &Report, f: impl Fn(&Violation) -> bool) -> usize {
+    r.violations.iter().filter(|v| f(v)).count()
+}
+
+#[test]
+fn a_clean_history_passes() {
+    let mut answers = leader_change();
+    // The old leader answers once more, but its request left before the new claim came back:
+    // the two are concurrent, not a violation.
+    answers.push(answer(0, 1299, 1310, Some(0), 1));
+    let h = history(answers, vec![fault(1000, 1500)]);
+    let r = check(&h, &rules());
+    assert!(r.ok(), "{r}: {:?}", r.violations);
+    assert_eq!(r.recovery, vec![Some(2 * MS)]);
+    // One window without a leader: from when the old answers went stale to the new leader.
+    assert_eq!(r.windows.len(), 1, "{:?}", r.windows);
+    assert!(r.windows[0].len() > 200 * MS && r.windows[0].len() < 300 * MS);
+}
+
+#[test]
+fn a_planted_stale_claim_fails() {
+    let mut answers = leader_change();
+    // Sent at 1.4 s, after peer-1's claim of term 2 came back at 1.302 s.
+    answers.push(answer(0, 1400, 1401, Some(0), 1));
+    let h = history(answers, vec![fault(1000, 1500)]);
+    let r = check(&h, &rules());
+    assert_eq!(
+        count(&r, |v| matches!(v, Violation::StaleLeader { .. })),
+        1,
+        "{:?}",
+        r.violations
+    );
+    let text = r.violations[0].explain(&h);
+    assert!(text.contains("STALE LEADER"), "{text}");
+    assert!(text.contains("peer-0 answered [1.400000s"), "{text}");
+}
+
+#[test]
+fn two_leaders_in_one_term_fail() {
+    let mut answers = leader_change();
+    answers.push(answer(2, 500, 501, Some(2), 1));
+    let r = check(&history(answers, vec![]), &rules());
+    assert_eq!(
+        count(&r, |v| matches!(v, Violation::SameTerm { .. })),
+        1,
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn a_term_going_down_fails() {
+    let mut answers = leader_change();
+    answers.push(answer(2, 2000, 2001, None, 1));
+    let mut h = history(answers, vec![]);
+    // The metrics term counts too.
+    h.terms.push(TermSample {
+        peer: 1,
+        sent: 2500 * MS,
+        received: 2501 * MS,
+        term: 1,
+    });
+    let r = check(&h, &rules());
+    assert_eq!(
+        count(&r, |v| matches!(v, Violation::TermDown { .. })),
+        2,
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn a_stale_follower_fails_after_the_lease() {
+    let mut answers = leader_change();
+    // peer-2 reported term 2 at 1.302 s, then names peer-0 for term 1 at 1.6 s, 298 ms after
+    // peer-1 claimed term 2: longer than the 150 ms lease.
+    answers.push(answer(2, 1600, 1601, Some(0), 1));
+    let r = check(&history(answers, vec![]), &rules());
+    assert_eq!(
+        count(&r, |v| matches!(v, Violation::FollowerStale { .. })),
+        1,
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn a_follower_that_never_saw_the_newer_term_is_only_counted() {
+    let mut answers = steady(0, 1000, 0, 1);
+    // peer-0 and peer-1 move on to term 2; peer-2 (cut off with peer-0, say) still names
+    // peer-0 for term 1 and never reports a newer term.
+    let mut t = 1300;
+    while t < 3000 {
+        answers.push(answer(0, t, t + 2, Some(1), 2));
+        answers.push(answer(1, t, t + 2, Some(1), 2));
+        answers.push(answer(2, t, t + 2, Some(0), 1));
+        t += 10;
+    }
+    let r = check(&history(answers, vec![]), &rules());
+    assert!(r.ok(), "{:?}", r.violations);
+    assert!(r.followers_behind > 100, "{}", r.followers_behind);
+}
+
+#[test]
+fn naming_another_peer_than_the_one_that_claimed_the_term_fails() {
+    let mut answers = leader_change();
+    answers.push(answer(2, 2000, 2001, Some(0), 2));
+    let r = check(&history(answers, vec![]), &rules());
+    assert_eq!(
+        count(&r, |v| matches!(v, Violation::WrongLeaderForTerm { .. })),
+        1,
+        "{:?}",
+        r.violations
+    );
+}
+
+#[test]
+fn no_leader_after_a_repair_fails() {
+    let mut answers = steady(0, 1000, 0, 1);
+    let mut t = 1000;
+    while t < 5000 {
+        for p in 0..3 {
+            answers.push(answer(p, t, t + 2, None, 2));
+        }
+        t += 10;
+    }
+    let r = check(&history(answers, vec![fault(1000, 1200)]), &rules());
+    assert_eq!(
+        count(&r, |v| matches!(v, Violation::NoLeaderAfterHeal { .. })),
+        1,
+        "{:?}",
+        r.violations
+    );
+    assert_eq!(
+        count(&r, |v| matches!(v, Violation::LongOutage { .. })),
+        1,
+        "{:?}",
+        r.violations
+    );
+    // Without a healthy majority (all peers restarted), only the time after the repair counts.
+    let mut f = fault(1000, 4000);
+    f.majority_healthy = false;
+    let mut answers = steady(0, 1000, 0, 1);
+    answers.extend(steady(4500, 5000, 2, 3));
+    let r = check(&history(answers, vec![f]), &rules());
+    assert!(r.ok(), "{:?}", r.violations);
+}
+
+#[test]
+fn a_claim_naming_another_peer_and_unknown_names_fail() {
+    let mut answers = leader_change();
+    let mut bad = answer(2, 2000, 2001, Some(1), 2);
+    bad.is_leader = true;
+    answers.push(bad);
+    answers.push(answer(2, 2100, 2101, Some(UNKNOWN_PEER), 2));
+    let r = check(&history(answers, vec![]), &rules());
+    assert_eq!(
+        count(&r, |v| matches!(v, Violation::BadClaim { .. })),
+        1,
+        "{:?}",
+        r.violations
+    );
+    assert_eq!(
+        count(&r, |v| matches!(v, Violation::UnknownName { .. })),
+        1,
+        "{:?}",
+        r.violations
+    );
+}

@@ -1,0 +1,214 @@
+//! What a run records: every answer of every peer with the times its request was sent and its
+//! answer came back, the terms peers reported in their metrics, and the faults injected.
+//!
+//! Times are microseconds since the start of the run, from one monotonic clock in the test
+//! process. An answer is valid over the whole interval [sent, received]: the peer computed it
+//! at some unknown moment inside it.
+
+use std::fmt;
+use std::time::Instant;
+
+/// Microseconds since the run started.
+pub type Micros = u64;
+
+/// The run's clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Micros {
+        self.at(Instant::now())
+    }
+
+    pub fn at(&self, t: Instant) -> Micros {
+        t.saturating_duration_since(self.start).as_micros() as Micros
+    }
+}
+
+/// The name in an answer that matched no peer of the cluster.
+pub const UNKNOWN_PEER: usize = usize::MAX;
+
+/// One answer of `GET /v1/leader`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The peer asked (index into the cluster).
+    pub peer: usize,
+    pub sent: Micros,
+    pub received: Micros,
+    /// The peer it named as leader (`None` for `""`, [`UNKNOWN_PEER`] for a stranger).
+    pub leader: Option<usize>,
+    pub term: u64,
+    pub is_leader: bool,
+}
+
+impl Answer {
+    pub fn is_claim(&self) -> bool {
+        self.is_leader
+    }
+}
+
+/// The current term a peer reported on `/metrics` (`raft_elector_term`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermSample {
+    pub peer: usize,
+    pub sent: Micros,
+    pub received: Micros,
+    pub term: u64,
+}
+
+/// A request to `GET /v1/leader` that got no answer (refused, reset, timed out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub peer: usize,
+    pub sent: Micros,
+    pub received: Micros,
+}
+
+/// What the nemesis did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// kill -9 of the leader, restarted later with its data.
+    KillLeader,
+    /// kill -9 of a random peer, restarted later with its data.
+    KillRandom,
+    /// SIGSTOP of the leader, SIGCONT 0.5-5 s later.
+    PauseLeader,
+    /// The leader cut off from every other peer.
+    IsolateLeader,
+    /// A random split into a majority and a minority (2/1, 3/2).
+    Split,
+    /// Two sides cut from each other, one peer connected to both.
+    Bridge,
+    /// A peer stopped with SIGTERM (hand-off) and started again with its data.
+    Restart,
+    /// Every peer killed (or stopped), then all started again.
+    RestartAll,
+    /// Every packet to and from one peer delayed.
+    SlowPeer,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 9] = [
+        FaultKind::KillLeader,
+        FaultKind::KillRandom,
+        FaultKind::PauseLeader,
+        FaultKind::IsolateLeader,
+        FaultKind::Split,
+        FaultKind::Bridge,
+        FaultKind::Restart,
+        FaultKind::RestartAll,
+        FaultKind::SlowPeer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::KillLeader => "kill-9 leader",
+            FaultKind::KillRandom => "kill-9 random",
+            FaultKind::PauseLeader => "pause leader",
+            FaultKind::IsolateLeader => "isolate leader",
+            FaultKind::Split => "split",
+            FaultKind::Bridge => "bridge",
+            FaultKind::Restart => "restart",
+            FaultKind::RestartAll => "restart all",
+            FaultKind::SlowPeer => "slow peer",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One injected fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// What exactly was done, e.g. "peer-1 isolated (drop)".
+    pub detail: String,
+    pub start: Micros,
+    /// When the fault was repaired (the last peer restarted, the network healed, SIGCONT).
+    pub healed: Micros,
+    /// Whether a majority of peers stayed up and connected throughout, so that a leader is
+    /// expected even before the fault heals.
+    pub majority_healthy: bool,
+}
+
+/// Everything a run recorded.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub peers: Vec<String>,
+    pub answers: Vec<Answer>,
+    pub terms: Vec<TermSample>,
+    pub faults: Vec<Fault>,
+    /// Requests that got no answer (refused, timed out, unreadable).
+    pub failures: Vec<Failure>,
+    /// When the run ended.
+    pub end: Micros,
+}
+
+impl History {
+    /// The name of a peer index as found in an answer.
+    pub fn name(&self, peer: Option<usize>) -> String {
+        match peer {
+            None => "\"\"".to_string(),
+            Some(UNKNOWN_PEER) => "<unknown peer>".to_string(),
+            Some(i) => self
+                .peers
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("#{i}")),
+        }
+    }
+
+    /// One answer as a readable line.
+    pub fn show(&self, a: &Answer) -> String {
+        format!(
+            "{} answered [{} .. {}] leader={} term={} is_leader={}",
+            self.name(Some(a.peer)),
+            ms(a.sent),
+            ms(a.received),
+            self.name(a.leader),
+            a.term,
+            a.is_leader
+        )
+    }
+
+    /// The answers of `peer` received in `[from, to]`, for the context of a violation.
+    pub fn excerpt(&self, from: Micros, to: Micros) -> Vec<String> {
+        let mut lines: Vec<&Answer> = self
+            .answers
+            .iter()
+            .filter(|a| a.received >= from && a.sent <= to)
+            .collect();
+        lines.sort_by_key(|a| (a.sent, a.peer));
+        let faults = self
+            .faults
+            .iter()
+            .filter(|f| f.start <= to && f.healed >= from)
+            .map(|f| {
+                format!(
+                    "fault {} ({}) from {} to {}",
+                    f.kind,
+                    f.detail,
+                    ms(f.start),
+                    ms(f.healed)
+                )
+            });
+        faults.chain(lines.iter().map(|a| self.show(a))).collect()
+    }
+}
+
+/// Microseconds as "12.345s" (run time).
+pub fn ms(t: Micros) -> String {
+    format!("{}.{:06}s", t / 1_000_000, t % 1_000_000)
+}

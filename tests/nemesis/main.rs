@@ -1,0 +1,205 @@
+//! Fault injection against real `raft-elector` processes, with a history checker.
+//!
+//! Clients ask every peer who leads every few milliseconds and record each answer with the
+//! time its request was sent and the time the answer came back. A nemesis kills, pauses,
+//! partitions, bridges, slows down and restarts peers on a schedule drawn from a printed seed.
+//! A checker then reads the whole history and fails on a stale leader, two leaders in one
+//! term, a term going down, a stale follower, or a cluster without an agreed leader for too
+//! long. See docs/NEMESIS.md.
+//!
+//! * `short_run_3_peers`, `short_run_5_peers`: part of the normal test run (about a minute
+//!   each).
+//! * `long_run` (ignored): `NEMESIS_FAULTS` faults (default 160) per cluster size in
+//!   `NEMESIS_SIZES` (default `3,5`).
+//! * `the_checker_rejects_a_build_without_the_lease`: builds the test-only
+//!   `testing-skip-lease` binary into its own target directory and expects the checker to
+//!   reject its history.
+//!
+//! `NEMESIS_SEED=<n>` replays the fault schedule of an earlier run.
+
+#[path = "../it/harness.rs"]
+mod harness;
+
+mod checker;
+mod checker_tests;
+mod client;
+mod cluster;
+mod history;
+mod nemesis;
+mod proxy;
+mod rng;
+mod run;
+mod summary;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use checker::Violation;
+use history::FaultKind;
+use run::{run, Plan};
+
+fn seed() -> u64 {
+    match std::env::var("NEMESIS_SEED") {
+        Ok(s) => s.trim().parse().expect("NEMESIS_SEED must be a number"),
+        Err(_) => rng::fresh_seed(),
+    }
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{name} must be a number"))
+        })
+        .unwrap_or(default)
+}
+
+fn exe() -> PathBuf {
+    PathBuf::from(harness::exe())
+}
+
+fn assert_clean(outcome: &run::Outcome) {
+    assert!(
+        outcome.report.ok(),
+        "the checker found {}; seed and history above; logs kept in {:?}",
+        outcome.report,
+        outcome.kept
+    );
+}
+
+async fn short_run(peers: usize) {
+    let plan = Plan::new(&format!("short-{peers}"), peers, 14, seed(), exe());
+    let outcome = run(&plan).await;
+    assert_clean(&outcome);
+    assert!(
+        outcome.report.answers > 1000,
+        "too few answers to mean anything: {}",
+        outcome.report.answers
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_run_3_peers() {
+    short_run(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_run_5_peers() {
+    short_run(5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long run (about half an hour): cargo test --test nemesis -- --ignored --nocapture long_run"]
+async fn long_run() {
+    let faults = env_number("NEMESIS_FAULTS", 160);
+    let sizes: Vec<usize> = std::env::var("NEMESIS_SIZES")
+        .unwrap_or_else(|_| "3,5".into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("NEMESIS_SIZES: comma-separated sizes")
+        })
+        .collect();
+    let seed = seed();
+    let mut summaries = Vec::new();
+    let mut failed = Vec::new();
+    for (k, peers) in sizes.iter().enumerate() {
+        let plan = Plan::new(
+            &format!("long-{peers}"),
+            *peers,
+            faults,
+            seed.wrapping_add(k as u64),
+            exe(),
+        );
+        let outcome = run(&plan).await;
+        if !outcome.report.ok() {
+            failed.push(format!(
+                "{}: {} (kept {:?})",
+                plan.label, outcome.report, outcome.kept
+            ));
+        }
+        summaries.push(outcome.summary);
+    }
+    eprintln!("======== long run: all summaries ========");
+    for s in &summaries {
+        eprintln!("{s}");
+    }
+    assert!(failed.is_empty(), "violations: {failed:?}");
+}
+
+/// Builds the test-only binary that answers from Raft's state without the lease, into its own
+/// target directory so that it never replaces the binary under test.
+fn unsafe_exe() -> PathBuf {
+    if let Ok(path) = std::env::var("NEMESIS_UNSAFE_EXE") {
+        return PathBuf::from(path);
+    }
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let target = tmp.parent().unwrap_or(tmp).join("unsafe");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "build",
+            "--offline",
+            "--features",
+            "testing-skip-lease",
+            "--bin",
+            "raft-elector",
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "building the testing-skip-lease binary failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target.join("debug").join("raft-elector")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checker_rejects_a_build_without_the_lease() {
+    let exe = unsafe_exe();
+    let mut plan = Plan::new("skip-lease", 3, 4, seed(), exe);
+    plan.kinds = vec![FaultKind::IsolateLeader, FaultKind::PauseLeader];
+    // Long enough for the others to elect a new leader while the old one is cut off.
+    plan.holds.partition = (2000, 3000);
+    plan.holds.pause = (2000, 3000);
+    plan.keep_failed = false;
+    let outcome = run(&plan).await;
+    let stale = outcome
+        .report
+        .violations
+        .iter()
+        .filter(|v| matches!(v, Violation::StaleLeader { .. }))
+        .count();
+    assert!(
+        stale > 0,
+        "the checker did not catch the build without the lease: {}",
+        outcome.report
+    );
+    let first = outcome
+        .report
+        .violations
+        .iter()
+        .find(|v| matches!(v, Violation::StaleLeader { .. }));
+    if let Some(v) = first {
+        eprintln!(
+            "as expected, the checker rejected the testing-skip-lease build ({}); the first stale claim:\n{}",
+            outcome.report,
+            v.explain(&outcome.history)
+        );
+    }
+}
+
+#[test]
+fn schedules_cover_every_kind() {
+    let mut rng = rng::Rng::new(7);
+    let s = nemesis::schedule(&FaultKind::ALL, 18, &mut rng);
+    for kind in FaultKind::ALL {
+        assert_eq!(s.iter().filter(|k| **k == kind).count(), 2, "{kind}");
+    }
+}

@@ -1,0 +1,291 @@
+//! The nemesis: injects one fault at a time, holds it, repairs it, and records what it did.
+
+use std::time::Duration;
+
+use crate::client::Recorder;
+use crate::cluster::Cluster;
+use crate::history::{Fault, FaultKind};
+use crate::proxy::Mode;
+use crate::rng::Rng;
+
+/// How long faults are held, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Holds {
+    /// A killed peer stays down this long before it is started again.
+    pub down: (u64, u64),
+    /// SIGSTOP to SIGCONT.
+    pub pause: (u64, u64),
+    /// Partitions and bridges.
+    pub partition: (u64, u64),
+    /// A slow peer.
+    pub slow: (u64, u64),
+    /// One-way delay of a slow peer.
+    pub delay: (u64, u64),
+}
+
+impl Default for Holds {
+    fn default() -> Self {
+        Holds {
+            down: (300, 3000),
+            pause: (500, 5000),
+            partition: (500, 4000),
+            slow: (1000, 4000),
+            delay: (5, 40),
+        }
+    }
+}
+
+/// A schedule of `count` faults drawn from `kinds`, every kind about as often as the others.
+pub fn schedule(kinds: &[FaultKind], count: usize, rng: &mut Rng) -> Vec<FaultKind> {
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let mut round = kinds.to_vec();
+        rng.shuffle(&mut round);
+        out.extend(round);
+    }
+    out.truncate(count);
+    out
+}
+
+/// The peer that claims leadership with the highest term in the newest answers, waiting up to
+/// two seconds for one.
+async fn leader(rec: &Recorder) -> Option<usize> {
+    for _ in 0..200 {
+        let found = rec
+            .latest()
+            .iter()
+            .flatten()
+            .filter(|a| a.is_leader)
+            .max_by_key(|a| a.term)
+            .map(|a| a.peer);
+        if found.is_some() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// The leader if one is known, else a random peer; with a note for the record.
+async fn leader_or_random(rec: &Recorder, n: usize, rng: &mut Rng) -> (usize, &'static str) {
+    match leader(rec).await {
+        Some(l) => (l, "leader"),
+        None => (rng.below(n), "no leader known, random peer"),
+    }
+}
+
+fn names(c: &Cluster, peers: &[usize]) -> String {
+    let list: Vec<&str> = peers.iter().map(|&i| c.procs[i].name.as_str()).collect();
+    format!("{{{}}}", list.join(","))
+}
+
+/// Injects one fault of `kind`, holds it, repairs it; returns the record.
+pub async fn inject(
+    kind: FaultKind,
+    c: &mut Cluster,
+    rec: &Recorder,
+    rng: &mut Rng,
+    holds: &Holds,
+) -> Fault {
+    let n = c.len();
+    let clock = rec.clock;
+    let hold = |r: (u64, u64), rng: &mut Rng| rng.millis(r.0, r.1);
+    let mode = |rng: &mut Rng| {
+        if rng.chance(1, 2) {
+            Mode::Drop
+        } else {
+            Mode::Reject
+        }
+    };
+    let mut majority_healthy = true;
+    let (start, detail) = match kind {
+        FaultKind::KillLeader | FaultKind::KillRandom => {
+            let (t, why) = if kind == FaultKind::KillLeader {
+                leader_or_random(rec, n, rng).await
+            } else {
+                (rng.below(n), "random peer")
+            };
+            let down = hold(holds.down, rng);
+            let start = clock.now();
+            c.kill(t);
+            tokio::time::sleep(down).await;
+            c.spawn(t);
+            (
+                start,
+                format!(
+                    "{} ({why}) killed, restarted {} ms later",
+                    c.procs[t].name,
+                    down.as_millis()
+                ),
+            )
+        }
+        FaultKind::PauseLeader => {
+            let (t, why) = leader_or_random(rec, n, rng).await;
+            let pause = hold(holds.pause, rng);
+            let start = clock.now();
+            c.pause(t);
+            tokio::time::sleep(pause).await;
+            c.resume(t);
+            (
+                start,
+                format!(
+                    "{} ({why}) stopped for {} ms",
+                    c.procs[t].name,
+                    pause.as_millis()
+                ),
+            )
+        }
+        FaultKind::IsolateLeader => {
+            let (t, why) = leader_or_random(rec, n, rng).await;
+            let others: Vec<usize> = (0..n).filter(|&i| i != t).collect();
+            let mode = mode(rng);
+            let d = hold(holds.partition, rng);
+            let start = clock.now();
+            c.net.cut(&[t], &others, mode);
+            tokio::time::sleep(d).await;
+            c.net.heal();
+            (
+                start,
+                format!(
+                    "{} ({why}) isolated ({mode:?}) for {} ms",
+                    c.procs[t].name,
+                    d.as_millis()
+                ),
+            )
+        }
+        FaultKind::Split => {
+            let mut all: Vec<usize> = (0..n).collect();
+            rng.shuffle(&mut all);
+            let (minority, majority) = all.split_at((n - 1) / 2);
+            let lead = leader(rec).await;
+            let mode = mode(rng);
+            let d = hold(holds.partition, rng);
+            let start = clock.now();
+            c.net.cut(minority, majority, mode);
+            tokio::time::sleep(d).await;
+            c.net.heal();
+            let side = match lead {
+                Some(l) if minority.contains(&l) => "leader in the minority",
+                Some(_) => "leader in the majority",
+                None => "no leader known",
+            };
+            (
+                start,
+                format!(
+                    "{}/{} split {} | {} ({mode:?}, {side}) for {} ms",
+                    majority.len(),
+                    minority.len(),
+                    names(c, majority),
+                    names(c, minority),
+                    d.as_millis()
+                ),
+            )
+        }
+        FaultKind::Bridge => {
+            let mut all: Vec<usize> = (0..n).collect();
+            rng.shuffle(&mut all);
+            let (bridge, rest) = (all[0], &all[1..]);
+            let (left, right) = rest.split_at(rest.len() / 2);
+            let mode = mode(rng);
+            let d = hold(holds.partition, rng);
+            let start = clock.now();
+            c.net.cut(left, right, mode);
+            tokio::time::sleep(d).await;
+            c.net.heal();
+            (
+                start,
+                format!(
+                    "{} | {} | {} bridged by {} ({mode:?}) for {} ms",
+                    names(c, left),
+                    names(c, &[bridge]),
+                    names(c, right),
+                    c.procs[bridge].name,
+                    d.as_millis()
+                ),
+            )
+        }
+        FaultKind::Restart => {
+            let (t, why) = if rng.chance(1, 2) {
+                leader_or_random(rec, n, rng).await
+            } else {
+                (rng.below(n), "random peer")
+            };
+            let gap = rng.millis(0, 1000);
+            let start = clock.now();
+            let clean = c.terminate(t, Duration::from_secs(8)).await;
+            tokio::time::sleep(gap).await;
+            c.spawn(t);
+            (
+                start,
+                format!(
+                    "{} ({why}) stopped with SIGTERM ({}), started {} ms later",
+                    c.procs[t].name,
+                    if clean {
+                        "exited"
+                    } else {
+                        "did not exit: killed"
+                    },
+                    gap.as_millis()
+                ),
+            )
+        }
+        FaultKind::RestartAll => {
+            majority_healthy = false;
+            let graceful = rng.chance(1, 2);
+            let down = hold(holds.down, rng);
+            let start = clock.now();
+            if graceful {
+                c.terminate_all(Duration::from_secs(8)).await;
+            } else {
+                for i in 0..n {
+                    c.kill(i);
+                }
+            }
+            tokio::time::sleep(down).await;
+            for i in 0..n {
+                c.spawn(i);
+            }
+            (
+                start,
+                format!(
+                    "all peers {}, started again {} ms later",
+                    if graceful {
+                        "stopped with SIGTERM"
+                    } else {
+                        "killed"
+                    },
+                    down.as_millis()
+                ),
+            )
+        }
+        FaultKind::SlowPeer => {
+            let (t, why) = if rng.chance(1, 2) {
+                leader_or_random(rec, n, rng).await
+            } else {
+                (rng.below(n), "random peer")
+            };
+            let delay = hold(holds.delay, rng);
+            let d = hold(holds.slow, rng);
+            let start = clock.now();
+            c.net.slow(t, delay);
+            tokio::time::sleep(d).await;
+            c.net.heal();
+            (
+                start,
+                format!(
+                    "{} ({why}) delayed by {} ms each way for {} ms",
+                    c.procs[t].name,
+                    delay.as_millis(),
+                    d.as_millis()
+                ),
+            )
+        }
+    };
+    Fault {
+        kind,
+        detail,
+        start,
+        healed: clock.now(),
+        majority_healthy,
+    }
+}

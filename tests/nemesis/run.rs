@@ -1,0 +1,187 @@
+//! One run: start a cluster behind its proxies, start the clients, let the nemesis inject its
+//! faults, then check the whole history and print the summary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::checker::{self, Report, Rules};
+use crate::client::{self, Recorder};
+use crate::cluster::Cluster;
+use crate::history::{Clock, FaultKind, History};
+use crate::nemesis::{self, Holds};
+use crate::rng::Rng;
+use crate::summary;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub label: String,
+    pub peers: usize,
+    pub faults: usize,
+    pub seed: u64,
+    /// The binary under test.
+    pub exe: PathBuf,
+    pub kinds: Vec<FaultKind>,
+    /// Interval between two questions to the same peer.
+    pub poll: Duration,
+    pub holds: Holds,
+    pub rules: Rules,
+    /// Keep logs and data of a run that fails.
+    pub keep_failed: bool,
+}
+
+/// The product's default timings, as the checker's bounds.
+pub fn default_rules() -> Rules {
+    Rules {
+        // 3/4 of the default maximum election timeout (200 ms).
+        lease: 150_000,
+        heal_bound: 5_000_000,
+        outage_bound: 5_000_000,
+        fresh: 50_000,
+    }
+}
+
+impl Plan {
+    pub fn new(label: &str, peers: usize, faults: usize, seed: u64, exe: PathBuf) -> Plan {
+        Plan {
+            label: label.to_string(),
+            peers,
+            faults,
+            seed,
+            exe,
+            kinds: FaultKind::ALL.to_vec(),
+            poll: Duration::from_millis(10),
+            holds: Holds::default(),
+            rules: default_rules(),
+            keep_failed: true,
+        }
+    }
+}
+
+/// What a run produced.
+pub struct Outcome {
+    pub history: History,
+    pub report: Report,
+    pub summary: String,
+    /// Where logs and data were kept, when the run failed.
+    pub kept: Option<PathBuf>,
+}
+
+/// Waits until every peer's newest answer, sent after `since`, names the same leader with the
+/// same term and that leader claims it. Returns how long it took, or `None` at `timeout`.
+async fn all_agree(rec: &Recorder, since: u64, timeout: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        let latest = rec.latest();
+        let fresh: Vec<_> = latest
+            .iter()
+            .map(|a| a.as_ref().filter(|a| a.sent >= since))
+            .collect();
+        if let Some(Some(first)) = fresh.first() {
+            let agreed = fresh.iter().enumerate().all(|(i, a)| {
+                a.is_some_and(|a| {
+                    a.leader == first.leader
+                        && a.term == first.term
+                        && a.is_leader == (first.leader == Some(i))
+                })
+            });
+            if agreed && first.leader.is_some() {
+                return Some(started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// Runs a plan to the end and checks it.
+pub async fn run(plan: &Plan) -> Outcome {
+    eprintln!(
+        "nemesis [{}]: {} peers, {} faults, seed {} (replay with NEMESIS_SEED={}), binary {}",
+        plan.label,
+        plan.peers,
+        plan.faults,
+        plan.seed,
+        plan.seed,
+        plan.exe.display()
+    );
+    let started = Instant::now();
+    let mut rng = Rng::new(plan.seed);
+    let schedule = nemesis::schedule(&plan.kinds, plan.faults, &mut rng);
+    let mut cluster = Cluster::new(plan.peers, &plan.exe).await;
+    let clock = Clock::new();
+    let rec = Arc::new(Recorder::new(clock, cluster.names()));
+    let stop = CancellationToken::new();
+    let http: Vec<_> = cluster.procs.iter().map(|p| p.http).collect();
+    let clients = client::start(rec.clone(), &http, plan.poll, stop.clone());
+    for i in 0..plan.peers {
+        cluster.spawn(i);
+    }
+    let first = all_agree(&rec, 0, Duration::from_secs(30)).await;
+    eprintln!(
+        "nemesis [{}]: first leader agreed after {:?}",
+        plan.label, first
+    );
+    let wait = Duration::from_micros(plan.rules.heal_bound) + Duration::from_secs(5);
+    let mut faults = Vec::new();
+    for (i, kind) in schedule.iter().enumerate() {
+        let fault = nemesis::inject(*kind, &mut cluster, &rec, &mut rng, &plan.holds).await;
+        let agreed = all_agree(&rec, fault.healed, wait).await;
+        eprintln!(
+            "nemesis [{}] {:>4}/{} {:>7.1}s {:<15} {} -> {}",
+            plan.label,
+            i + 1,
+            plan.faults,
+            started.elapsed().as_secs_f64(),
+            kind.name(),
+            fault.detail,
+            match agreed {
+                Some(d) => format!("leader agreed {} ms after repair", d.as_millis()),
+                None => format!("NO agreed leader within {wait:?}"),
+            }
+        );
+        faults.push(fault);
+        tokio::time::sleep(rng.millis(200, 800)).await;
+    }
+    stop.cancel();
+    for task in clients {
+        if let Err(e) = task.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+    let (answers, terms, failures) = rec.take();
+    let history = History {
+        peers: cluster.names(),
+        answers,
+        terms,
+        faults,
+        failures,
+        end: clock.now(),
+    };
+    cluster.stop_all();
+    let report = checker::check(&history, &plan.rules);
+    let summary = summary::render(plan, &history, &report, started.elapsed());
+    eprintln!("{summary}");
+    let kept = if report.ok() || !plan.keep_failed {
+        None
+    } else {
+        for v in report.violations.iter().take(20) {
+            eprintln!("{}", v.explain(&history));
+        }
+        eprintln!("{}", cluster.log_tails(30));
+        cluster.keep = true;
+        Some(cluster.dir())
+    };
+    drop(cluster);
+    Outcome {
+        history,
+        report,
+        summary,
+        kept,
+    }
+}

@@ -220,6 +220,11 @@ impl Leadership {
         (!left.is_zero()).then_some((h, left))
     }
 
+    /// How long after it was sent an acknowledged heartbeat still holds the lease.
+    pub fn leader_lease(&self) -> Duration {
+        self.timing.leader_lease()
+    }
+
     /// This peer's Raft id.
     pub fn me(&self) -> NodeId {
         self.me

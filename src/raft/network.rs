@@ -212,6 +212,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 }
 
 /// The RPC channel to one peer.
+#[derive(Clone)]
 pub struct Connection {
     client: PeerClient,
     target: NodeId,
@@ -265,21 +266,33 @@ impl RaftNetwork<TypeConfig> for Connection {
         let mine = rpc.vote.is_committed() && vote_for(&rpc.vote) == Some(self.client.me_id);
         // The lease counts from the moment the request leaves, never from when the answer came.
         let sent = Instant::now();
-        let resp: AppendResponse = self
-            .rpc(protocol::APPEND_PATH, "append", &rpc, option.hard_ttl())
-            .await?;
-        match &resp {
-            AppendResponse::Success
-            | AppendResponse::PartialSuccess(_)
-            | AppendResponse::Conflict
-                if mine =>
-            {
-                self.client.leadership.on_ack(self.target, term, sent)
+        // openraft 0.9 gives up on an append-entries after one heartbeat interval, but the
+        // follower still accepts it when it arrives later, and so keeps refusing to elect
+        // anyone else. A leader whose round trip exceeded the heartbeat interval would then
+        // never count an acknowledgement, and the cluster would have no leader for as long as
+        // the link stays slow. So the call runs in its own task for up to the lease, and an
+        // acknowledgement that comes after openraft stopped waiting still feeds the lease.
+        let ttl = option.hard_ttl().max(self.client.leadership.leader_lease());
+        let conn = self.clone();
+        let call = tokio::spawn(async move {
+            let resp: AppendResponse = conn.rpc(protocol::APPEND_PATH, "append", &rpc, ttl).await?;
+            match &resp {
+                AppendResponse::Success
+                | AppendResponse::PartialSuccess(_)
+                | AppendResponse::Conflict
+                    if mine =>
+                {
+                    conn.client.leadership.on_ack(conn.target, term, sent)
+                }
+                AppendResponse::HigherVote(_) => conn.client.leadership.revoke(),
+                _ => {}
             }
-            AppendResponse::HigherVote(_) => self.client.leadership.revoke(),
-            _ => {}
+            Ok(resp)
+        });
+        match call.await {
+            Ok(result) => result,
+            Err(e) => Err(openraft::error::RPCError::Network(NetworkError::new(&e))),
         }
-        Ok(resp)
     }
 
     async fn install_snapshot(

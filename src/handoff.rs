@@ -34,6 +34,8 @@ pub enum Outcome {
     },
     /// No other peer took over within the budget.
     TimedOut,
+    /// The cluster has a single peer: there is nobody to hand over to.
+    Alone,
 }
 
 /// Everything a hand-off needs.
@@ -81,6 +83,9 @@ impl Handoff {
     }
 
     async fn transfer(&self, budget: Duration) -> Outcome {
+        if self.config.peers.len() == 1 {
+            return Outcome::Alone;
+        }
         self.metrics.handoffs.inc();
         let started = Instant::now();
         let m = self.raft.metrics().borrow().clone();
@@ -105,7 +110,7 @@ impl Handoff {
                 continue;
             };
             if let Err(e) = self.client.handoff(&peer.node(), timing.election_max).await {
-                tracing::warn!(to = %peer.name, error = %e, "hand-off request failed; trying another peer");
+                tracing::warn!(to = %peer.name, error = %crate::errors::chain(&e), "hand-off request failed; trying another peer");
                 continue;
             }
             let left = deadline

@@ -34,6 +34,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod errors;
 pub mod handoff;
 pub mod leadership;
 pub mod metrics;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use raft_elector::cli::{Cli, Command, LogFormat, RunArgs};
 use raft_elector::client::LeaderAnswer;
+use raft_elector::errors::chain;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("raft-elector: error: {e:#}");
+            eprintln!("raft-elector: error: {}", chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -58,7 +59,8 @@ fn init_logging(args: &RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("invalid --log filter {:?}", args.log))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match args.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder
@@ -129,7 +131,7 @@ fn leader(args: &raft_elector::cli::LeaderArgs) -> ExitCode {
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("raft-elector: error: {e:#}");
+            eprintln!("raft-elector: error: {}", chain(e.as_ref()));
             ExitCode::from(2)
         }
     }

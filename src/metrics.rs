@@ -138,11 +138,13 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Counts an election, once per term this peer campaigns in.
-    pub fn campaign(&self, term: u64) {
-        if self.last_campaign.fetch_max(term, Ordering::Relaxed) < term {
+    /// Counts an election, once per term this peer campaigns in; true the first time.
+    pub fn campaign(&self, term: u64) -> bool {
+        let first = self.last_campaign.fetch_max(term, Ordering::Relaxed) < term;
+        if first {
             self.elections_started.inc();
         }
+        first
     }
 
     /// Counts a failed outgoing RPC.

@@ -69,6 +69,11 @@ async fn resign(State(view): State<AppState>) -> Response {
             (StatusCode::CONFLICT, Json(json!({ "resigned": false, "reason": "this peer is not the leader" })))
                 .into_response()
         }
+        Outcome::Alone => (
+            StatusCode::CONFLICT,
+            Json(json!({ "resigned": false, "reason": "this peer is the only one of its election" })),
+        )
+            .into_response(),
         Outcome::TimedOut => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "resigned": false, "reason": "no other peer took over in time; this peer still leads" })),

@@ -77,6 +77,16 @@ impl PeerState {
     }
 }
 
+impl PeerState {
+    /// A member's name by its Raft id.
+    fn name_of(&self, id: crate::raft::NodeId) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|m| crate::config::node_id(m) == id)
+            .map(String::as_str)
+    }
+}
+
 type Shared = Arc<PeerState>;
 
 /// Builds the peer router.
@@ -229,10 +239,16 @@ async fn vote(State(state): State<Shared>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    state.leadership.on_newer_term(vote_term(&req.vote));
+    let (term, candidate) = (vote_term(&req.vote), vote_for(&req.vote));
+    state.leadership.on_newer_term(term);
     let res = state.raft.vote(req).await;
     if let Ok(resp) = &res {
         state.leadership.on_vote_moved(vote_term(&resp.vote));
+        if resp.vote_granted {
+            // Logged after openraft persisted the vote: an audit trail of one vote per term.
+            let candidate = candidate.and_then(|id| state.name_of(id)).unwrap_or("?");
+            tracing::info!(term, candidate, "vote granted");
+        }
     }
     reply(&res)
 }

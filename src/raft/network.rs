@@ -94,7 +94,7 @@ impl PeerClient {
         let before = map.insert(peer.to_string(), ok);
         match (before, ok, error) {
             (Some(true) | None, false, Some(e)) => {
-                tracing::warn!(peer, error = %e, "peer unreachable")
+                tracing::warn!(peer, error = %crate::errors::chain(e), "peer unreachable")
             }
             (Some(false), true, _) => tracing::info!(peer, "peer reachable again"),
             _ => {}
@@ -314,8 +314,13 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: VoteRequest,
         option: RPCOption,
     ) -> Result<VoteResponse, RpcError> {
-        if vote_for(&rpc.vote) == Some(self.client.me_id) {
-            self.client.metrics.campaign(vote_term(&rpc.vote));
+        if vote_for(&rpc.vote) == Some(self.client.me_id)
+            && self.client.metrics.campaign(vote_term(&rpc.vote))
+        {
+            {
+                // openraft persisted this self-vote before sending any vote request.
+                tracing::info!(term = vote_term(&rpc.vote), "campaigning: voted for self");
+            }
         }
         let resp: VoteResponse = self
             .rpc(protocol::VOTE_PATH, "vote", &rpc, option.hard_ttl())

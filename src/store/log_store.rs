@@ -39,6 +39,32 @@ impl LogStore {
             .map_err(|e| StorageIOError::read_logs(io_err(e)).into())
     }
 
+    /// Decodes the vote, the purge point, the committed id and the last log entry.
+    pub(super) fn validate(&self) -> Result<(), (&'static str, wire::DecodeError)> {
+        let meta = &self.db.inner.meta;
+        let check = |key: &'static [u8],
+                     name: &'static str,
+                     f: fn(&[u8]) -> Result<(), wire::DecodeError>| {
+            match meta.get(key) {
+                Ok(Some(bytes)) => f(&bytes).map_err(|e| (name, e)),
+                _ => Ok(()),
+            }
+        };
+        check(VOTE_KEY, "vote", |b| {
+            wire::decode_record::<Vote>(b).map(drop)
+        })?;
+        check(PURGED_KEY, "last_purged", |b| {
+            wire::decode_record::<LogId>(b).map(drop)
+        })?;
+        check(COMMITTED_KEY, "committed", |b| {
+            wire::decode_record::<Option<LogId>>(b).map(drop)
+        })?;
+        if let Ok(Some((_, last))) = self.db.inner.logs.last() {
+            wire::decode_record::<Entry>(&last).map_err(|e| ("last log entry", e))?;
+        }
+        Ok(())
+    }
+
     fn sync(&self) -> io::Result<()> {
         self.db.sync()
     }

@@ -29,7 +29,7 @@ use crate::wire::{self, DecodeError};
 pub enum StoreError {
     #[error("cannot create data directory {path}: {source}")]
     Create { path: PathBuf, source: io::Error },
-    #[error("cannot open the database in {path} (unreadable, locked by another process or damaged): {source}")]
+    #[error("cannot open the database in {path}: {source}; check its permissions and free space, stop any other raft-elector using it, or if it is damaged move it aside to rejoin the cluster with empty state")]
     Open { path: PathBuf, source: sled::Error },
     #[error("cannot read the database in {path}: {source}")]
     Read { path: PathBuf, source: sled::Error },
@@ -41,6 +41,11 @@ pub enum StoreError {
         key: String,
         source: DecodeError,
     },
+    #[error("the database in {path} lost its records although this directory was in use (see raft-elector.json); \
+             it is damaged: move the directory aside to rejoin the cluster with empty state")]
+    Lost { path: PathBuf },
+    #[error("unreadable identity file {path}: {error}; fix or remove it")]
+    BadMarker { path: PathBuf, error: String },
     #[error("data directory {path} belongs to election {found:?}, not {expected:?}; use another --data-dir")]
     ForeignElection {
         path: PathBuf,
@@ -182,7 +187,41 @@ pub fn open(
             .map_err(read_err)?
             .is_none();
     let sm = StateMachine::load(store.clone())?;
-    Ok((LogStore::new(store), sm, Opened { fresh }))
+    let log = LogStore::new(store);
+    // Read every record Raft will need now, so that a damaged one stops the peer here with
+    // its name and path instead of somewhere inside Raft's start-up.
+    log.validate().map_err(|(key, e)| damaged(&path, key, e))?;
+    Ok((log, sm, Opened { fresh }))
+}
+
+/// The identity file next to sled's files: written once, it survives sled losing its records,
+/// which would otherwise make a damaged directory look fresh (and bootstrap a new cluster).
+const MARKER: &str = "raft-elector.json";
+
+fn read_marker(path: &Path) -> Result<Option<Identity>, StoreError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::BadMarker {
+                path: path.to_path_buf(),
+                error: e.to_string(),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StoreError::Create {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn write_marker(dir: &Path, identity: &Identity) -> io::Result<()> {
+    let tmp = dir.join(format!("{MARKER}.tmp"));
+    let mut text = serde_json::to_vec_pretty(identity).map_err(io::Error::other)?;
+    text.push(b'\n');
+    std::fs::write(&tmp, text)?;
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(MARKER))?;
+    File::open(dir)?.sync_all()
 }
 
 fn check_identity(store: &Db, election: &str, peer: &str) -> Result<(), StoreError> {
@@ -191,44 +230,49 @@ fn check_identity(store: &Db, election: &str, peer: &str) -> Result<(), StoreErr
         election: election.to_string(),
         peer: peer.to_string(),
     };
-    let found: Option<Identity> = match store.inner.meta.get(IDENTITY) {
+    let in_db: Option<Identity> = match store.inner.meta.get(IDENTITY) {
         Err(source) => return Err(StoreError::Read { path, source }),
         Ok(None) => None,
         Ok(Some(bytes)) => {
-            Some(
-                wire::decode_record(&bytes).map_err(|source| StoreError::Damaged {
-                    path: path.clone(),
-                    key: "identity".into(),
-                    source,
-                })?,
-            )
+            Some(wire::decode_record(&bytes).map_err(|e| damaged(&path, "identity", e))?)
         }
     };
-    match found {
-        Some(found) if found.election != wanted.election => Err(StoreError::ForeignElection {
-            path,
-            found: found.election,
-            expected: wanted.election,
-        }),
-        Some(found) if found.peer != wanted.peer => Err(StoreError::ForeignPeer {
-            path,
-            found: found.peer,
-            expected: wanted.peer,
-        }),
-        Some(_) => Ok(()),
-        None => {
-            let write_err = |source| StoreError::Write {
-                path: path.clone(),
-                source,
-            };
-            store
-                .inner
-                .meta
-                .insert(IDENTITY, wire::encode_record(&wanted))
-                .map_err(|e| write_err(io::Error::other(e)))?;
-            store.sync().map_err(write_err)
+    let marker = read_marker(&path.join(MARKER))?;
+    for found in [&in_db, &marker].into_iter().flatten() {
+        if found.election != wanted.election {
+            return Err(StoreError::ForeignElection {
+                path,
+                found: found.election.clone(),
+                expected: wanted.election,
+            });
+        }
+        if found.peer != wanted.peer {
+            return Err(StoreError::ForeignPeer {
+                path,
+                found: found.peer.clone(),
+                expected: wanted.peer,
+            });
         }
     }
+    if marker.is_some() && in_db.is_none() {
+        return Err(StoreError::Lost { path });
+    }
+    let write_err = |source| StoreError::Write {
+        path: path.clone(),
+        source,
+    };
+    if in_db.is_none() {
+        store
+            .inner
+            .meta
+            .insert(IDENTITY, wire::encode_record(&wanted))
+            .map_err(|e| write_err(io::Error::other(e)))?;
+        store.sync().map_err(write_err)?;
+    }
+    if marker.is_none() {
+        write_marker(&path, &wanted).map_err(write_err)?;
+    }
+    Ok(())
 }
 
 /// Turns a decode failure of a stored record into a clear store error.

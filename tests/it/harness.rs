@@ -100,7 +100,7 @@ impl Cluster {
             .collect();
         let client = reqwest::Client::builder()
             .no_proxy()
-            .timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(2))
             .build()
             .expect("client");
         Cluster {

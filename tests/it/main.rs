@@ -6,6 +6,8 @@ mod api;
 mod auth;
 mod bad_input;
 mod compaction;
+mod crashes;
+mod damaged;
 mod election;
 mod failover;
 mod hostile;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs raft-elector's benchmark (examples/bench/) and writes docs/bench/: results.json,
+# results.md and the SVG charts that docs/BENCHMARKS.md shows. Not part of the tests.
+#
+#   scripts/bench.sh                          # everything (about 25-35 minutes)
+#   scripts/bench.sh --quick                  # smoke run: 3 trials each, no etcdctl elect
+#   scripts/bench.sh --only failover,etcd     # some sections; the others' results are kept
+#   scripts/bench.sh --wait-quiet 15m --max-load 0.5   # wait (bounded) for a quiet machine
+#
+# Installs what it needs when absent: wrk and etcd (Debian packages wrk, etcd-server,
+# etcd-client). When Docker answers, it builds the container image with docker/build.sh first
+# to report its size (BENCH_IMAGE=0 skips that).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "bench.sh: installing ${need[*]}" >&2
+  $sudo apt-get update >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${need[@]}" >&2
+fi
+
+cargo build --release --bin raft-elector --example bench >&2
+
+args=()
+if [ "${BENCH_IMAGE:-1}" != 0 ] && [ -x docker/build.sh ] && docker info >/dev/null 2>&1; then
+  if docker/build.sh raft-elector:bench >&2; then
+    args+=(--image raft-elector:bench)
+  else
+    echo "bench.sh: the image build failed; its size will not be reported" >&2
+  fi
+fi
+
+exec target/release/examples/bench "${args[@]}" "$@"

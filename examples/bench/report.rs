@@ -355,7 +355,7 @@ fn markdown(r: &Value) -> String {
     );
     summary_row(
         &mut o,
-        "etcd crash, matched timings (30 ms / 100 ms)",
+        "etcd crash, matched timings (20 ms / 100 ms)",
         &s["etcd"]["matched"],
     );
     summary_row(
@@ -463,6 +463,38 @@ fn markdown(r: &Value) -> String {
                 p["rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
                 p["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
                 p["cpu_percent_of_core"]
+            );
+        }
+    }
+    if let Some(vs) = fp["variants"].as_array() {
+        let _ = writeln!(o, "\nIdle CPU (% of a core) by setting, 3 peers, {} s each:\n\n| setting | leader | followers |\n|---|---|---|", fp["idle_secs"].as_u64().unwrap_or(0).div_ceil(2));
+        let row = |label: &str, peers: &[Value]| {
+            let pick = |leader: bool| {
+                peers
+                    .iter()
+                    .filter(|p| (p["role"] == "leader") == leader)
+                    .map(|p| format!("{}", p["cpu_percent_of_core"]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!("| {label} | {} | {} |", pick(true), pick(false))
+        };
+        let _ = writeln!(
+            o,
+            "{}",
+            row(
+                "defaults (heartbeat 30 ms)",
+                fp["peers"].as_array().map(Vec::as_slice).unwrap_or(&[])
+            )
+        );
+        for v in vs {
+            let _ = writeln!(
+                o,
+                "{}",
+                row(
+                    v["label"].as_str().unwrap_or("?"),
+                    v["peers"].as_array().map(Vec::as_slice).unwrap_or(&[])
+                )
             );
         }
     }

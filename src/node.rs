@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::storage::RaftLogStorage;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,7 +22,7 @@ use crate::handoff::Handoff;
 use crate::leadership::Leadership;
 use crate::metrics::Metrics;
 use crate::raft::network::{NetworkFactory, PeerClient};
-use crate::raft::{NodeId, Raft, RaftMetrics};
+use crate::raft::{vote_term, NodeId, Raft, RaftMetrics};
 use crate::store::{self, StoreError};
 use crate::view::RaftView;
 use crate::{api, bootstrap, prevote};
@@ -179,6 +180,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         auth.clone(),
     )?;
     let log_reader = log_store.clone();
+    // A storage error here is Raft::new's to report: it reads the same vote.
+    let stored_vote = log_reader.clone().read_vote().await.ok().flatten();
     let raft = Raft::new(
         config.me.id,
         Arc::new(raft_config(&config)?),
@@ -191,6 +194,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     .await?;
     // Elections stay off until a pre-vote says this peer could win (see prevote.rs).
     raft.runtime_config().elect(false);
+    // openraft's metrics show the state it loaded only once its core runs; until then they
+    // read term 0. Nothing is served before they show the stored vote: a restarted peer would
+    // otherwise answer term 0 once (its fencing token going back, as the fault-injection suite
+    // saw), and tell a bootstrapping peer that it has no state.
+    if let Some(vote) = stored_vote {
+        let term = vote_term(&vote);
+        let loaded = raft
+            .wait(Some(config.timing.election_max * 10))
+            .metrics(|m| m.current_term >= term, "stored vote loaded")
+            .await;
+        if let Err(e) = loaded {
+            tracing::warn!(error = %e, term, "Raft has not published its stored term yet");
+        }
+    }
 
     let names: HashMap<NodeId, String> = config
         .peers

@@ -1,0 +1,95 @@
+//! The leader's container dies (`docker kill`) or is stopped (`docker stop`, SIGTERM).
+
+use std::time::{Duration, Instant};
+
+use crate::cluster::Cluster;
+use crate::docker::docker_or_skip;
+
+/// Kills the leader; returns how long the two others took to agree on a new leader with a
+/// higher term, the new leader and its term.
+pub async fn kill_leader(c: &Cluster) -> (Duration, usize, u64) {
+    let (old, term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
+    let others: Vec<usize> = c.all().into_iter().filter(|&i| i != old).collect();
+    let t0 = Instant::now();
+    c.kill(old).await;
+    let (new, new_term) = c
+        .agreed_leader_where(&others, Duration::from_secs(20), |_, t| t > term)
+        .await;
+    (t0.elapsed(), new, new_term)
+}
+
+/// Stops the leader (SIGTERM); returns how long the two others took to agree on a new leader
+/// with a higher term (counted from the `docker stop` command), how long `docker stop` took,
+/// the exit code and the new leader.
+pub async fn stop_leader(c: &Cluster) -> (Duration, Duration, i64, usize) {
+    let (old, term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
+    let others: Vec<usize> = c.all().into_iter().filter(|&i| i != old).collect();
+    let t0 = Instant::now();
+    let stopping = c.stop(old);
+    let waiting = c.agreed_leader_where(&others, Duration::from_secs(20), |_, t| t > term);
+    let ((stop_took, code), ((new, _), failover)) =
+        tokio::join!(stopping, async { (waiting.await, t0.elapsed()) });
+    (failover, stop_took, code, new)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_leader_is_replaced_and_rejoins_with_its_data() {
+    if !docker_or_skip("killed_leader_is_replaced_and_rejoins_with_its_data") {
+        return;
+    }
+    let c = Cluster::start(3).await;
+    let (old, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
+    let (took, new, term) = kill_leader(&c).await;
+    eprintln!(
+        "docker kill {}: {} leads (term {term}) after {took:?}",
+        c.nodes[old].name, c.nodes[new].name
+    );
+    assert_ne!(new, old);
+    assert_eq!(c.exit_code(old).await, 137, "SIGKILL");
+
+    // Same container, same volume: the peer comes back with its Raft state and follows.
+    c.restart(old).await;
+    let (leader, rejoined_term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
+    assert_eq!(leader, new, "the returning peer must not depose the leader");
+    assert_eq!(
+        rejoined_term, term,
+        "the returning peer must not force an election"
+    );
+    let back = c.ask(old).await.expect("the restarted peer answers");
+    assert_eq!(
+        (back.role.as_str(), back.is_leader),
+        ("follower", false),
+        "{back:?}"
+    );
+    // Its data survived: only its very first start found an empty data directory.
+    let logs = c.logs(old).await;
+    assert_eq!(
+        logs.matches("fresh data directory").count(),
+        1,
+        "the restart must find the data of the first run:\n{logs}"
+    );
+    assert!(!logs.contains("earlier state was lost"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_leader_hands_over_and_exits_zero() {
+    if !docker_or_skip("stopped_leader_hands_over_and_exits_zero") {
+        return;
+    }
+    let c = Cluster::start(3).await;
+    let (old, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
+    let (failover, stop_took, code, new) = stop_leader(&c).await;
+    eprintln!(
+        "docker stop {}: {} leads after {failover:?}; the container exited {code} after {stop_took:?}",
+        c.nodes[old].name, c.nodes[new].name
+    );
+    assert_eq!(code, 0, "SIGTERM must end in exit code 0");
+    assert_ne!(new, old);
+    // Well within docker's 10 s before SIGKILL: the hand-off is one round trip.
+    assert!(
+        stop_took < Duration::from_secs(8),
+        "docker stop took {stop_took:?}"
+    );
+    let logs = c.logs(old).await;
+    assert!(logs.contains("leadership handed over"), "{logs}");
+}

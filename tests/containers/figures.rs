@@ -1,0 +1,81 @@
+//! Failover figures in containers, for the README (ignored by default; a few minutes):
+//!
+//!   cargo nextest run --test containers --run-ignored only failover_figures --no-capture
+//!
+//! Repeats `docker kill` and `docker stop` of the current leader (ROUNDS each, default 10;
+//! set RAFT_ELECTOR_FIGURE_ROUNDS), restarting the victim and waiting for all three to agree
+//! between rounds, and prints the median and maximum time until the two others agree on a
+//! new leader with a higher term.
+
+use std::time::Duration;
+
+use crate::cluster::Cluster;
+use crate::docker::docker_or_skip;
+use crate::failover::{kill_leader, stop_leader};
+
+fn summary(what: &str, mut v: Vec<Duration>) -> String {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let median = if v.len() % 2 == 1 {
+        ms(v[v.len() / 2])
+    } else {
+        (ms(v[v.len() / 2 - 1]) + ms(v[v.len() / 2])) / 2.0
+    };
+    format!(
+        "{what}: n={} median {median:.0} ms, min {:.0} ms, max {:.0} ms; all: {:?}",
+        v.len(),
+        ms(v[0]),
+        ms(v[v.len() - 1]),
+        v.iter().map(|d| ms(*d).round() as u64).collect::<Vec<_>>()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check: run with --run-ignored only"]
+async fn failover_figures() {
+    if !docker_or_skip("failover_figures") {
+        return;
+    }
+    let rounds: usize = std::env::var("RAFT_ELECTOR_FIGURE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let c = Cluster::start(3).await;
+    let mut kills = Vec::new();
+    let mut stops = Vec::new();
+    let mut stop_durations = Vec::new();
+    for _ in 0..rounds {
+        let (victim, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
+        let (took, _, _) = kill_leader(&c).await;
+        kills.push(took);
+        c.restart(victim).await;
+
+        let (victim, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
+        let (failover, stop_took, code, _) = stop_leader(&c).await;
+        assert_eq!(code, 0);
+        stops.push(failover);
+        stop_durations.push(stop_took);
+        c.restart(victim).await;
+    }
+    eprintln!(
+        "{}",
+        summary(
+            "docker kill of the leader -> new leader agreed by the two others",
+            kills
+        )
+    );
+    eprintln!(
+        "{}",
+        summary(
+            "docker stop of the leader -> new leader agreed by the two others",
+            stops
+        )
+    );
+    eprintln!(
+        "{}",
+        summary(
+            "docker stop of the leader -> container exited 0",
+            stop_durations
+        )
+    );
+}

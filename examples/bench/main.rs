@@ -66,7 +66,7 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     wrk_secs: u32,
     /// wrk runs per configuration and target (alternating targets).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     wrk_reps: u32,
     /// Seconds of idle CPU measurement.
     #[arg(long, default_value_t = 30)]

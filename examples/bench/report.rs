@@ -207,7 +207,7 @@ fn failover_chart(r: &Value) -> String {
         &format!("Leader failover on loopback ({date})"),
         &rows,
         &marks,
-        10.0,
+        2.0,
         100_000.0,
     )
 }
@@ -252,7 +252,7 @@ fn disk_chart(r: &Value) -> String {
         .cloned()
         .unwrap_or_default();
     let colors = ["#1f77b4", "#2ca02c", "#d62728"];
-    let lines: Vec<(String, Vec<(f64, f64)>, &'static str)> = (0..3)
+    let lines: Vec<svg::Series> = (0..3)
         .map(|i| {
             let pts = series
                 .iter()
@@ -540,4 +540,56 @@ fn markdown(r: &Value) -> String {
         let _ = writeln!(o, "| {tool} | {what} | {source} |");
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn goals_are_judged_on_the_figures() {
+        let r = json!({
+            "date": "2026-11-29T00:00:00Z",
+            "sections": {
+                "failover": {
+                    "3": {"median_ms": 350.0, "p99_ms": 600.0, "max_ms": 600.0, "samples_ms": [350.0, 600.0]},
+                    "5": {"median_ms": 380.0, "p99_ms": 601.0, "samples_ms": [380.0]}
+                },
+                "etcd": {"default": {"median_ms": 1200.0, "samples_ms": [1200.0]}},
+                "handoff": {"3": {"p99_ms": 12.0}},
+                "api": {"runs": [{"ratio": 0.95}, {"ratio": 0.89}]},
+                "footprint": {"peers": [
+                    {"rss_kib": 10240, "cpu_percent_of_core": 0.4},
+                    {"rss_kib": 12289, "cpu_percent_of_core": 0.5}
+                ]}
+            }
+        });
+        let met: Vec<Option<bool>> = goals(&r).into_iter().map(|g| g.2).collect();
+        assert_eq!(
+            met,
+            [
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(true),
+                Some(false),
+                Some(false),
+                Some(true)
+            ]
+        );
+        let chart = failover_chart(&r);
+        assert!(chart.starts_with("<svg") && chart.ends_with("</svg>\n"));
+        assert!(chart.contains("raft-elector crash, 3 peers"));
+        assert!(
+            !chart.contains("hand-off, 3 peers"),
+            "rows without samples are left out"
+        );
+        let md = markdown(&r);
+        assert!(
+            md.contains("| crash failover p99 ≤ 600 ms, defaults, 5 peers | 601 ms | **no** |"),
+            "{md}"
+        );
+    }
 }

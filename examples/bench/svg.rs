@@ -231,13 +231,11 @@ pub fn bar_pairs(
     s
 }
 
+/// One line of a line chart: its name, its points and its colour.
+pub type Series = (String, Vec<(f64, f64)>, &'static str);
+
 /// Lines of y over x, one per series.
-pub fn lines(
-    title: &str,
-    series: &[(String, Vec<(f64, f64)>, &'static str)],
-    x_label: &str,
-    y_label: &str,
-) -> String {
+pub fn lines(title: &str, series: &[Series], x_label: &str, y_label: &str) -> String {
     let (left, right, top, bottom_m) = (80.0, 150.0, 50.0, 60.0);
     let (plot_w, plot_h) = (560.0, 260.0);
     let w = left + plot_w + right;

@@ -50,11 +50,16 @@ if ! docker buildx version >/dev/null 2>&1; then
   export DOCKER_BUILDKIT=0
 fi
 
+previous=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 iid="$context/iid"
 docker build --quiet --iidfile "$iid" --tag "$image" -f docker/Dockerfile "$context" >/dev/null
 id=$(cat "$iid")
 if [ -n "${IIDFILE:-}" ]; then
   printf '%s\n' "$id" >"$IIDFILE"
+fi
+# Drop the build this tag pointed to before, unless another tag or a container still uses it.
+if [ -n "$previous" ] && [ "$previous" != "$id" ]; then
+  docker image rm "$previous" >/dev/null 2>&1 || true
 fi
 size=$(docker image inspect --format '{{.Size}}' "$id")
 echo "build.sh: built $image ($id, $((size / 1000)) kB)" >&2

@@ -6,6 +6,7 @@
 # --schema-only is given.
 #
 #   config/kubernetes/validate.sh [--schema-only] [FILE.yaml...]
+#   config/kubernetes/validate.sh --install-only      # just make the venv (scripts/test.sh)
 #
 # Installs kubernetes-validate into a venv under target/ on first use (needs python3 with
 # venv and access to PyPI); nothing outside the repository changes. No cluster is needed.
@@ -28,6 +29,9 @@ if ! cmp -s "$req" "$venv/requirements.txt" 2>/dev/null; then
   cp "$req" "$venv/requirements.txt"
 fi
 flock -u 9
+if [ "${1:-}" = "--install-only" ]; then
+  exit 0
+fi
 
 rules=1
 if [ "${1:-}" = "--schema-only" ]; then

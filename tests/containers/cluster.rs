@@ -299,7 +299,7 @@ impl Cluster {
         self.refresh_port(i).await;
     }
 
-    /// Cuts peer `i` off its network (it keeps only its loopback).
+    /// Cuts peer `i` off its network (it keeps only its loopback; its published port goes).
     pub async fn disconnect(&self, i: usize) {
         docker_ok(&[
             "network",
@@ -308,6 +308,7 @@ impl Cluster {
             &self.nodes[i].container,
         ])
         .await;
+        self.probe.ports.lock().expect("ports lock")[i] = None;
     }
 
     /// Connects peer `i` again, under its DNS name.
@@ -322,6 +323,8 @@ impl Cluster {
             &self.nodes[i].container,
         ])
         .await;
+        // Docker publishes the port anew, on another host port.
+        self.refresh_port(i).await;
     }
 
     /// Everything peer `i`'s container logged, over all its starts.

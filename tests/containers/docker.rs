@@ -104,12 +104,25 @@ pub fn docker_quiet(args: &[&str]) {
         .status();
 }
 
+/// Names an existing image to test instead of building one from this checkout.
+pub const IMAGE_ENV: &str = "RAFT_ELECTOR_TEST_IMAGE";
+
 /// The id (`sha256:...`) of the image under test, built once per test process by
-/// `docker/build.sh` (a no-op rebuild when nothing changed; scripts/test.sh builds it first).
+/// `docker/build.sh` (a no-op rebuild when nothing changed; scripts/test.sh builds it first),
+/// or the image named by [`IMAGE_ENV`].
 pub fn image() -> String {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE
         .get_or_init(|| {
+            if let Ok(name) = std::env::var(IMAGE_ENV) {
+                let out = std::process::Command::new("docker")
+                    .args(["image", "inspect", "--format", "{{.Id}}", &name])
+                    .output()
+                    .expect("docker image inspect");
+                assert!(out.status.success(), "{IMAGE_ENV}={name}: no such image");
+                eprintln!("testing the image {name} ({IMAGE_ENV})");
+                return String::from_utf8_lossy(&out.stdout).trim().to_string();
+            }
             let iid = tempfile::NamedTempFile::new().expect("temp file");
             let out = std::process::Command::new(repo().join("docker/build.sh"))
                 .arg("raft-elector:test")

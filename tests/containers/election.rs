@@ -49,6 +49,32 @@ async fn three_containers_agree_on_one_leader() {
         );
     }
 
+    // The examples in config/examples (Python, shell) find the same leader: their check says
+    // "this pod leads" on the leader's pod only.
+    for i in c.all() {
+        let addr = c.probe.addr(i).expect("published port");
+        let url = format!("http://{addr}");
+        for example in [
+            ["python3", "config/examples/leader_only.py", "--check"],
+            ["sh", "config/examples/leader-only.sh", "--check"],
+        ] {
+            let status = std::process::Command::new(example[0])
+                .args(&example[1..])
+                .current_dir(crate::docker::repo())
+                .env("HOSTNAME", &c.nodes[i].name)
+                .env("RAFT_ELECTOR_URL", &url)
+                .status()
+                .expect("run the example");
+            assert_eq!(
+                status.success(),
+                i == leader,
+                "{} --check as {}: {status}",
+                example[1],
+                c.nodes[i].name
+            );
+        }
+    }
+
     // The peer process runs as the image's non-root user, as PID 1 of its container.
     for node in &c.nodes {
         let user = docker_ok(&["inspect", "--format", "{{.Config.User}}", &node.container]).await;

@@ -81,12 +81,8 @@ fn run_peer(args: &RunArgs) -> anyhow::Result<()> {
     if !config.http.ip().is_loopback() {
         tracing::warn!(http = %config.http, "the application API listens beyond localhost: anyone who reaches it can read who leads");
     }
-    let span = tracing::info_span!("peer", id = %config.me.name);
     let rt = runtime()?;
-    rt.block_on(async move {
-        let _entered = span.enter();
-        raft_elector::node::run(config, shutdown_signal()).await
-    })?;
+    rt.block_on(raft_elector::node::run(config, shutdown_signal()))?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::api::peer::PeerState;
 use crate::api::server::{self, Limits};
@@ -102,7 +103,7 @@ fn serve(
     stop: CancellationToken,
     limits: Limits,
 ) -> JoinHandle<()> {
-    tokio::spawn(server::serve(listener, router, stop, limits))
+    tokio::spawn(server::serve(listener, router, stop, limits).in_current_span())
 }
 
 /// Counts and logs leader changes as openraft reports them.
@@ -110,6 +111,7 @@ async fn watch_leaders(
     mut rx: watch::Receiver<RaftMetrics>,
     metrics: Arc<Metrics>,
     names: HashMap<NodeId, String>,
+    span: tracing::Span,
     stop: CancellationToken,
 ) {
     let mut last: Option<(Option<NodeId>, u64)> = None;
@@ -118,6 +120,10 @@ async fn watch_leaders(
             let m = rx.borrow_and_update();
             (m.current_leader, m.current_term)
         };
+        if last.is_none_or(|(_, t)| t != term) {
+            // Every log line of this peer carries its current term.
+            span.record("term", term);
+        }
         if last != Some((leader, term)) {
             if let Some(id) = leader {
                 metrics.leader_changes.inc();
@@ -145,8 +151,20 @@ async fn raft_failure(mut rx: watch::Receiver<RaftMetrics>) -> openraft::error::
     }
 }
 
-/// Runs a peer until `shutdown` completes, then hands leadership over and stops.
+/// Runs a peer until `shutdown` completes, then hands leadership over and stops. Everything
+/// the peer logs carries its id and current term (the `peer` span).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let span = tracing::info_span!("peer", id = %config.me.name, term = tracing::field::Empty);
+    run_in(config, shutdown, span.clone())
+        .instrument(span)
+        .await
+}
+
+async fn run_in(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    span: tracing::Span,
+) -> Result<(), NodeError> {
     let config = Arc::new(config);
     let (log_store, state_machine, opened) =
         store::open(&config.data_dir, &config.election, &config.me.name)?;
@@ -255,28 +273,38 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         stop_app.clone(),
         app_limits(&config),
     );
-    tokio::spawn(watch_leaders(
-        raft.metrics(),
-        metrics.clone(),
-        names,
-        stop_app.clone(),
-    ));
-    tokio::spawn(prevote::run(
-        config.clone(),
-        raft.clone(),
-        log_reader,
-        client.clone(),
-        leadership.clone(),
-        stop_app.clone(),
-    ));
-    if opened.fresh {
-        tracing::info!(data_dir = %config.data_dir.display(), "fresh data directory: looking for a cluster to join or bootstrap");
-        tokio::spawn(bootstrap::run(
+    tokio::spawn(
+        watch_leaders(
+            raft.metrics(),
+            metrics.clone(),
+            names,
+            span,
+            stop_app.clone(),
+        )
+        .in_current_span(),
+    );
+    tokio::spawn(
+        prevote::run(
             config.clone(),
             raft.clone(),
+            log_reader,
             client.clone(),
+            leadership.clone(),
             stop_app.clone(),
-        ));
+        )
+        .in_current_span(),
+    );
+    if opened.fresh {
+        tracing::info!(data_dir = %config.data_dir.display(), "fresh data directory: looking for a cluster to join or bootstrap");
+        tokio::spawn(
+            bootstrap::run(
+                config.clone(),
+                raft.clone(),
+                client.clone(),
+                stop_app.clone(),
+            )
+            .in_current_span(),
+        );
     }
     tracing::info!(
         election = %config.election,

@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 /// Bounds of one listener.
 #[derive(Debug, Clone, Copy)]
@@ -80,10 +81,13 @@ pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToke
             .map_request(|req: Request<Incoming>| req.map(Body::new));
         let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(slot);
-        });
+        tokio::spawn(
+            async move {
+                let _ = conn.await;
+                drop(slot);
+            }
+            .in_current_span(),
+        );
     }
     drop(listener);
     let _ = tokio::time::timeout(limits.drain, graceful.shutdown()).await;

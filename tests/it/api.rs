@@ -170,3 +170,31 @@ async fn statefulset_peers_that_do_not_resolve_yet_are_retried() {
     assert_eq!(ready, Some(503), "serves, but knows no leader");
     assert!(alive, "unresolvable peers must not be fatal");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_peer_id_and_term() {
+    let mut c = Cluster::new(1);
+    c.flags = vec!["--log-format".into(), "json".into()];
+    c.spawn(0);
+    c.agreed_leader(&[0], Duration::from_secs(10)).await;
+    let status = c.terminate(0, Duration::from_secs(5)).expect("exited");
+    assert!(status.success());
+    let log = c.log_text(0);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let elected = lines
+        .iter()
+        .find(|l| l["message"] == "leader elected")
+        .unwrap_or_else(|| panic!("no election logged:\n{log}"));
+    assert_eq!(elected["span"]["id"], "peer-0");
+    assert!(
+        elected["span"]["term"].as_u64().is_some_and(|t| t >= 1),
+        "{elected}"
+    );
+    assert!(lines.iter().all(|l| l["span"]["id"] == "peer-0"
+        || l["target"]
+            .as_str()
+            .is_some_and(|t| !t.starts_with("raft_elector"))));
+}

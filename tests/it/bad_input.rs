@@ -250,3 +250,42 @@ fn unreadable_or_short_peer_secret() {
     args.extend(["--peer-secret-file", short.to_str().expect("utf-8")]);
     assert_one_line_error(&args, "the peer secret is 4 bytes");
 }
+
+#[test]
+fn permission_denied_on_a_privileged_port() {
+    // As nobody, binding port 80 is refused by the kernel.
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    let data = dir.path().join("data");
+    let peers = format!("a=127.0.0.1:{}", free_port());
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", exe()])
+        .args([
+            "--election",
+            "e",
+            "--id",
+            "a",
+            "--peers",
+            &peers,
+            "--http",
+            "127.0.0.1:80",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("RAFT_ELECTOR_LOG", "error")
+        .output()
+        .expect("run as nobody");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    let lines: Vec<&str> = stderr.trim().lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("cannot listen for the application API on 127.0.0.1:80")
+            && lines[0].contains("Permission denied"),
+        "{stderr}"
+    );
+}

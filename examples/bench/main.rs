@@ -759,6 +759,10 @@ async fn disk(exe: &Path, args: &Args) -> Result<Value, String> {
         "10ms",
         "--election-timeout-max",
         "20ms",
+        // A hand-off that fails (the old leader won the next election itself) waits out the
+        // whole budget; keep that short.
+        "--shutdown-timeout",
+        "1s",
     ];
     let mut c = Cluster::new(exe, 3, &flags, false).await;
     c.spawn_all();
@@ -775,7 +779,7 @@ async fn disk(exe: &Path, args: &Args) -> Result<Value, String> {
     let term0 = cur.term;
     let mut leader = cur.leader;
     let mut term = term0;
-    let step = (args.elections / 10).max(1);
+    let step = (args.elections / 20).max(1);
     let mut next = 0;
     let mut series = Vec::new();
     let mut resigns = 0u64;
@@ -840,7 +844,13 @@ async fn disk(exe: &Path, args: &Args) -> Result<Value, String> {
         }
     }
     let elections = term - term0;
+    let index = |p: &Value| p["peers"][0]["last_log_index"].as_f64().unwrap_or(0.0);
+    let leaders_elected = match (series.first(), series.last()) {
+        (Some(a), Some(b)) => index(b) - index(a),
+        _ => 0.0,
+    };
     Ok(json!({
+        "leaders_elected": leaders_elected as u64,
         "flags": flags.join(" "),
         "snapshot_logs": 100,
         "elections": elections,

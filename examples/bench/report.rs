@@ -517,8 +517,8 @@ fn markdown(r: &Value) -> String {
     if let Some(series) = d["series"].as_array() {
         let _ = writeln!(
             o,
-            "\n## Disk after many elections\n\n{} elections forced with `POST /v1/resign` ({} elections/s, peers started with `{}`, snapshot every 100 entries):\n\n| elections | peer-0 KiB | peer-1 KiB | peer-2 KiB | last log index | purged index |\n|---|---|---|---|---|---|",
-            d["elections"], d["elections_per_second"], d["flags"].as_str().unwrap_or("")
+            "\n## Disk after many elections\n\n{} elections (terms) forced with `POST /v1/resign`, {} of them won (one blank log entry each; the others were split or refused candidacies), {} elections/s, {} resign requests of which {} did not hand over; peers started with `{}`, snapshot and purge every 100 entries. KiB allocated on disk per data directory:\n\n| elections | peer-0 KiB | peer-1 KiB | peer-2 KiB | last log index | purged index |\n|---|---|---|---|---|---|",
+            d["elections"], d["leaders_elected"], d["elections_per_second"], d["resign_requests"], d["resign_requests_failed"], d["flags"].as_str().unwrap_or("")
         );
         for p in series {
             let kib = |i: usize| p["peers"][i]["allocated_bytes"].as_u64().unwrap_or(0) / 1024;

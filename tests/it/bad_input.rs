@@ -1,26 +1,54 @@
 //! Bad input gives one clear line on stderr and a non-zero exit, before anything is touched.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::harness::{exe, free_port};
 
-/// Runs the binary and returns (exit code, stderr).
-fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(exe())
+/// Splits a command line written as one string (no argument here contains spaces).
+fn args(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// A complete single-peer command line for peer `a` of `election`, its application API on
+/// `http` (a fresh port when None).
+fn peer_a(election: &str, data: &Path, http: Option<&str>) -> String {
+    let http = http.map_or_else(|| format!("127.0.0.1:{}", free_port()), str::to_string);
+    let peer = free_port();
+    format!(
+        "--election {election} --id a --peers a=127.0.0.1:{peer} --http {http} --data-dir {}",
+        data.display()
+    )
+}
+
+/// Runs the binary (optionally wrapped, e.g. by setpriv) and returns (exit code, stderr).
+fn run(wrapper: &[&str], args: &[String]) -> (Option<i32>, String) {
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(exe());
+            c
+        }
+        None => Command::new(exe()),
+    };
+    let out = cmd
         .args(args)
         .env_remove("HOSTNAME")
-        .env("RAFT_ELECTOR_LOG", "warn")
+        .env("RAFT_ELECTOR_LOG", "error")
         .output()
         .expect("run raft-elector");
     (
-        out.status.code().unwrap_or(-1),
+        out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
-fn assert_one_line_error(args: &[&str], expected: &str) {
-    let (code, stderr) = run(args);
-    assert_ne!(code, 0, "{args:?} succeeded");
+fn assert_one_line_error_as(wrapper: &[&str], args: &[String], expected: &str) {
+    let (code, stderr) = run(wrapper, args);
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "{args:?} exited with {code:?}"
+    );
     let lines: Vec<&str> = stderr.trim().lines().collect();
     assert_eq!(
         lines.len(),
@@ -34,44 +62,29 @@ fn assert_one_line_error(args: &[&str], expected: &str) {
     );
 }
 
+fn assert_one_line_error(line: &str, expected: &str) {
+    assert_one_line_error_as(&[], &args(line), expected);
+}
+
+const BASE: &str = "--election e --id a --peers a=127.0.0.1:1 --data-dir /tmp/x";
+
 #[test]
 fn unknown_flag() {
-    assert_one_line_error(
-        &["--election", "e", "--bogus"],
-        "unexpected argument '--bogus'",
-    );
+    assert_one_line_error("--election e --bogus", "unexpected argument '--bogus'");
 }
 
 #[test]
 fn missing_election() {
     assert_one_line_error(
-        &[
-            "--id",
-            "a",
-            "--peers",
-            "a=127.0.0.1:1",
-            "--data-dir",
-            "/tmp/x",
-        ],
+        "--id a --peers a=127.0.0.1:1 --data-dir /tmp/x",
         "--election",
     );
 }
 
 #[test]
 fn id_missing_from_peers() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let d = dir.path().to_str().expect("utf-8");
     assert_one_line_error(
-        &[
-            "--election",
-            "e",
-            "--id",
-            "c",
-            "--peers",
-            "a=127.0.0.1:1,b=127.0.0.1:2",
-            "--data-dir",
-            d,
-        ],
+        "--election e --id c --peers a=127.0.0.1:1,b=127.0.0.1:2 --data-dir /tmp/x",
         "this peer's id \"c\" is not in the peer list (a,b)",
     );
 }
@@ -79,14 +92,7 @@ fn id_missing_from_peers() {
 #[test]
 fn no_id_and_no_hostname() {
     assert_one_line_error(
-        &[
-            "--election",
-            "e",
-            "--peers",
-            "a=127.0.0.1:1",
-            "--data-dir",
-            "/tmp/x",
-        ],
+        "--election e --peers a=127.0.0.1:1 --data-dir /tmp/x",
         "pass --id or set HOSTNAME",
     );
 }
@@ -102,16 +108,7 @@ fn malformed_peer_lists() {
         ("a=bad_host:1", "not a DNS name"),
     ] {
         assert_one_line_error(
-            &[
-                "--election",
-                "e",
-                "--id",
-                "a",
-                "--peers",
-                list,
-                "--data-dir",
-                "/tmp/x",
-            ],
+            &format!("--election e --id a --peers {list} --data-dir /tmp/x"),
             says,
         );
     }
@@ -120,35 +117,10 @@ fn malformed_peer_lists() {
 #[test]
 fn bad_timings() {
     assert_one_line_error(
-        &[
-            "--election",
-            "e",
-            "--id",
-            "a",
-            "--peers",
-            "a=127.0.0.1:1",
-            "--data-dir",
-            "/tmp/x",
-            "--heartbeat",
-            "500ms",
-        ],
+        &format!("{BASE} --heartbeat 500ms"),
         "heartbeat < election-timeout-min",
     );
-    assert_one_line_error(
-        &[
-            "--election",
-            "e",
-            "--id",
-            "a",
-            "--peers",
-            "a=127.0.0.1:1",
-            "--data-dir",
-            "/tmp/x",
-            "--heartbeat",
-            "soon",
-        ],
-        "invalid value 'soon'",
-    );
+    assert_one_line_error(&format!("{BASE} --heartbeat soon"), "invalid value 'soon'");
 }
 
 #[test]
@@ -157,22 +129,8 @@ fn unwritable_data_directory() {
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").expect("write");
-    let data = file.join("data");
-    let peers = format!("a=127.0.0.1:{}", free_port());
-    let http = format!("127.0.0.1:{}", free_port());
     assert_one_line_error(
-        &[
-            "--election",
-            "e",
-            "--id",
-            "a",
-            "--peers",
-            &peers,
-            "--http",
-            &http,
-            "--data-dir",
-            data.to_str().expect("utf-8"),
-        ],
+        &peer_a("e", &file.join("data"), None),
         "cannot create data directory",
     );
 }
@@ -181,24 +139,9 @@ fn unwritable_data_directory() {
 fn data_directory_of_another_election() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
-    let d = data.to_str().expect("utf-8");
-    let peers = format!("a=127.0.0.1:{}", free_port());
-    let http = format!("127.0.0.1:{}", free_port());
-    // Create the directory for election "first" with a peer that is stopped at once.
     raft_elector::store::open(&data, "first", "a").expect("create store");
     assert_one_line_error(
-        &[
-            "--election",
-            "second",
-            "--id",
-            "a",
-            "--peers",
-            &peers,
-            "--http",
-            &http,
-            "--data-dir",
-            d,
-        ],
+        &peer_a("second", &data, None),
         "belongs to election \"first\", not \"second\"",
     );
 }
@@ -206,49 +149,10 @@ fn data_directory_of_another_election() {
 #[test]
 fn port_in_use() {
     let dir = tempfile::tempdir().expect("tmp");
-    let d = dir.path().join("data");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let http = taken.local_addr().expect("addr").to_string();
-    let peers = format!("a=127.0.0.1:{}", free_port());
-    assert_one_line_error(
-        &[
-            "--election",
-            "e",
-            "--id",
-            "a",
-            "--peers",
-            &peers,
-            "--http",
-            &http,
-            "--data-dir",
-            d.to_str().expect("utf-8"),
-        ],
-        "cannot listen for the application API",
-    );
-}
-
-#[test]
-fn unreadable_or_short_peer_secret() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let missing = dir.path().join("nope");
-    let base = [
-        "--election",
-        "e",
-        "--id",
-        "a",
-        "--peers",
-        "a=127.0.0.1:1",
-        "--data-dir",
-        "/tmp/x",
-    ];
-    let mut args = base.to_vec();
-    args.extend(["--peer-secret-file", missing.to_str().expect("utf-8")]);
-    assert_one_line_error(&args, "cannot read the peer secret file");
-    let short = dir.path().join("short");
-    std::fs::write(&short, "tiny\n").expect("write");
-    let mut args = base.to_vec();
-    args.extend(["--peer-secret-file", short.to_str().expect("utf-8")]);
-    assert_one_line_error(&args, "the peer secret is 4 bytes");
+    let http = taken.local_addr().expect("addr");
+    let line = peer_a("e", &dir.path().join("data"), Some(&http.to_string()));
+    assert_one_line_error(&line, "cannot listen for the application API");
 }
 
 #[test]
@@ -260,32 +164,34 @@ fn permission_denied_on_a_privileged_port() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .expect("chmod");
-    let data = dir.path().join("data");
-    let peers = format!("a=127.0.0.1:{}", free_port());
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", exe()])
-        .args([
-            "--election",
-            "e",
-            "--id",
-            "a",
-            "--peers",
-            &peers,
-            "--http",
-            "127.0.0.1:80",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env("RAFT_ELECTOR_LOG", "error")
-        .output()
-        .expect("run as nobody");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0));
-    let lines: Vec<&str> = stderr.trim().lines().collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(
-        lines[0].contains("cannot listen for the application API on 127.0.0.1:80")
-            && lines[0].contains("Permission denied"),
-        "{stderr}"
+    let line = peer_a("e", &dir.path().join("data"), Some("127.0.0.1:80"));
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    assert_one_line_error_as(
+        &nobody,
+        &args(&line),
+        "cannot listen for the application API on 127.0.0.1:80",
+    );
+    let (_, stderr) = run(&nobody, &args(&line));
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+}
+
+#[test]
+fn unreadable_or_short_peer_secret() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let missing = dir.path().join("nope");
+    assert_one_line_error(
+        &format!("{BASE} --peer-secret-file {}", missing.display()),
+        "cannot read the peer secret file",
+    );
+    let short = dir.path().join("short");
+    std::fs::write(&short, "tiny\n").expect("write");
+    assert_one_line_error(
+        &format!("{BASE} --peer-secret-file {}", short.display()),
+        "the peer secret is 4 bytes",
     );
 }

@@ -213,7 +213,7 @@ impl Violation {
                 (*from, (*from + 1_000_000).min(*to))
             }
         };
-        let lines = h.excerpt(from.saturating_sub(200_000), to + 50_000);
+        let lines = h.excerpt(from.saturating_sub(30_000), to + 30_000);
         let shown = lines.len().min(60);
         out += "  history around it:\n";
         for l in &lines[..shown] {

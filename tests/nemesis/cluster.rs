@@ -15,7 +15,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::harness::free_port;
-use crate::proxy::Net;
+use crate::history::FaultKind;
+use crate::proxy::{Mode, Net};
+use crate::target::Target;
 
 /// One peer process.
 pub struct Proc {
@@ -77,14 +79,6 @@ impl Cluster {
             net,
             keep: false,
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.procs.len()
-    }
-
-    pub fn names(&self) -> Vec<String> {
-        self.procs.iter().map(|p| p.name.clone()).collect()
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -223,6 +217,81 @@ impl Cluster {
             self.signal(i, Signal::SIGCONT);
             self.kill(i);
         }
+    }
+}
+
+impl Target for Cluster {
+    fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.procs.iter().map(|p| p.name.clone()).collect()
+    }
+
+    fn http(&self) -> Vec<SocketAddr> {
+        self.procs.iter().map(|p| p.http).collect()
+    }
+
+    fn supports(&self, _kind: FaultKind) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "processes on loopback behind fault proxies ({})",
+            self.exe.display()
+        )
+    }
+
+    async fn start(&mut self, i: usize) {
+        self.spawn(i);
+    }
+
+    async fn kill(&mut self, i: usize) {
+        Cluster::kill(self, i);
+    }
+
+    async fn pause(&mut self, i: usize) {
+        Cluster::pause(self, i);
+    }
+
+    async fn resume(&mut self, i: usize) {
+        Cluster::resume(self, i);
+    }
+
+    async fn terminate(&mut self, i: usize, timeout: Duration) -> bool {
+        Cluster::terminate(self, i, timeout).await
+    }
+
+    async fn terminate_all(&mut self, timeout: Duration) {
+        Cluster::terminate_all(self, timeout).await;
+    }
+
+    async fn cut(&mut self, a: &[usize], b: &[usize], mode: Mode) -> String {
+        self.net.cut(a, b, mode);
+        format!("proxies, {mode:?}")
+    }
+
+    async fn slow(&mut self, i: usize, delay: Duration) {
+        self.net.slow(i, delay);
+    }
+
+    async fn heal(&mut self) {
+        self.net.heal();
+    }
+
+    async fn log_tails(&mut self, lines: usize) -> String {
+        Cluster::log_tails(self, lines)
+    }
+
+    async fn keep(&mut self) -> Option<PathBuf> {
+        self.keep = true;
+        Some(self.dir())
+    }
+
+    async fn shutdown(&mut self) {
+        self.stop_all();
     }
 }
 

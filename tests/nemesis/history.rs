@@ -183,6 +183,57 @@ impl History {
         )
     }
 
+    /// The whole history as text, one event per line in order of sending.
+    pub fn dump(&self) -> String {
+        let mut lines: Vec<(Micros, String)> = self
+            .answers
+            .iter()
+            .map(|a| (a.sent, self.show(a)))
+            .collect();
+        lines.extend(self.terms.iter().map(|t| {
+            (
+                t.sent,
+                format!(
+                    "{} metrics [{} .. {}] term={}",
+                    self.name(Some(t.peer)),
+                    ms(t.sent),
+                    ms(t.received),
+                    t.term
+                ),
+            )
+        }));
+        lines.extend(self.failures.iter().map(|f| {
+            (
+                f.sent,
+                format!(
+                    "{} no answer [{} .. {}]",
+                    self.name(Some(f.peer)),
+                    ms(f.sent),
+                    ms(f.received)
+                ),
+            )
+        }));
+        lines.extend(self.faults.iter().map(|f| {
+            (
+                f.start,
+                format!(
+                    "FAULT {} ({}) from {} to {}",
+                    f.kind,
+                    f.detail,
+                    ms(f.start),
+                    ms(f.healed)
+                ),
+            )
+        }));
+        lines.sort_by_key(|(t, _)| *t);
+        let mut out = String::new();
+        for (_, l) in lines {
+            out += &l;
+            out += "\n";
+        }
+        out
+    }
+
     /// The answers of `peer` received in `[from, to]`, for the context of a violation.
     pub fn excerpt(&self, from: Micros, to: Micros) -> Vec<String> {
         let mut lines: Vec<&Answer> = self

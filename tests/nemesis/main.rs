@@ -15,7 +15,8 @@
 //!   `testing-skip-lease` binary into its own target directory and expects the checker to
 //!   reject its history.
 //!
-//! `NEMESIS_SEED=<n>` replays the fault schedule of an earlier run.
+//! `NEMESIS_SEED=<n>` replays the fault schedule of an earlier run; `NEMESIS_KINDS` (e.g.
+//! `"slow peer,pause leader"`) limits the long run to some kinds of fault.
 
 #[path = "../it/harness.rs"]
 mod harness;
@@ -24,17 +25,20 @@ mod checker;
 mod checker_tests;
 mod client;
 mod cluster;
+mod containers;
 mod history;
 mod nemesis;
 mod proxy;
 mod rng;
 mod run;
 mod summary;
+mod target;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use checker::Violation;
+use cluster::Cluster;
 use history::FaultKind;
 use run::{run, Plan};
 
@@ -70,8 +74,8 @@ fn assert_clean(outcome: &run::Outcome) {
 }
 
 async fn short_run(peers: usize) {
-    let plan = Plan::new(&format!("short-{peers}"), peers, 14, seed(), exe());
-    let outcome = run(&plan).await;
+    let plan = Plan::new(&format!("short-{peers}"), peers, 14, seed());
+    let outcome = run(&plan, Cluster::new(peers, &exe()).await).await;
     assert_clean(&outcome);
     assert!(
         outcome.report.answers > 1000,
@@ -103,18 +107,30 @@ async fn long_run() {
                 .expect("NEMESIS_SIZES: comma-separated sizes")
         })
         .collect();
+    let kinds: Vec<FaultKind> = match std::env::var("NEMESIS_KINDS") {
+        Ok(list) => list
+            .split(',')
+            .map(|name| {
+                FaultKind::ALL
+                    .into_iter()
+                    .find(|k| k.name() == name.trim())
+                    .unwrap_or_else(|| panic!("NEMESIS_KINDS: unknown fault kind {name:?}"))
+            })
+            .collect(),
+        Err(_) => FaultKind::ALL.to_vec(),
+    };
     let seed = seed();
     let mut summaries = Vec::new();
     let mut failed = Vec::new();
     for (k, peers) in sizes.iter().enumerate() {
-        let plan = Plan::new(
+        let mut plan = Plan::new(
             &format!("long-{peers}"),
             *peers,
             faults,
             seed.wrapping_add(k as u64),
-            exe(),
         );
-        let outcome = run(&plan).await;
+        plan.kinds = kinds.clone();
+        let outcome = run(&plan, Cluster::new(*peers, &exe()).await).await;
         if !outcome.report.ok() {
             failed.push(format!(
                 "{}: {} (kept {:?})",
@@ -163,13 +179,13 @@ fn unsafe_exe() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checker_rejects_a_build_without_the_lease() {
     let exe = unsafe_exe();
-    let mut plan = Plan::new("skip-lease", 3, 4, seed(), exe);
+    let mut plan = Plan::new("skip-lease", 3, 4, seed());
     plan.kinds = vec![FaultKind::IsolateLeader, FaultKind::PauseLeader];
     // Long enough for the others to elect a new leader while the old one is cut off.
     plan.holds.partition = (2000, 3000);
     plan.holds.pause = (2000, 3000);
     plan.keep_failed = false;
-    let outcome = run(&plan).await;
+    let outcome = run(&plan, Cluster::new(3, &exe).await).await;
     let stale = outcome
         .report
         .violations
@@ -193,6 +209,37 @@ async fn the_checker_rejects_a_build_without_the_lease() {
             v.explain(&outcome.history)
         );
     }
+}
+
+/// The container variant: needs Docker and the product image (docker/build.sh builds it).
+/// `RAFT_ELECTOR_SKIP_DOCKER=1` skips it on a machine without Docker, as the container tests.
+async fn container_run(label: &str, peers: usize, faults: usize) {
+    if std::env::var("RAFT_ELECTOR_SKIP_DOCKER").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED {label}: RAFT_ELECTOR_SKIP_DOCKER=1");
+        return;
+    }
+    if let Err(why) = containers::docker_available() {
+        panic!(
+            "Docker is not usable ({why}); set RAFT_ELECTOR_SKIP_DOCKER=1 to skip the container runs"
+        );
+    }
+    let image = containers::image();
+    let plan = Plan::new(label, peers, faults, seed());
+    let outcome = run(&plan, containers::Docker::new(peers, &image).await).await;
+    assert_clean(&outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_short_run_3_peers() {
+    container_run("containers-3", 3, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long container run: cargo test --test nemesis -- --ignored --nocapture container_long_run"]
+async fn container_long_run() {
+    let faults = env_number("NEMESIS_FAULTS", 100);
+    container_run("containers-long-3", 3, faults).await;
+    container_run("containers-long-5", 5, faults).await;
 }
 
 #[test]

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use crate::client::Recorder;
-use crate::cluster::Cluster;
 use crate::history::{Fault, FaultKind};
 use crate::proxy::Mode;
 use crate::rng::Rng;
+use crate::target::Target;
 
 /// How long faults are held, in milliseconds.
 #[derive(Debug, Clone, Copy)]
@@ -28,9 +28,13 @@ impl Default for Holds {
         Holds {
             down: (300, 3000),
             pause: (500, 5000),
-            partition: (500, 4000),
-            slow: (1000, 4000),
-            delay: (5, 40),
+            // Longer than the outage bound at times, so that a cluster that cannot recover
+            // while a majority is healthy is caught.
+            partition: (500, 6000),
+            slow: (1000, 6000),
+            // A round trip of up to 100 ms; beyond the 150 ms lease no leader can claim (see
+            // docs/NEMESIS.md).
+            delay: (5, 50),
         }
     }
 }
@@ -74,20 +78,22 @@ async fn leader_or_random(rec: &Recorder, n: usize, rng: &mut Rng) -> (usize, &'
     }
 }
 
-fn names(c: &Cluster, peers: &[usize]) -> String {
-    let list: Vec<&str> = peers.iter().map(|&i| c.procs[i].name.as_str()).collect();
+fn names<C: Target>(c: &C, peers: &[usize]) -> String {
+    let all = c.names();
+    let list: Vec<&str> = peers.iter().map(|&i| all[i].as_str()).collect();
     format!("{{{}}}", list.join(","))
 }
 
 /// Injects one fault of `kind`, holds it, repairs it; returns the record.
-pub async fn inject(
+pub async fn inject<C: Target>(
     kind: FaultKind,
-    c: &mut Cluster,
+    c: &mut C,
     rec: &Recorder,
     rng: &mut Rng,
     holds: &Holds,
 ) -> Fault {
     let n = c.len();
+    let name = c.names();
     let clock = rec.clock;
     let hold = |r: (u64, u64), rng: &mut Rng| rng.millis(r.0, r.1);
     let mode = |rng: &mut Rng| {
@@ -107,14 +113,14 @@ pub async fn inject(
             };
             let down = hold(holds.down, rng);
             let start = clock.now();
-            c.kill(t);
+            c.kill(t).await;
             tokio::time::sleep(down).await;
-            c.spawn(t);
+            c.start(t).await;
             (
                 start,
                 format!(
                     "{} ({why}) killed, restarted {} ms later",
-                    c.procs[t].name,
+                    name[t],
                     down.as_millis()
                 ),
             )
@@ -123,32 +129,27 @@ pub async fn inject(
             let (t, why) = leader_or_random(rec, n, rng).await;
             let pause = hold(holds.pause, rng);
             let start = clock.now();
-            c.pause(t);
+            c.pause(t).await;
             tokio::time::sleep(pause).await;
-            c.resume(t);
+            c.resume(t).await;
             (
                 start,
-                format!(
-                    "{} ({why}) stopped for {} ms",
-                    c.procs[t].name,
-                    pause.as_millis()
-                ),
+                format!("{} ({why}) stopped for {} ms", name[t], pause.as_millis()),
             )
         }
         FaultKind::IsolateLeader => {
             let (t, why) = leader_or_random(rec, n, rng).await;
-            let others: Vec<usize> = (0..n).filter(|&i| i != t).collect();
             let mode = mode(rng);
             let d = hold(holds.partition, rng);
             let start = clock.now();
-            c.net.cut(&[t], &others, mode);
+            let how = c.isolate(t, mode).await;
             tokio::time::sleep(d).await;
-            c.net.heal();
+            c.heal().await;
             (
                 start,
                 format!(
-                    "{} ({why}) isolated ({mode:?}) for {} ms",
-                    c.procs[t].name,
+                    "{} ({why}) isolated ({how}) for {} ms",
+                    name[t],
                     d.as_millis()
                 ),
             )
@@ -161,9 +162,9 @@ pub async fn inject(
             let mode = mode(rng);
             let d = hold(holds.partition, rng);
             let start = clock.now();
-            c.net.cut(minority, majority, mode);
+            let how = c.cut(minority, majority, mode).await;
             tokio::time::sleep(d).await;
-            c.net.heal();
+            c.heal().await;
             let side = match lead {
                 Some(l) if minority.contains(&l) => "leader in the minority",
                 Some(_) => "leader in the majority",
@@ -172,7 +173,7 @@ pub async fn inject(
             (
                 start,
                 format!(
-                    "{}/{} split {} | {} ({mode:?}, {side}) for {} ms",
+                    "{}/{} split {} | {} ({how}, {side}) for {} ms",
                     majority.len(),
                     minority.len(),
                     names(c, majority),
@@ -189,17 +190,17 @@ pub async fn inject(
             let mode = mode(rng);
             let d = hold(holds.partition, rng);
             let start = clock.now();
-            c.net.cut(left, right, mode);
+            let how = c.cut(left, right, mode).await;
             tokio::time::sleep(d).await;
-            c.net.heal();
+            c.heal().await;
             (
                 start,
                 format!(
-                    "{} | {} | {} bridged by {} ({mode:?}) for {} ms",
+                    "{} | {} | {} bridged by {} ({how}) for {} ms",
                     names(c, left),
                     names(c, &[bridge]),
                     names(c, right),
-                    c.procs[bridge].name,
+                    name[bridge],
                     d.as_millis()
                 ),
             )
@@ -214,12 +215,12 @@ pub async fn inject(
             let start = clock.now();
             let clean = c.terminate(t, Duration::from_secs(8)).await;
             tokio::time::sleep(gap).await;
-            c.spawn(t);
+            c.start(t).await;
             (
                 start,
                 format!(
                     "{} ({why}) stopped with SIGTERM ({}), started {} ms later",
-                    c.procs[t].name,
+                    name[t],
                     if clean {
                         "exited"
                     } else {
@@ -238,12 +239,12 @@ pub async fn inject(
                 c.terminate_all(Duration::from_secs(8)).await;
             } else {
                 for i in 0..n {
-                    c.kill(i);
+                    c.kill(i).await;
                 }
             }
             tokio::time::sleep(down).await;
             for i in 0..n {
-                c.spawn(i);
+                c.start(i).await;
             }
             (
                 start,
@@ -267,14 +268,14 @@ pub async fn inject(
             let delay = hold(holds.delay, rng);
             let d = hold(holds.slow, rng);
             let start = clock.now();
-            c.net.slow(t, delay);
+            c.slow(t, delay).await;
             tokio::time::sleep(d).await;
-            c.net.heal();
+            c.heal().await;
             (
                 start,
                 format!(
                     "{} ({why}) delayed by {} ms each way for {} ms",
-                    c.procs[t].name,
+                    name[t],
                     delay.as_millis(),
                     d.as_millis()
                 ),

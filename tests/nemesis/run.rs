@@ -9,11 +9,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checker::{self, Report, Rules};
 use crate::client::{self, Recorder};
-use crate::cluster::Cluster;
 use crate::history::{Clock, FaultKind, History};
 use crate::nemesis::{self, Holds};
 use crate::rng::Rng;
 use crate::summary;
+use crate::target::Target;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -22,8 +22,6 @@ pub struct Plan {
     pub peers: usize,
     pub faults: usize,
     pub seed: u64,
-    /// The binary under test.
-    pub exe: PathBuf,
     pub kinds: Vec<FaultKind>,
     /// Interval between two questions to the same peer.
     pub poll: Duration,
@@ -45,13 +43,12 @@ pub fn default_rules() -> Rules {
 }
 
 impl Plan {
-    pub fn new(label: &str, peers: usize, faults: usize, seed: u64, exe: PathBuf) -> Plan {
+    pub fn new(label: &str, peers: usize, faults: usize, seed: u64) -> Plan {
         Plan {
             label: label.to_string(),
             peers,
             faults,
             seed,
-            exe,
             kinds: FaultKind::ALL.to_vec(),
             poll: Duration::from_millis(10),
             holds: Holds::default(),
@@ -97,28 +94,43 @@ async fn all_agree(rec: &Recorder, since: u64, timeout: Duration) -> Option<Dura
     None
 }
 
-/// Runs a plan to the end and checks it.
-pub async fn run(plan: &Plan) -> Outcome {
+/// Runs a plan to the end on `cluster` (prepared, not started) and checks it.
+pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
+    let kinds: Vec<FaultKind> = plan
+        .kinds
+        .iter()
+        .copied()
+        .filter(|k| cluster.supports(*k))
+        .collect();
+    let skipped: Vec<&str> = plan
+        .kinds
+        .iter()
+        .filter(|k| !cluster.supports(**k))
+        .map(|k| k.name())
+        .collect();
     eprintln!(
-        "nemesis [{}]: {} peers, {} faults, seed {} (replay with NEMESIS_SEED={}), binary {}",
+        "nemesis [{}]: {} peers, {} faults, seed {} (replay with NEMESIS_SEED={}), on {}{}",
         plan.label,
         plan.peers,
         plan.faults,
         plan.seed,
         plan.seed,
-        plan.exe.display()
+        cluster.describe(),
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; not possible here: {}", skipped.join(", "))
+        }
     );
     let started = Instant::now();
     let mut rng = Rng::new(plan.seed);
-    let schedule = nemesis::schedule(&plan.kinds, plan.faults, &mut rng);
-    let mut cluster = Cluster::new(plan.peers, &plan.exe).await;
+    let schedule = nemesis::schedule(&kinds, plan.faults, &mut rng);
     let clock = Clock::new();
     let rec = Arc::new(Recorder::new(clock, cluster.names()));
     let stop = CancellationToken::new();
-    let http: Vec<_> = cluster.procs.iter().map(|p| p.http).collect();
-    let clients = client::start(rec.clone(), &http, plan.poll, stop.clone());
+    let clients = client::start(rec.clone(), &cluster.http(), plan.poll, stop.clone());
     for i in 0..plan.peers {
-        cluster.spawn(i);
+        cluster.start(i).await;
     }
     let first = all_agree(&rec, 0, Duration::from_secs(30)).await;
     eprintln!(
@@ -147,10 +159,11 @@ pub async fn run(plan: &Plan) -> Outcome {
         tokio::time::sleep(rng.millis(200, 800)).await;
     }
     stop.cancel();
+    let mut client_panic = None;
     for task in clients {
         if let Err(e) = task.await {
             if e.is_panic() {
-                std::panic::resume_unwind(e.into_panic());
+                client_panic = Some(e.into_panic());
             }
         }
     }
@@ -163,21 +176,45 @@ pub async fn run(plan: &Plan) -> Outcome {
         failures,
         end: clock.now(),
     };
-    cluster.stop_all();
     let report = checker::check(&history, &plan.rules);
-    let summary = summary::render(plan, &history, &report, started.elapsed());
+    let summary = summary::render(
+        plan,
+        &cluster.describe(),
+        &history,
+        &report,
+        started.elapsed(),
+    );
     eprintln!("{summary}");
-    let kept = if report.ok() || !plan.keep_failed {
-        None
-    } else {
+    if !report.ok() {
         for v in report.violations.iter().take(20) {
             eprintln!("{}", v.explain(&history));
         }
-        eprintln!("{}", cluster.log_tails(30));
-        cluster.keep = true;
-        Some(cluster.dir())
+        eprintln!("{}", cluster.log_tails(30).await);
+    }
+    let kept = if report.ok() || !plan.keep_failed {
+        None
+    } else {
+        // Everything needed to study the failure, next to the peers' logs.
+        let dir = cluster.keep().await;
+        if let Some(dir) = &dir {
+            let mut text = format!("{summary}\n");
+            for v in &report.violations {
+                text += &v.explain(&history);
+                text += "\n";
+            }
+            let _ = std::fs::write(dir.join("violations.txt"), text);
+            let _ = std::fs::write(dir.join("history.txt"), history.dump());
+            eprintln!(
+                "nemesis: history, violations and logs kept in {}",
+                dir.display()
+            );
+        }
+        dir
     };
-    drop(cluster);
+    cluster.shutdown().await;
+    if let Some(p) = client_panic {
+        std::panic::resume_unwind(p);
+    }
     Outcome {
         history,
         report,

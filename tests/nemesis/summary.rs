@@ -32,10 +32,10 @@ fn thousands(n: usize) -> String {
     out
 }
 
-pub fn render(plan: &Plan, h: &History, r: &Report, elapsed: Duration) -> String {
+pub fn render(plan: &Plan, target: &str, h: &History, r: &Report, elapsed: Duration) -> String {
     let mut out = String::new();
     out += &format!(
-        "== nemesis summary [{}]: {} peers, seed {}, {} faults in {:.0} s ==\n",
+        "== nemesis summary [{}]: {} peers, seed {}, {} faults in {:.0} s ==\n{target}\n",
         plan.label,
         plan.peers,
         plan.seed,

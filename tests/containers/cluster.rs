@@ -12,7 +12,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
@@ -272,14 +272,28 @@ impl Cluster {
         self.probe.ports.lock().expect("ports lock")[i] = None;
     }
 
-    /// `docker stop` (SIGTERM, then SIGKILL after 10 s) of peer `i`: how long it took and the
-    /// exit code.
+    /// `docker stop` (SIGTERM, then SIGKILL after 10 s) of peer `i`: how long the command took
+    /// and the exit code. [`Cluster::exited_after`] tells when the process itself ended.
     pub async fn stop(&self, i: usize) -> (Duration, i64) {
         let t0 = Instant::now();
         docker_ok(&["stop", &self.nodes[i].container]).await;
         let took = t0.elapsed();
         self.probe.ports.lock().expect("ports lock")[i] = None;
         (took, self.exit_code(i).await)
+    }
+
+    /// How long after `since` peer `i`'s process ended, by Docker's record of its exit (the
+    /// `docker stop` command itself also waits for Docker's clean-up, which can take seconds).
+    pub async fn exited_after(&self, i: usize, since: SystemTime) -> Option<Duration> {
+        let finished = docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.State.FinishedAt}}",
+            &self.nodes[i].container,
+        ])
+        .await;
+        let at = humantime::parse_rfc3339_weak(finished.trim_end_matches('Z')).ok()?;
+        at.duration_since(since).ok()
     }
 
     pub async fn exit_code(&self, i: usize) -> i64 {

@@ -18,7 +18,7 @@
 //! * [`store`]: the sled-backed log, vote and state machine, with real `fdatasync`.
 //! * [`api::app`]: the application API; [`api::peer`]: incoming peer RPCs; [`auth`]: the
 //!   HMAC that authenticates peers of one election.
-//! * [`metrics`]: Prometheus metrics. [`client`]: `raft-elector leader`. [`demo`]: the local
+//! * [`logging`]: text or JSON logs with the peer id and term; [`metrics`]: Prometheus metrics. [`client`]: `raft-elector leader`. [`demo`]: the local
 //!   3-peer demo.
 //!
 //! The design notes live in `docs/DESIGN.md`.
@@ -37,6 +37,7 @@ pub mod demo;
 pub mod errors;
 pub mod handoff;
 pub mod leadership;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod prevote;

@@ -4,10 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use raft_elector::cli::{Cli, Command, LogFormat, RunArgs};
+use raft_elector::cli::{Cli, Command, RunArgs};
 use raft_elector::client::LeaderAnswer;
 use raft_elector::errors::chain;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -54,27 +53,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn init_logging(args: &RunArgs) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&args.log)
-        .with_context(|| format!("invalid --log filter {:?}", args.log))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match args.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-    }
-    Ok(())
-}
-
 fn run_peer(args: &RunArgs) -> anyhow::Result<()> {
     let config = args.to_config().context("invalid configuration")?;
-    init_logging(args)?;
+    raft_elector::logging::init(&args.log, args.log_format)?;
     if args.election_namespace.is_some() || args.ttl.is_some() {
         tracing::warn!("--election-namespace and --ttl are accepted for compatibility and ignored");
     }

@@ -2,5 +2,6 @@
 //! traffic ([`peer`]).
 
 pub mod app;
+pub mod checks;
 pub mod peer;
 pub mod server;

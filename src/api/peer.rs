@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
 
+use super::checks;
 use crate::auth::{self, PeerAuth, Signed};
 use crate::leadership::Leadership;
 use crate::metrics::Metrics;
@@ -198,9 +199,27 @@ fn reply<T: Serialize>(value: &T) -> Response {
     wire::encode(value).into_response()
 }
 
-async fn append(State(state): State<Shared>, body: Bytes) -> Response {
+/// The Raft id of the (already admitted) sender.
+fn sender(headers: &HeaderMap) -> crate::raft::NodeId {
+    crate::config::node_id(header(headers, protocol::FROM_HEADER))
+}
+
+/// Decodes a body and checks it is a possible request from its sender.
+fn accept<T: serde::de::DeserializeOwned>(
+    state: &PeerState,
+    headers: &HeaderMap,
+    body: &[u8],
+    check: fn(&T, crate::raft::NodeId) -> Result<(), &'static str>,
+) -> Result<T, Response> {
+    let req: T = decode(state, body)?;
+    check(&req, sender(headers))
+        .map_err(|why| refuse(state, StatusCode::BAD_REQUEST, "invalid", why.to_string()))?;
+    Ok(req)
+}
+
+async fn append(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let received = Instant::now();
-    let req: AppendRequest = match decode(&state, &body) {
+    let req: AppendRequest = match accept(&state, &headers, &body, checks::append) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -217,9 +236,9 @@ async fn append(State(state): State<Shared>, body: Bytes) -> Response {
     reply(&res)
 }
 
-async fn snapshot(State(state): State<Shared>, body: Bytes) -> Response {
+async fn snapshot(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let received = Instant::now();
-    let req: SnapshotRequest = match decode(&state, &body) {
+    let req: SnapshotRequest = match accept(&state, &headers, &body, checks::snapshot) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -234,8 +253,8 @@ async fn snapshot(State(state): State<Shared>, body: Bytes) -> Response {
     reply(&res)
 }
 
-async fn vote(State(state): State<Shared>, body: Bytes) -> Response {
-    let req: VoteRequest = match decode(&state, &body) {
+async fn vote(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let req: VoteRequest = match accept(&state, &headers, &body, checks::vote) {
         Ok(r) => r,
         Err(resp) => return resp,
     };

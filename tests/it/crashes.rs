@@ -28,8 +28,10 @@ impl Rng {
 fn votes(log: &str, me: &str) -> BTreeMap<u64, BTreeSet<String>> {
     let mut out: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     for line in log.lines() {
+        // The event's own fields come last, after the span's (which carry a term too).
         let field = |name: &str| {
             line.split_whitespace()
+                .rev()
                 .find_map(|w| w.strip_prefix(&format!("{name}=")))
                 .map(|v| v.trim_matches('"').to_string())
         };

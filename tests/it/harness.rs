@@ -288,6 +288,14 @@ fn tail(path: &Path, lines: usize) -> String {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::thread::panicking() && std::env::var_os("RAFT_ELECTOR_KEEP_LOGS").is_some() {
+            // Keep the logs and data directories of a failing test for a post-mortem.
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tmp")).keep();
+            for p in &mut self.peers {
+                p.log = kept.join(p.log.file_name().expect("log name"));
+            }
+            eprintln!("RAFT_ELECTOR_KEEP_LOGS: kept {}", kept.display());
+        }
         if std::thread::panicking() {
             for p in &self.peers {
                 eprintln!(

@@ -1,0 +1,106 @@
+//! Arbitrary requests into the peer listener's router, backed by a real single-peer Raft node
+//! on a temporary sled store: admission checks, decoding and the handlers themselves.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use libfuzzer_sys::fuzz_target;
+use raft_elector::api::peer::{self, PeerState};
+use raft_elector::config::{self, Timing};
+use raft_elector::leadership::Leadership;
+use raft_elector::metrics::Metrics;
+use raft_elector::raft::network::{NetworkFactory, PeerClient};
+use raft_elector::raft::{PeerNode, Raft};
+use tower::ServiceExt;
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    router: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let dir = tempfile::tempdir().expect("tmp");
+        let router = rt.block_on(async {
+            let (log, sm, _) = raft_elector::store::open(&dir.path().join("d"), "fuzz", "a").expect("store");
+            let timing = Timing::default();
+            let (a, b) = (config::node_id("a"), config::node_id("b"));
+            let leadership = Arc::new(Leadership::new(a, [a, b], timing));
+            let metrics = Arc::new(Metrics::new("fuzz", "a"));
+            let client = PeerClient::new(
+                "fuzz",
+                "a",
+                leadership.clone(),
+                metrics.clone(),
+                Duration::from_millis(50),
+                Duration::from_millis(50),
+                None,
+            )
+            .expect("client");
+            let raft_config = openraft::Config {
+                heartbeat_interval: 30,
+                election_timeout_min: 100,
+                election_timeout_max: 200,
+                ..Default::default()
+            };
+            let raft = Raft::new(a, Arc::new(raft_config.validate().expect("config")), NetworkFactory { client }, log.clone(), sm)
+                .await
+                .expect("raft");
+            let members = [(a, PeerNode { name: "a".into(), addr: "127.0.0.1:1".into() }), (b, PeerNode { name: "b".into(), addr: "127.0.0.1:2".into() })];
+            let _ = raft.initialize(members.into_iter().collect::<std::collections::BTreeMap<_, _>>()).await;
+            let state = PeerState::new(
+                raft,
+                log,
+                leadership,
+                metrics,
+                "fuzz".into(),
+                "a".into(),
+                ["a".to_string(), "b".to_string()].into_iter().collect(),
+                config::members_digest(["a", "b"].into_iter()),
+                None,
+            );
+            peer::router(Arc::new(state))
+        });
+        Fixture { rt, router, _dir: dir }
+    })
+}
+
+const PATHS: [&str; 8] = [
+    "/raft/v1/append",
+    "/raft/v1/vote",
+    "/raft/v1/snapshot",
+    "/raft/v1/handoff",
+    "/raft/v1/prevote",
+    "/raft/v1/status",
+    "/raft/v1/unknown",
+    "/",
+];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else { return };
+    let f = fixture();
+    let path = PATHS[(selector & 7) as usize];
+    let mut req = Request::builder().method(if selector & 8 == 0 { "POST" } else { "GET" }).uri(path);
+    // Mostly well-formed admission headers, sometimes not, so both sides are exercised.
+    if selector & 0x10 == 0 {
+        req = req.header("x-raft-elector-election", "fuzz");
+    }
+    if selector & 0x20 == 0 {
+        req = req.header("x-raft-elector-from", if selector & 0x40 == 0 { "b" } else { "a" });
+    }
+    if selector & 0x80 == 0 {
+        req = req.header("x-raft-elector-protocol", "1");
+    }
+    let req = req.body(Body::from(body.to_vec())).expect("request");
+    let status = f.rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), f.router.clone().oneshot(req)).await
+    });
+    let status = status.expect("a peer request hung").expect("infallible").status();
+    assert!(status.as_u16() != 500, "internal error on {path}");
+});

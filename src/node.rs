@@ -106,6 +106,49 @@ fn serve(
     tokio::spawn(server::serve(listener, router, stop, limits).in_current_span())
 }
 
+/// Serves the application API on a thread and runtime of its own: however hard a local client
+/// hammers it, it cannot take worker time from Raft and the peer listener, whose heartbeats
+/// keep the leadership alive.
+fn serve_apart(
+    listener: std::net::TcpListener,
+    router: axum::Router,
+    stop: CancellationToken,
+    limits: Limits,
+) -> Result<std::thread::JoinHandle<()>, NodeError> {
+    let addr = listener.local_addr().map_err(|source| NodeError::Bind {
+        what: "the application API",
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    let span = tracing::Span::current();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| NodeError::Bind {
+            what: "the application API",
+            addr,
+            source,
+        })?;
+    std::thread::Builder::new()
+        .name("app-api".into())
+        .spawn(move || {
+            runtime.block_on(
+                async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => server::serve(listener, router, stop, limits).await,
+                        Err(e) => tracing::error!(error = %e, "cannot serve the application API"),
+                    }
+                }
+                .instrument(span),
+            )
+        })
+        .map_err(|source| NodeError::Bind {
+            what: "the application API",
+            addr,
+            source,
+        })
+}
+
 /// Counts and logs leader changes as openraft reports them.
 async fn watch_leaders(
     mut rx: watch::Receiver<RaftMetrics>,
@@ -169,7 +212,13 @@ async fn run_in(
     let (log_store, state_machine, opened) =
         store::open(&config.data_dir, &config.election, &config.me.name)?;
     let peer_listener = bind("peer traffic", config.peer_listen).await?;
-    let http_listener = bind("the application API", config.http).await?;
+    let http_listener = std::net::TcpListener::bind(config.http)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| NodeError::Bind {
+            what: "the application API",
+            addr: config.http,
+            source,
+        })?;
 
     let metrics = Arc::new(Metrics::new(&config.election, &config.me.name));
     let leadership = Arc::new(Leadership::new(
@@ -267,12 +316,12 @@ async fn run_in(
         me: config.me.name.clone(),
         election: config.election.clone(),
     });
-    let app_server = serve(
+    let app_server = serve_apart(
         http_listener,
         api::app::router(view),
         stop_app.clone(),
         app_limits(&config),
-    );
+    )?;
     tokio::spawn(
         watch_leaders(
             raft.metrics(),
@@ -332,10 +381,9 @@ async fn run_in(
     }
     stop_app.cancel();
     stop_peer.cancel();
-    for server in [app_server, peer_server] {
-        // Each server bounds its own drain; this only waits for it to finish.
-        let _ = server.await;
-    }
+    // Each server bounds its own drain; this only waits for it to finish.
+    let _ = tokio::task::spawn_blocking(move || app_server.join()).await;
+    let _ = peer_server.await;
     tracing::info!("stopped");
     Ok(())
 }

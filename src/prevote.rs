@@ -15,12 +15,20 @@
 //! `election_timeout_max`) ends well before openraft's own election timer (at least
 //! `election_timeout_max + election_timeout_min` after the last heartbeat), so a real failover
 //! is not delayed. Elections asked for by a hand-off bypass this switch.
+//!
+//! Split votes: openraft 0.9 draws each peer's election timeout once, at start. Two survivors
+//! whose timeouts happen to be close campaign at the same moment, split the vote, and do it
+//! again round after round. So when a peer sees itself still a candidate (its campaign did not
+//! win within a heartbeat interval), it holds elections off for a random time up to
+//! `election_timeout_max` before it may campaign again, which breaks the tie within a round or
+//! two. The first campaign after a leader is lost is never delayed.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use openraft::storage::RaftLogStorage;
 use openraft::ServerState;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -82,6 +90,11 @@ pub async fn run(
     let timing = config.timing;
     let quorum = config.peers.len() / 2 + 1;
     let mut enabled: Option<bool> = None;
+    // After a campaign that did not win at once: no new campaign before this instant. One
+    // hold per campaign (term).
+    let mut hold_until: Option<Instant> = None;
+    let mut held_term = 0;
+    let mut rng = rand::rngs::StdRng::from_entropy();
     let mut tick = tokio::time::interval(timing.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -92,27 +105,38 @@ pub async fn run(
         if leadership.relinquished() {
             return;
         }
-        let state = raft.metrics().borrow().state;
-        let want =
-            if state == ServerState::Leader || leadership.fresh_leader(Instant::now()).is_some() {
-                false
-            } else {
-                let last_log_id = match log.clone().get_log_state().await {
-                    Ok(s) => s.last_log_id,
-                    Err(_) => continue,
-                };
-                let req = PreVoteRequest { last_log_id };
-                let others = config.others();
-                let ask = others
-                    .iter()
-                    .map(|p| client.pre_vote(p, &req, timing.election_min / 2));
-                let answers = futures::future::join_all(ask).await;
-                let granted = 1 + answers
-                    .iter()
-                    .filter(|a| a.as_ref().is_ok_and(|r| r.granted))
-                    .count();
-                granted >= quorum
+        let (state, term) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (m.state, m.current_term)
+        };
+        let now = Instant::now();
+        if state == ServerState::Candidate && term > held_term {
+            held_term = term;
+            hold_until = Some(now + timing.election_max.mul_f64(rng.gen::<f64>()));
+        }
+        let want = if state == ServerState::Leader
+            || leadership.fresh_leader(now).is_some()
+            || hold_until.is_some_and(|h| now < h)
+        {
+            false
+        } else {
+            let last_log_id = match log.clone().get_log_state().await {
+                Ok(s) => s.last_log_id,
+                Err(_) => continue,
             };
+            let req = PreVoteRequest { last_log_id };
+            let others = config.others();
+            let ask = others
+                .iter()
+                .map(|p| client.pre_vote(p, &req, timing.election_min / 2));
+            let answers = futures::future::join_all(ask).await;
+            let granted = 1 + answers
+                .iter()
+                .filter(|a| a.as_ref().is_ok_and(|r| r.granted))
+                .count();
+            granted >= quorum
+        };
         if enabled != Some(want) && !leadership.relinquished() {
             raft.runtime_config().elect(want);
             if want || enabled.is_some() {

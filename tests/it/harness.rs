@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -22,28 +23,35 @@ pub fn exe() -> &'static str {
     env!("CARGO_BIN_EXE_raft-elector")
 }
 
-/// A port no other test of this run will hand out and that is free right now.
+/// A port that is free now and that no other test process will hand out while this one runs.
+///
+/// Ports come from 20000-32767, below Linux's default ephemeral range (32768-60999), so that
+/// outgoing connections never take them. Test processes run concurrently (nextest), so each
+/// port handed out is claimed with an exclusive `flock` on a file named after it, held for the
+/// life of the process: the kernel drops it when the process ends, however it ends.
 pub fn free_port() -> u16 {
-    // 20000-32767 lies below Linux's default ephemeral range (32768-60999). Start at a point
-    // derived from the process id so concurrent test processes rarely walk the same ports.
+    use nix::fcntl::{Flock, FlockArg};
+    static CLAIMED: Mutex<Vec<Flock<std::fs::File>>> = Mutex::new(Vec::new());
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(
-        0,
-        20000 + (std::process::id() % 1200) as u16 * 10,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    loop {
+    let dir = std::env::temp_dir().join("raft-elector-test-ports");
+    std::fs::create_dir_all(&dir).expect("port lock directory");
+    let start = 20000 + (std::process::id() % 1280) as u16 * 10;
+    let _ = NEXT.compare_exchange(0, start, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..12768 {
         let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        let port = if port >= 32760 {
-            20000 + port % 12000
-        } else {
-            port
+        let port = 20000 + (port - 20000) % 12768;
+        let Ok(file) = std::fs::File::create(dir.join(port.to_string())) else {
+            continue;
+        };
+        let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+            continue;
         };
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            CLAIMED.lock().unwrap_or_else(|p| p.into_inner()).push(lock);
             return port;
         }
     }
+    panic!("no free port in 20000-32767");
 }
 
 /// What `GET /v1/leader` answered.

@@ -191,7 +191,9 @@ pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
         }
         eprintln!("{}", cluster.log_tails(30).await);
     }
-    let kept = if report.ok() || !plan.keep_failed {
+    // NEMESIS_KEEP=1 keeps the history and logs of a run that passed too, for study.
+    let keep_anyway = std::env::var("NEMESIS_KEEP").is_ok_and(|v| v == "1");
+    let kept = if !keep_anyway && (report.ok() || !plan.keep_failed) {
         None
     } else {
         // Everything needed to study the failure, next to the peers' logs.

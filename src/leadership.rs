@@ -15,7 +15,9 @@
 //!   rejection carrying a higher vote) revokes the lease at once, before openraft handles it:
 //!   acknowledgements of heartbeats sent before that moment no longer count.
 //! * A follower names its leader only while the leader's last accepted append-entries arrived
-//!   less than [`Timing::follower_window`] ago, and only for a term not older than its own.
+//!   less than [`Timing::follower_window`] ago, and only for a term not older than its own. Only
+//!   append-entries the leader sent while its own lease held count (they are marked), so the
+//!   followers a leader still reaches after losing its quorum stop naming it within the window.
 //!
 //! The follower's side of the lease survives a restart: openraft stamps the persisted vote
 //! with the start time, so a restarted follower that had accepted a leader still refuses

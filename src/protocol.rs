@@ -17,6 +17,12 @@ pub const PROTOCOL_HEADER: &str = "x-raft-elector-protocol";
 pub const PROTOCOL_VERSION: &str = "1";
 
 pub const APPEND_PATH: &str = "/raft/v1/append";
+/// The same, from a leader whose lease is valid as it sends: only such heartbeats let a
+/// follower name the leader (a leader cut off from its quorum keeps sending to the followers
+/// it still reaches, and they must not keep naming it).
+pub const APPEND_LEASED_PATH: &str = "/raft/v1/append?leased=1";
+/// The query that marks a leased append-entries.
+pub const LEASED_QUERY: &str = "leased=1";
 pub const VOTE_PATH: &str = "/raft/v1/vote";
 pub const SNAPSHOT_PATH: &str = "/raft/v1/snapshot";
 pub const STATUS_PATH: &str = "/raft/v1/status";

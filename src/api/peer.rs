@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -171,7 +171,7 @@ async fn admit(State(state): State<Shared>, req: Request, next: Next) -> Respons
     let h = &parts.headers;
     let signed = Signed {
         method: parts.method.as_str(),
-        path: parts.uri.path(),
+        path: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
         election: &state.election,
         from: &from,
         to: header(h, auth::TO_HEADER),
@@ -217,7 +217,12 @@ fn accept<T: serde::de::DeserializeOwned>(
     Ok(req)
 }
 
-async fn append(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn append(
+    State(state): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let received = Instant::now();
     let req: AppendRequest = match accept(&state, &headers, &body, checks::append) {
         Ok(r) => r,
@@ -225,32 +230,27 @@ async fn append(State(state): State<Shared>, headers: HeaderMap, body: Bytes) ->
     };
     let (term, leader) = (vote_term(&req.vote), vote_for(&req.vote));
     state.leadership.on_newer_term(term);
+    let leased = uri.query() == Some(protocol::LEASED_QUERY);
     let res = state.raft.append_entries(req).await;
     if let (
         Ok(AppendResponse::Success | AppendResponse::PartialSuccess(_) | AppendResponse::Conflict),
         Some(leader),
-    ) = (&res, leader)
+        true,
+    ) = (&res, leader, leased)
     {
         state.leadership.on_heard(leader, term, received);
     }
     reply(&res)
 }
 
+/// A snapshot chunk. It does not let this peer name the leader: only leased heartbeats do.
 async fn snapshot(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let received = Instant::now();
     let req: SnapshotRequest = match accept(&state, &headers, &body, checks::snapshot) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let (term, leader) = (vote_term(&req.vote), vote_for(&req.vote));
-    state.leadership.on_newer_term(term);
-    let res = state.raft.install_snapshot(req).await;
-    if let (Ok(resp), Some(leader)) = (&res, leader) {
-        if vote_term(&resp.vote) == term {
-            state.leadership.on_heard(leader, term, received);
-        }
-    }
-    reply(&res)
+    state.leadership.on_newer_term(vote_term(&req.vote));
+    reply(&state.raft.install_snapshot(req).await)
 }
 
 async fn vote(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {

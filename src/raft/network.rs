@@ -273,9 +273,14 @@ impl RaftNetwork<TypeConfig> for Connection {
         // the link stays slow. So the call runs in its own task for up to the lease, and an
         // acknowledgement that comes after openraft stopped waiting still feeds the lease.
         let ttl = option.hard_ttl().max(self.client.leadership.leader_lease());
+        let path = if mine && self.client.leadership.lease_valid(term, sent) {
+            protocol::APPEND_LEASED_PATH
+        } else {
+            protocol::APPEND_PATH
+        };
         let conn = self.clone();
         let call = tokio::spawn(async move {
-            let resp: AppendResponse = conn.rpc(protocol::APPEND_PATH, "append", &rpc, ttl).await?;
+            let resp: AppendResponse = conn.rpc(path, "append", &rpc, ttl).await?;
             match &resp {
                 AppendResponse::Success
                 | AppendResponse::PartialSuccess(_)

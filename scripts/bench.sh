@@ -25,6 +25,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${need[@]}" >&2
 fi
 
+# The binary is built from the working tree; record which commit that was (and whether src/
+# differed from it), since HEAD may move while the benchmark runs.
+BENCH_BUILD_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BENCH_BUILD_DIRTY=0
+if [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]; then BENCH_BUILD_DIRTY=1; fi
+export BENCH_BUILD_COMMIT BENCH_BUILD_DIRTY
 cargo build --release --bin raft-elector --example bench >&2
 
 args=()

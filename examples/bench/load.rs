@@ -104,13 +104,21 @@ pub async fn wrk(url: &str, threads: u32, conns: u32, secs: u32) -> Result<WrkRe
     parse_wrk(&text).ok_or_else(|| format!("cannot parse wrk's output: {text}"))
 }
 
-/// The bare handler: the same runtime shape as raft-elector (tokio, 2 worker threads) and
-/// the same JSON bodies built per request, but no leader check. Runs until killed.
-pub fn serve_bare(addr: SocketAddr) -> std::io::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+/// The bare handler: the same JSON bodies built per request as raft-elector's, but no leader
+/// check. With `workers == 0` it has raft-elector's shape (its application API runs on one
+/// thread with a current-thread runtime); otherwise a multi-thread runtime with that many
+/// workers, for reference. Runs until killed.
+pub fn serve_bare(addr: SocketAddr, workers: usize) -> std::io::Result<()> {
+    let rt = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()?
+    };
     rt.block_on(async move {
         let app = Router::new()
             .route(

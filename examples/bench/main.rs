@@ -98,8 +98,9 @@ fn main() {
         let addr: SocketAddr = argv
             .get(2)
             .and_then(|a| a.parse().ok())
-            .expect("bare-axum ADDR");
-        if let Err(e) = load::serve_bare(addr) {
+            .expect("bare-axum ADDR [WORKERS]");
+        let workers = argv.get(3).and_then(|w| w.parse().ok()).unwrap_or(0);
+        if let Err(e) = load::serve_bare(addr, workers) {
             eprintln!("bare-axum: {e}");
             std::process::exit(1);
         }
@@ -497,11 +498,12 @@ async fn partitions(exe: &Path, args: &Args) -> Result<Value, String> {
 }
 
 /// Spawns the bare axum handler (this example, re-executed) and waits until it answers.
-async fn start_bare() -> Result<(std::process::Child, SocketAddr), String> {
+async fn start_bare(workers: usize) -> Result<(std::process::Child, SocketAddr), String> {
     let addr = sys::free_addr();
     let mut cmd = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
     cmd.arg("bare-axum")
         .arg(addr.to_string())
+        .arg(workers.to_string())
         .stdin(std::process::Stdio::null());
     sys::die_with_parent(&mut cmd);
     let child = cmd.spawn().map_err(|e| format!("bare-axum: {e}"))?;
@@ -543,7 +545,10 @@ async fn api(exe: &Path, args: &Args) -> Result<Value, String> {
         .await
         .ok_or("no leader at start")?;
     let follower = (cur.leader + 1) % 3;
-    let (bare, bare_addr) = start_bare().await?;
+    // Same shape as raft-elector's application API (one thread, current-thread runtime), and
+    // for reference the same handler on a 2-worker runtime.
+    let (bare, bare_addr) = start_bare(0).await?;
+    let (bare2, bare2_addr) = start_bare(2).await?;
     let mut configs = Vec::new();
     for path in ["/", "/v1/leader"] {
         for threads in [1u32, 2] {
@@ -571,6 +576,13 @@ async fn api(exe: &Path, args: &Args) -> Result<Value, String> {
                 }
             }
         }
+        let b2 = load::wrk(
+            &format!("http://{bare2_addr}{path}"),
+            threads,
+            conns,
+            args.wrk_secs,
+        )
+        .await?;
         let (b, e) = (avg(&b), avg(&e));
         let ratio = e.rps / b.rps;
         eprintln!(
@@ -580,11 +592,13 @@ async fn api(exe: &Path, args: &Args) -> Result<Value, String> {
         rows.push(json!({
             "path": path, "threads": threads, "connections": conns, "target": role,
             "raft_elector": e.to_json(), "bare_axum": b.to_json(),
+            "bare_axum_2_workers": b2.to_json(),
             "ratio": (ratio * 1000.0).round() / 1000.0,
         }));
     }
     let leader_mem = c.pid(cur.leader).and_then(sys::rss_kib);
     sys::kill9(bare);
+    sys::kill9(bare2);
     Ok(json!({
         "runs": rows,
         "wrk_secs": args.wrk_secs,

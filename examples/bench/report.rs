@@ -241,7 +241,7 @@ fn api_chart(r: &Value) -> String {
     svg::bar_pairs(
         "Application API under wrk: requests/s (same run, 2 cores shared with wrk)",
         &groups,
-        ("bare axum, constant JSON", "raft-elector"),
+        ("bare axum, same JSON, 1 thread", "raft-elector"),
         "req/s",
     )
 }
@@ -293,7 +293,11 @@ fn markdown(r: &Value) -> String {
         m["memory_gib"],
         m["kernel"].as_str().unwrap_or("?"),
         m["os"].as_str().unwrap_or("?"),
-        m["commit"].as_str().unwrap_or("?"),
+        format!(
+            "{}{}",
+            m["commit"].as_str().unwrap_or("?"),
+            if m["uncommitted_changes"] == true { " (with uncommitted changes in src/)" } else { "" }
+        ),
         m["rustc"].as_str().unwrap_or("?"),
         m["etcd"].as_str().unwrap_or("?"),
         m["wrk"].as_str().unwrap_or("?"),
@@ -415,25 +419,28 @@ fn markdown(r: &Value) -> String {
         );
     }
 
-    let _ = writeln!(o, "\n## Application API (wrk, {} s × {} per target, averaged)\n\n| request | threads | connections | peer | raft-elector req/s | bare axum req/s | ratio | raft-elector p50 / p99 (ms) | bare p50 / p99 (ms) | non-2xx |\n|---|---|---|---|---|---|---|---|---|---|", s["api"]["wrk_secs"], s["api"]["wrk_reps"]);
+    let _ = writeln!(o, "\n## Application API (wrk, {} s × {} per target, averaged)\n\nThe bare handler builds the same JSON per request but asks nothing; it runs like raft-elector's application API on one thread with a current-thread runtime. The last column is the same bare handler on a 2-worker runtime, for reference (one 5 s run).\n\n| request | threads | connections | peer | raft-elector req/s | bare axum req/s | ratio | raft-elector p50 / p99 (ms) | bare p50 / p99 (ms) | non-2xx | bare, 2 workers req/s |\n|---|---|---|---|---|---|---|---|---|---|---|", s["api"]["wrk_secs"], s["api"]["wrk_reps"]);
     for run in s["api"]["runs"].as_array().cloned().unwrap_or_default() {
         let e = &run["raft_elector"];
         let b = &run["bare_axum"];
         let _ = writeln!(
             o,
-            "| GET {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} |",
+            "| GET {} | {} | {} | {} | {:.0} | {:.0} | {} | {} / {} | {} / {} | {} | {:.0} |",
             run["path"].as_str().unwrap_or("?"),
             run["threads"],
             run["connections"],
             run["target"].as_str().unwrap_or("?"),
-            e["rps"],
-            b["rps"],
+            e["rps"].as_f64().unwrap_or(f64::NAN),
+            b["rps"].as_f64().unwrap_or(f64::NAN),
             run["ratio"],
             e["p50_ms"],
             e["p99_ms"],
             b["p50_ms"],
             b["p99_ms"],
-            e["non_2xx"]
+            e["non_2xx"],
+            run["bare_axum_2_workers"]["rps"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
         );
     }
 

@@ -219,7 +219,10 @@ pub fn machine() -> Value {
         "rustc": first_line("rustc", &["--version"]),
         "etcd": first_line("etcd", &["--version"]),
         "wrk": first_line("wrk", &["--version"]).split(" Copyright").next().unwrap_or("").to_string(),
-        "commit": first_line("git", &["rev-parse", "--short", "HEAD"]),
+        // scripts/bench.sh records the commit the binary was built from (it is built from the
+        // working tree, which may differ from the commit, and HEAD may move during the run).
+        "commit": std::env::var("BENCH_BUILD_COMMIT").unwrap_or_else(|_| first_line("git", &["rev-parse", "--short", "HEAD"])),
+        "uncommitted_changes": std::env::var("BENCH_BUILD_DIRTY").map(|d| d == "1").unwrap_or_else(|_| !first_line("git", &["status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"]).is_empty()),
     })
 }
 

@@ -278,6 +278,12 @@ fn markdown(r: &Value) -> String {
     let s = &r["sections"];
     let m = &r["machine"];
     let mut o = String::new();
+    let dirty = if m["uncommitted_changes"] == true {
+        " (with uncommitted changes in src/)"
+    } else {
+        ""
+    };
+    let commit = format!("{}{dirty}", m["commit"].as_str().unwrap_or("?"));
     let _ = writeln!(o, "# Benchmark results\n");
     let _ = writeln!(
         o,
@@ -293,11 +299,7 @@ fn markdown(r: &Value) -> String {
         m["memory_gib"],
         m["kernel"].as_str().unwrap_or("?"),
         m["os"].as_str().unwrap_or("?"),
-        format!(
-            "{}{}",
-            m["commit"].as_str().unwrap_or("?"),
-            if m["uncommitted_changes"] == true { " (with uncommitted changes in src/)" } else { "" }
-        ),
+        commit,
         m["rustc"].as_str().unwrap_or("?"),
         m["etcd"].as_str().unwrap_or("?"),
         m["wrk"].as_str().unwrap_or("?"),

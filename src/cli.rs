@@ -113,6 +113,11 @@ pub struct RunArgs {
     #[arg(long, env = "RAFT_ELECTOR_ELECTION_TIMEOUT_MAX", default_value = "200ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub election_timeout_max: Duration,
 
+    /// A second listener serving only /healthz, /readyz and /metrics, for the kubelet's probes
+    /// and Prometheus, so that the application API can stay on localhost. Off when not set.
+    #[arg(long, env = "RAFT_ELECTOR_PROBE_HTTP", value_parser = config::parse_listen_addr, value_name = "ADDR")]
+    pub probe_http: Option<SocketAddr>,
+
     /// Upper bound on a graceful shutdown (SIGTERM, SIGINT), hand-off included.
     #[arg(long, env = "RAFT_ELECTOR_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub shutdown_timeout: Duration,
@@ -209,6 +214,7 @@ impl RunArgs {
             peers,
             peer_listen,
             http: self.http,
+            probe_http: self.probe_http,
             data_dir: self.data_dir.clone().unwrap_or_default(),
             timing,
             shutdown_timeout: self.shutdown_timeout,
@@ -219,7 +225,13 @@ impl RunArgs {
     }
 
     fn secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
-        let secret = match (&self.peer_secret, &self.peer_secret_file) {
+        // An empty value means "not set", so that a deployment can pass an optional secret.
+        let given = self.peer_secret.as_ref().filter(|s| !s.trim().is_empty());
+        let file = self
+            .peer_secret_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty());
+        let secret = match (given, file) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
             (Some(s), None) => s.trim_end().as_bytes().to_vec(),
             (None, Some(path)) => {

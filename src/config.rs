@@ -162,6 +162,8 @@ pub struct Config {
     pub peer_listen: SocketAddr,
     /// Where the application API binds.
     pub http: SocketAddr,
+    /// Where the probe listener (health, readiness, metrics) binds, if anywhere.
+    pub probe_http: Option<SocketAddr>,
     /// Directory of the sled database.
     pub data_dir: PathBuf,
     /// Raft timings.

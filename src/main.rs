@@ -63,7 +63,11 @@ fn run_peer(args: &RunArgs) -> anyhow::Result<()> {
         tracing::warn!(http = %config.http, "the application API listens beyond localhost: anyone who reaches it can read who leads");
     }
     let rt = runtime()?;
-    rt.block_on(raft_elector::node::run(config, shutdown_signal()))?;
+    let result = rt.block_on(raft_elector::node::run(config, shutdown_signal()));
+    // Do not wait for stray blocking work (a DNS lookup of a peer that is down can hang for
+    // seconds): the peer has stopped.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    result?;
     Ok(())
 }
 

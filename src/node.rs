@@ -45,6 +45,8 @@ pub enum NodeError {
     Raft(#[from] openraft::error::Fatal<NodeId>),
     #[error("cannot build the peer HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("cannot start the application API's thread: {0}")]
+    Thread(std::io::Error),
     #[error("peer authentication: {0}")]
     Auth(crate::auth::AuthError),
 }
@@ -106,47 +108,42 @@ fn serve(
     tokio::spawn(server::serve(listener, router, stop, limits).in_current_span())
 }
 
-/// Serves the application API on a thread and runtime of its own: however hard a local client
-/// hammers it, it cannot take worker time from Raft and the peer listener, whose heartbeats
-/// keep the leadership alive.
+/// Binds a listener that [`serve_apart`] will serve on its own runtime.
+fn bind_std(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, NodeError> {
+    std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| NodeError::Bind { what, addr, source })
+}
+
+/// Serves the application API (and the probe listener) on a thread and runtime of their own:
+/// however hard a local client hammers them, it cannot take worker time from Raft and the
+/// peer listener, whose heartbeats keep the leadership alive.
 fn serve_apart(
-    listener: std::net::TcpListener,
-    router: axum::Router,
+    servers: Vec<(std::net::TcpListener, axum::Router)>,
     stop: CancellationToken,
     limits: Limits,
 ) -> Result<std::thread::JoinHandle<()>, NodeError> {
-    let addr = listener.local_addr().map_err(|source| NodeError::Bind {
-        what: "the application API",
-        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
-    })?;
     let span = tracing::Span::current();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|source| NodeError::Bind {
-            what: "the application API",
-            addr,
-            source,
-        })?;
+        .map_err(NodeError::Thread)?;
+    let run = async move {
+        let serving = servers.into_iter().map(|(listener, router)| {
+            let stop = stop.clone();
+            async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => server::serve(listener, router, stop, limits).await,
+                    Err(e) => tracing::error!(error = %e, "cannot serve the application API"),
+                }
+            }
+        });
+        futures::future::join_all(serving).await;
+    };
     std::thread::Builder::new()
         .name("app-api".into())
-        .spawn(move || {
-            runtime.block_on(
-                async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => server::serve(listener, router, stop, limits).await,
-                        Err(e) => tracing::error!(error = %e, "cannot serve the application API"),
-                    }
-                }
-                .instrument(span),
-            )
-        })
-        .map_err(|source| NodeError::Bind {
-            what: "the application API",
-            addr,
-            source,
-        })
+        .spawn(move || runtime.block_on(run.instrument(span)))
+        .map_err(NodeError::Thread)
 }
 
 /// Counts and logs leader changes as openraft reports them.
@@ -212,13 +209,10 @@ async fn run_in(
     let (log_store, state_machine, opened) =
         store::open(&config.data_dir, &config.election, &config.me.name)?;
     let peer_listener = bind("peer traffic", config.peer_listen).await?;
-    let http_listener = std::net::TcpListener::bind(config.http)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|source| NodeError::Bind {
-            what: "the application API",
-            addr: config.http,
-            source,
-        })?;
+    let mut app_listeners = vec![bind_std("the application API", config.http)?];
+    if let Some(addr) = config.probe_http {
+        app_listeners.push(bind_std("probes", addr)?);
+    }
 
     let metrics = Arc::new(Metrics::new(&config.election, &config.me.name));
     let leadership = Arc::new(Leadership::new(
@@ -316,9 +310,9 @@ async fn run_in(
         me: config.me.name.clone(),
         election: config.election.clone(),
     });
+    let routers = [api::app::router(view.clone()), api::app::probe_router(view)];
     let app_server = serve_apart(
-        http_listener,
-        api::app::router(view),
+        app_listeners.into_iter().zip(routers).collect(),
         stop_app.clone(),
         app_limits(&config),
     )?;

@@ -135,13 +135,17 @@ def main(paths):
         for p in rule_.get("ports", []):
             rule(p.get("port") in ("peer", peer_port), f"NetworkPolicy admits a port other than the peer port: {p}")
     http = value("RAFT_ELECTOR_HTTP") or "127.0.0.1:4040"
-    http_port = int(http.rsplit(":", 1)[1])
-    rule(ports.get("api") == http_port, "container port 'api' must be the application API port")
+    rule(http.startswith("127.") or http.startswith("localhost:"),
+         "the application API must stay on localhost (use the probe listener for probes)")
+    probe_http = value("RAFT_ELECTOR_PROBE_HTTP") or ""
+    probe_port = int(probe_http.rsplit(":", 1)[1]) if ":" in probe_http else None
+    rule(probe_port is not None and not probe_http.startswith("127."),
+         "RAFT_ELECTOR_PROBE_HTTP must listen on the pod's addresses, where the kubelet probes")
+    rule(ports.get("probe") == probe_port, "container port 'probe' must be the probe listener's port")
     for probe in ("livenessProbe", "readinessProbe"):
         get = side.get(probe, {}).get("httpGet", {})
-        rule(get.get("path") in ("/healthz", "/readyz") and get.get("port") in ("api", http_port),
-             f"raft-elector {probe} must GET /healthz or /readyz on the API port")
-        rule(not http.startswith("127.") or not get, f"{probe}: the kubelet cannot reach an API bound to {http}")
+        rule(get.get("path") in ("/healthz", "/readyz") and get.get("port") in ("probe", probe_port),
+             f"raft-elector {probe} must GET /healthz or /readyz on the probe port (the kubelet cannot reach localhost)")
     mounts = {m["name"]: m["mountPath"] for m in side.get("volumeMounts", [])}
     data_dir = value("RAFT_ELECTOR_DATA_DIR") or "/data"
     rule(any(mounts.get(c) == data_dir for c in claims), "the data dir must be a volumeClaimTemplate's mount")

@@ -39,6 +39,16 @@ pub fn router(view: Arc<dyn NodeView>) -> Router {
         .with_state(view)
 }
 
+/// The probe listener's router: health, readiness and metrics only, for the kubelet and
+/// Prometheus (the application API itself can then stay on localhost).
+pub fn probe_router(view: Arc<dyn NodeView>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(view)
+}
+
 /// The old sidecar's answer, on every path it did not know.
 async fn compat(State(view): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "name": view.observe().name }))

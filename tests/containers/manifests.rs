@@ -127,7 +127,12 @@ fn the_rules_catch_what_the_schemas_allow() {
             "allowPrivilegeEscalation",
         ),
         ("serviceName: web-peers", "serviceName: web", "serviceName"),
-        ("value: 0.0.0.0:4040", "value: 127.0.0.1:4040", "kubelet"),
+        (
+            "value: 0.0.0.0:4042",
+            "value: 127.0.0.1:4042",
+            "pod's addresses",
+        ),
+        ("port: probe", "port: 4040", "probe port"),
     ] {
         let files = mutated(dir.path(), from, to);
         let args: Vec<&str> = files.iter().map(String::as_str).collect();

@@ -198,3 +198,34 @@ async fn json_logs_carry_peer_id_and_term() {
             .as_str()
             .is_some_and(|t| !t.starts_with("raft_elector"))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_listener_serves_health_readiness_and_metrics_only() {
+    let mut c = Cluster::new(1);
+    let probe = format!("127.0.0.1:{}", free_port());
+    c.flags = vec!["--probe-http".into(), probe.clone()];
+    // An empty secret variable means "no secret", not an error.
+    let mut cmd = c.command(0);
+    let log = std::fs::File::create(&c.peers[0].log).expect("log");
+    cmd.env("RAFT_ELECTOR_PEER_SECRET", "").stderr(log);
+    c.peers[0].child = Some(cmd.spawn().expect("spawn"));
+    c.agreed_leader(&[0], Duration::from_secs(10)).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/metrics", 200),
+        ("/", 404),
+        ("/v1/leader", 404),
+    ] {
+        let resp = client
+            .get(format!("http://{probe}{path}"))
+            .send()
+            .await
+            .expect("probe answer");
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+    }
+}

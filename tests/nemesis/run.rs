@@ -96,6 +96,15 @@ async fn all_agree(rec: &Recorder, since: u64, timeout: Duration) -> Option<Dura
 
 /// Runs a plan to the end on `cluster` (prepared, not started) and checks it.
 pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
+    let started = Instant::now();
+    let clock = Clock::new();
+    let rec = Arc::new(Recorder::new(clock, cluster.names()));
+    let stop = CancellationToken::new();
+    let clients = client::start(rec.clone(), &cluster.http(), plan.poll, stop.clone());
+    for i in 0..plan.peers {
+        cluster.start(i).await;
+    }
+    // What a target supports may be known only once it runs (netem in a container).
     let kinds: Vec<FaultKind> = plan
         .kinds
         .iter()
@@ -122,16 +131,8 @@ pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
             format!("; not possible here: {}", skipped.join(", "))
         }
     );
-    let started = Instant::now();
     let mut rng = Rng::new(plan.seed);
     let schedule = nemesis::schedule(&kinds, plan.faults, &mut rng);
-    let clock = Clock::new();
-    let rec = Arc::new(Recorder::new(clock, cluster.names()));
-    let stop = CancellationToken::new();
-    let clients = client::start(rec.clone(), &cluster.http(), plan.poll, stop.clone());
-    for i in 0..plan.peers {
-        cluster.start(i).await;
-    }
     let first = all_agree(&rec, 0, Duration::from_secs(30)).await;
     eprintln!(
         "nemesis [{}]: first leader agreed after {:?}",

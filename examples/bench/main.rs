@@ -87,6 +87,9 @@ struct Args {
     /// most this.
     #[arg(long, default_value_t = 0.5)]
     max_load: f64,
+    /// Only rewrite results.md and the charts from the existing results.json.
+    #[arg(long)]
+    report_only: bool,
     /// How long at most to wait for a quiet machine (0: do not wait).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     wait_quiet: Duration,
@@ -213,6 +216,13 @@ async fn wait_quiet(args: &Args) -> Value {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    if args.report_only {
+        let path = args.out.join("results.json");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let results: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        return report::write_all(&args.out, &results);
+    }
     let exe = exe_path(&args)?;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let results_path = args.out.join("results.json");

@@ -419,6 +419,7 @@ async fn partitions(exe: &Path, args: &Args) -> Result<Value, String> {
         let mut disruption = Summary::default();
         let (mut changed, mut majority_changed_during_cut, mut term_bumps) = (0u32, 0u32, 0u64);
         let mut isolated_term_rise = Vec::new();
+        let mut disruption_kinds = std::collections::BTreeMap::new();
         for trial in 0..args.trials {
             tokio::time::sleep(SETTLE + jitter(Duration::from_millis(30))).await;
             let Some(cur) = c.agreed(&all, None, 0, Duration::from_secs(10)).await else {
@@ -460,6 +461,14 @@ async fn partitions(exe: &Path, args: &Args) -> Result<Value, String> {
                 for (&i, a) in all.iter().zip(&answers) {
                     if i != f && !is_stable(a) {
                         last_disruption = Some(now);
+                        // What a non-isolated peer said instead of the old leader and term.
+                        let kind = match a {
+                            None => "no answer",
+                            Some(a) if a.name.is_empty() => "unknown",
+                            Some(a) if a.term != term => "other term",
+                            Some(_) => "other leader",
+                        };
+                        *disruption_kinds.entry(kind).or_insert(0u32) += 1;
                     }
                 }
                 if rejoined.is_none() && answers.iter().all(is_stable) {
@@ -501,6 +510,7 @@ async fn partitions(exe: &Path, args: &Args) -> Result<Value, String> {
                 "isolated_peer_term_rise": isolated_term_rise,
                 "rejoin": rejoin.to_json(),
                 "majority_disruption": disruption.to_json(),
+                "majority_disruption_answers": disruption_kinds,
             }),
         );
     }

@@ -102,7 +102,7 @@ pub struct RunArgs {
     pub http: SocketAddr,
 
     /// Interval between leader heartbeats.
-    #[arg(long, env = "RAFT_ELECTOR_HEARTBEAT", default_value = "30ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "RAFT_ELECTOR_HEARTBEAT", default_value = "50ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub heartbeat: Duration,
 
     /// Lower bound of the randomised election timeout.

@@ -39,6 +39,9 @@ pub struct Leadership {
     timing: Timing,
     lease: Mutex<LeaseState>,
     heard: Mutex<HeardState>,
+    /// When this peer last accepted an append-entries of any leader (its start before that):
+    /// openraft's own lease on that leader runs from there.
+    last_append: Mutex<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +82,7 @@ impl Leadership {
             timing,
             lease: Mutex::new(LeaseState::default()),
             heard: Mutex::new(HeardState::default()),
+            last_append: Mutex::new(Instant::now()),
         }
     }
 
@@ -196,6 +200,17 @@ impl Leadership {
             Some(old) if old.term == term && old.at > at => {}
             _ => h.last = Some(Heard { leader, term, at }),
         }
+    }
+
+    /// This peer accepted an append-entries (leased or not) that arrived at `at`.
+    pub fn on_append(&self, at: Instant) {
+        let mut last = self.last_append.lock().unwrap_or_else(|p| p.into_inner());
+        *last = (*last).max(at);
+    }
+
+    /// When this peer last accepted an append-entries (or started).
+    pub fn last_append(&self) -> Instant {
+        *self.last_append.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// This peer's vote moved to `term` (it voted, or saw a newer term): forget older leaders.

@@ -16,6 +16,10 @@
 //! `election_timeout_max + election_timeout_min` after the last heartbeat), so a real failover
 //! is not delayed. Elections asked for by a hand-off bypass this switch.
 //!
+//! Campaigning: openraft waits out its lease on the lost leader and then its election timeout,
+//! one after the other. Once a pre-vote succeeds and every follower's lease has run out, a
+//! peer campaigns by itself after a random delay of up to `election_timeout_min`.
+//!
 //! Split votes: openraft 0.9 draws each peer's election timeout once, at start. Two survivors
 //! whose timeouts happen to be close campaign at the same moment, split the vote, and do it
 //! again round after round. So when a peer sees itself still a candidate (its campaign did not
@@ -24,7 +28,7 @@
 //! two. The first campaign after a leader is lost is never delayed.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use openraft::storage::RaftLogStorage;
 use openraft::ServerState;
@@ -78,7 +82,28 @@ pub async fn answer(
     }
 }
 
-/// The candidate's side: keeps openraft's elections on only while a pre-vote would succeed.
+/// Asks every other peer for a pre-vote; true when a quorum (this peer included) grants it.
+async fn pre_vote_round(config: &Config, log: &LogStore, client: &PeerClient) -> bool {
+    let Ok(state) = log.clone().get_log_state().await else {
+        return false;
+    };
+    let req = PreVoteRequest {
+        last_log_id: state.last_log_id,
+    };
+    let others = config.others();
+    let ask = others
+        .iter()
+        .map(|p| client.pre_vote(p, &req, config.timing.election_min / 2));
+    let answers = futures::future::join_all(ask).await;
+    let granted = 1 + answers
+        .iter()
+        .filter(|a| a.as_ref().is_ok_and(|r| r.granted))
+        .count();
+    granted > config.peers.len() / 2
+}
+
+/// The candidate's side: keeps openraft's elections on only while a pre-vote would succeed,
+/// and campaigns as soon as the lost leader's lease has run out on every follower.
 pub async fn run(
     config: Arc<Config>,
     raft: Raft,
@@ -88,20 +113,17 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let timing = config.timing;
-    let quorum = config.peers.len() / 2 + 1;
     let mut enabled: Option<bool> = None;
+    let mut granted = false;
+    let mut next_pre_vote = Instant::now();
     // After a campaign that did not win at once: no new campaign before this instant. One
     // hold per campaign (term).
     let mut hold_until: Option<Instant> = None;
     let mut held_term = 0;
+    // When this follower will campaign by itself (see below).
+    let mut campaign_at: Option<Instant> = None;
     let mut rng = rand::rngs::StdRng::from_entropy();
-    let mut tick = tokio::time::interval(timing.heartbeat);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
         if leadership.relinquished() {
             return;
         }
@@ -115,34 +137,52 @@ pub async fn run(
             held_term = term;
             hold_until = Some(now + timing.election_max.mul_f64(rng.gen::<f64>()));
         }
-        let want = if state == ServerState::Leader
-            || leadership.fresh_leader(now).is_some()
-            || hold_until.is_some_and(|h| now < h)
-        {
-            false
-        } else {
-            let last_log_id = match log.clone().get_log_state().await {
-                Ok(s) => s.last_log_id,
-                Err(_) => continue,
-            };
-            let req = PreVoteRequest { last_log_id };
-            let others = config.others();
-            let ask = others
-                .iter()
-                .map(|p| client.pre_vote(p, &req, timing.election_min / 2));
-            let answers = futures::future::join_all(ask).await;
-            let granted = 1 + answers
-                .iter()
-                .filter(|a| a.as_ref().is_ok_and(|r| r.granted))
-                .count();
-            granted >= quorum
-        };
+        let fresh = leadership.fresh_leader(now).map(|(_, left)| left);
+        let following = state == ServerState::Leader || fresh.is_some();
+        let held = hold_until.is_some_and(|h| now < h);
+        if following || held {
+            granted = false;
+        } else if now >= next_pre_vote {
+            granted = pre_vote_round(&config, &log, &client).await;
+            next_pre_vote = Instant::now() + timing.heartbeat;
+        }
+        let want = granted && !following && !held;
         if enabled != Some(want) && !leadership.relinquished() {
             raft.runtime_config().elect(want);
             if want || enabled.is_some() {
                 tracing::debug!(elections = want, "pre-vote switched elections");
             }
             enabled = Some(want);
+        }
+        // openraft campaigns only once its own lease on the old leader AND its election
+        // timeout have passed, one after the other. A follower whose pre-vote succeeded
+        // campaigns as soon as every follower's lease has run out (they all last heard the
+        // leader at about the same moment as this one), after a random delay of up to
+        // election_timeout_min so that two survivors rarely campaign at once.
+        let leases_out = leadership.last_append() + timing.election_max + timing.heartbeat / 5;
+        if want && state == ServerState::Follower && now >= leases_out {
+            let at = *campaign_at
+                .get_or_insert_with(|| now + timing.election_min.mul_f64(rng.gen::<f64>()));
+            if now >= at {
+                campaign_at = None;
+                tracing::debug!("leader lost: campaigning");
+                if let Err(e) = raft.trigger().elect().await {
+                    tracing::warn!(error = %e, "cannot campaign");
+                }
+            }
+        } else {
+            campaign_at = None;
+        }
+        // While a leader is fresh, nothing changes before its freshness runs out; otherwise
+        // look again soon, so that the campaign starts close to its chosen moment.
+        let pause = match (state, fresh) {
+            (ServerState::Leader, _) => timing.heartbeat,
+            (_, Some(left)) => left.min(timing.heartbeat),
+            _ => Duration::from_millis(5),
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 }

@@ -235,10 +235,12 @@ async fn append(
     if let (
         Ok(AppendResponse::Success | AppendResponse::PartialSuccess(_) | AppendResponse::Conflict),
         Some(leader),
-        true,
-    ) = (&res, leader, leased)
+    ) = (&res, leader)
     {
-        state.leadership.on_heard(leader, term, received);
+        state.leadership.on_append(received);
+        if leased {
+            state.leadership.on_heard(leader, term, received);
+        }
     }
     reply(&res)
 }

@@ -61,18 +61,15 @@ impl Handoff {
         self.transfer(budget).await
     }
 
-    /// Resign on request: stop claiming in the current term and hand over. If nobody takes
-    /// over, this peer claims again.
+    /// Resign on request: stop claiming and hand over. If nobody takes over, this peer
+    /// claims again.
     pub async fn resign(&self, budget: Duration) -> Outcome {
-        let term = self.raft.metrics().borrow().current_term;
         if !self.leading() {
             return Outcome::NotLeader;
         }
-        self.leadership.resign_term(term);
+        self.leadership.resign_term(u64::MAX);
         let outcome = self.transfer(budget).await;
-        if outcome == Outcome::TimedOut {
-            self.leadership.resign_term(0);
-        }
+        self.leadership.resign_term(0);
         outcome
     }
 
@@ -89,8 +86,10 @@ impl Handoff {
         self.metrics.handoffs.inc();
         let started = Instant::now();
         let m = self.raft.metrics().borrow().clone();
-        let term = m.current_term;
+        let mut term = m.current_term;
         let me = self.config.me.id;
+        let timing = self.config.timing;
+        let deadline = started + budget;
         // Most up-to-date followers first: they can win the election.
         let mut targets: Vec<(NodeId, Option<u64>)> = m
             .replication
@@ -100,9 +99,14 @@ impl Handoff {
             .map(|(id, matched)| (*id, matched.map(|l| l.index)))
             .collect();
         targets.sort_by_key(|t| std::cmp::Reverse(t.1));
-        let timing = self.config.timing;
-        let deadline = started + budget;
         for (target, _) in targets.iter().cycle() {
+            // openraft refuses every vote, this leader's own included, for election_timeout_max
+            // after it was elected: a campaign asked for earlier would fail and only make this
+            // leader step down. Wait that out first (bounded by the budget).
+            if let Some(since) = self.leadership.leading_since(term) {
+                let ready = (since + timing.election_max + timing.heartbeat / 5).min(deadline);
+                tokio::time::sleep_until(ready.into()).await;
+            }
             if Instant::now() >= deadline {
                 break;
             }
@@ -120,23 +124,30 @@ impl Handoff {
                 .raft
                 .wait(Some(left))
                 .metrics(
-                    |m| m.current_term > term && m.current_leader.is_some_and(|l| l != me),
+                    |m| m.current_term > term && m.current_leader.is_some(),
                     "new leader",
                 )
                 .await;
-            if let Ok(m) = moved {
-                let to = m
-                    .current_leader
-                    .and_then(|id| self.config.name_of(id))
-                    .unwrap_or("?")
-                    .to_string();
-                let elapsed = started.elapsed();
-                tracing::info!(to = %to, term = m.current_term, elapsed_ms = elapsed.as_millis() as u64, "leadership handed over");
-                return Outcome::HandedOver {
-                    to,
-                    term: m.current_term,
-                    elapsed,
-                };
+            match moved {
+                Ok(m) if m.current_leader == Some(me) => {
+                    // This peer stepped down and won the new term itself: try again from there.
+                    term = m.current_term;
+                }
+                Ok(m) => {
+                    let to = m
+                        .current_leader
+                        .and_then(|id| self.config.name_of(id))
+                        .unwrap_or("?")
+                        .to_string();
+                    let elapsed = started.elapsed();
+                    tracing::info!(to = %to, term = m.current_term, elapsed_ms = elapsed.as_millis() as u64, "leadership handed over");
+                    return Outcome::HandedOver {
+                        to,
+                        term: m.current_term,
+                        elapsed,
+                    };
+                }
+                Err(_) => {}
             }
         }
         tracing::warn!("hand-off did not complete in time; the other peers will elect after their election timeout");

@@ -57,6 +57,8 @@ struct LeaseState {
     term: u64,
     /// Per follower, the send time of the newest append-entries it accepted in `term`.
     acks: HashMap<NodeId, Instant>,
+    /// Send time of the first append-entries accepted in `term`: about when it was elected.
+    since: Option<Instant>,
     /// Acknowledgements of requests sent at or before this instant do not count.
     revoked_at: Option<Instant>,
     /// Set for good when the peer shuts down: it never claims again.
@@ -105,8 +107,10 @@ impl Leadership {
         if term > l.term {
             l.term = term;
             l.acks.clear();
+            l.since = None;
         }
         if term == l.term {
+            l.since = Some(l.since.map_or(sent, |s| s.min(sent)));
             let slot = l.acks.entry(peer).or_insert(sent);
             if sent > *slot {
                 *slot = sent;
@@ -136,6 +140,13 @@ impl Leadership {
     /// Whether the peer is shutting down.
     pub fn relinquished(&self) -> bool {
         self.lease().relinquished
+    }
+
+    /// About when this peer was elected leader of `term` (the send time of the first
+    /// append-entries a follower accepted), if it was.
+    pub fn leading_since(&self, term: u64) -> Option<Instant> {
+        let l = self.lease();
+        (l.term == term).then_some(l.since).flatten()
     }
 
     /// Stop claiming leadership of `term` and earlier terms (0 resumes).

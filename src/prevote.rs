@@ -122,6 +122,9 @@ pub async fn run(
     let mut held_term = 0;
     // When this follower will campaign by itself (see below).
     let mut campaign_at: Option<Instant> = None;
+    // Since when this leader's lease has not held, and whether heartbeats are on.
+    let mut unleased_since: Option<Instant> = None;
+    let mut heartbeats = true;
     let mut rng = rand::rngs::StdRng::from_entropy();
     loop {
         if leadership.relinquished() {
@@ -145,6 +148,24 @@ pub async fn run(
         } else if now >= next_pre_vote {
             granted = pre_vote_round(&config, &log, &client).await;
             next_pre_vote = Instant::now() + timing.heartbeat;
+        }
+        // Check-quorum: a leader whose lease has not held for two election timeouts (cut off
+        // from its quorum, or a link so slow that no acknowledgement comes back in time) stops
+        // its heartbeats. openraft would keep sending them, and the followers it still reaches
+        // would never elect anyone else; without them their leases run out and they do.
+        let leased = state == ServerState::Leader && leadership.lease_valid(term, now);
+        if state != ServerState::Leader || leased {
+            unleased_since = None;
+        } else {
+            unleased_since.get_or_insert(now);
+        }
+        let beat = unleased_since.is_none_or(|since| now < since + timing.election_max * 2);
+        if heartbeats != beat && !leadership.relinquished() {
+            raft.runtime_config().heartbeat(beat);
+            if !beat {
+                tracing::warn!(term, "no quorum has acknowledged this leader for two election timeouts: heartbeats stopped so that the others can elect");
+            }
+            heartbeats = beat;
         }
         let want = granted && !following && !held;
         if enabled != Some(want) && !leadership.relinquished() {

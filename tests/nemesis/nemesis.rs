@@ -32,11 +32,19 @@ impl Default for Holds {
             // while a majority is healthy is caught.
             partition: (500, 6000),
             slow: (1000, 6000),
-            // A round trip of up to 100 ms; beyond the 150 ms lease no leader can claim (see
-            // docs/NEMESIS.md).
-            delay: (5, 50),
+            // A round trip of up to 100 ms by default; NEMESIS_DELAY_MS=MIN-MAX (or one value)
+            // overrides it, e.g. to show that a leader whose round trip exceeds the 150 ms
+            // lease is replaced (docs/NEMESIS.md).
+            delay: delay_from_env().unwrap_or((5, 50)),
         }
     }
+}
+
+/// NEMESIS_DELAY_MS as (min, max) milliseconds.
+fn delay_from_env() -> Option<(u64, u64)> {
+    let v = std::env::var("NEMESIS_DELAY_MS").ok()?;
+    let (a, b) = v.split_once('-').unwrap_or((&v, &v));
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
 /// A schedule of `count` faults drawn from `kinds`, every kind about as often as the others.

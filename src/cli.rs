@@ -101,8 +101,10 @@ pub struct RunArgs {
     #[arg(long, env = "RAFT_ELECTOR_HTTP", default_value = "127.0.0.1:4040", value_parser = config::parse_listen_addr, value_name = "ADDR")]
     pub http: SocketAddr,
 
-    /// Interval between leader heartbeats.
-    #[arg(long, env = "RAFT_ELECTOR_HEARTBEAT", default_value = "50ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    /// Interval between leader heartbeats. It bounds the round trip a leader tolerates: an
+    /// acknowledgement must come back within the lease (3/4 of the maximum election timeout)
+    /// minus one interval, about 120 ms with the defaults (50 ms would leave 100 ms).
+    #[arg(long, env = "RAFT_ELECTOR_HEARTBEAT", default_value = "30ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub heartbeat: Duration,
 
     /// Lower bound of the randomised election timeout.

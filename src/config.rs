@@ -83,7 +83,7 @@ pub struct Timing {
 impl Default for Timing {
     fn default() -> Self {
         Timing {
-            heartbeat: Duration::from_millis(50),
+            heartbeat: Duration::from_millis(30),
             election_min: Duration::from_millis(100),
             election_max: Duration::from_millis(200),
         }

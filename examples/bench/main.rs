@@ -158,6 +158,39 @@ fn exe_path(args: &Args) -> Result<PathBuf, String> {
     Ok(exe)
 }
 
+/// The default heartbeat and election timeouts (ms) as the binary under test states them in
+/// its `--help` (`[default: 50ms]` under each option); null where it does not say.
+fn default_timings(exe: &Path) -> [Value; 3] {
+    let help = std::process::Command::new(exe)
+        .arg("--help")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    ["--heartbeat", "--election-timeout-min", "--election-timeout-max"]
+        .map(|flag| match parse_default_ms(&help, flag) {
+            Some(v) if v.fract() == 0.0 => json!(v as u64),
+            Some(v) => json!(v),
+            None => Value::Null,
+        })
+}
+
+/// The `[default: ...]` of `flag` in clap's long help, in milliseconds.
+fn parse_default_ms(help: &str, flag: &str) -> Option<f64> {
+    let start = help.find(&format!("{flag} "))?;
+    let rest = &help[start..];
+    // The option's own block ends where the next option starts.
+    let block = &rest[..rest[2..].find("\n      -").map_or(rest.len(), |i| i + 2)];
+    let d = block.split("[default: ").nth(1)?.split(']').next()?.trim();
+    let (num, unit) = d.split_at(d.find(|c: char| !c.is_ascii_digit() && c != '.')?);
+    let n: f64 = num.parse().ok()?;
+    match unit {
+        "ms" => Some(n),
+        "s" => Some(n * 1000.0),
+        "us" | "µs" => Some(n / 1000.0),
+        _ => None,
+    }
+}
+
 fn wanted(args: &Args, section: &str) -> bool {
     if args.only.is_empty() {
         // etcdctl elect waits a minute per trial: not in a quick run unless asked for.
@@ -240,10 +273,12 @@ async fn run(args: Args) -> Result<(), String> {
     results.insert("machine".into(), sys::machine());
     results.insert("quiet_wait".into(), quiet);
     results.insert("load_at_start".into(), sys::load_json());
+    let defaults = default_timings(&exe);
     results.insert(
         "settings".into(),
         json!({
-            "heartbeat_ms": 30, "election_timeout_min_ms": 100, "election_timeout_max_ms": 200,
+            "heartbeat_ms": defaults[0], "election_timeout_min_ms": defaults[1],
+            "election_timeout_max_ms": defaults[2], "defaults_from": "raft-elector --help",
             "trials": args.trials, "elect_trials": args.elect_trials, "quick": args.quick,
             "poll_interval_ms": 5,
         }),
@@ -1003,4 +1038,19 @@ async fn etcd_elect(args: &Args) -> Result<Value, String> {
     v["session_ttl_s"] = json!(60);
     v["errors"] = json!(errors);
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_default_ms;
+
+    #[test]
+    fn default_timings_from_clap_help() {
+        let help = "Options:\n      --heartbeat <DURATION>\n          Interval between leader heartbeats\n          \n          [env: RAFT_ELECTOR_HEARTBEAT=]\n          [default: 50ms]\n\n      --election-timeout-min <DURATION>\n          Lower bound\n          [default: 0.1s]\n\n      --election-timeout-max <DURATION>\n          Upper bound; the lease is 3/4 of it\n\n      --log <FILTER>\n          [default: info]\n";
+        assert_eq!(parse_default_ms(help, "--heartbeat"), Some(50.0));
+        assert_eq!(parse_default_ms(help, "--election-timeout-min"), Some(100.0));
+        // No default of its own: the next option's must not be taken.
+        assert_eq!(parse_default_ms(help, "--election-timeout-max"), None);
+        assert_eq!(parse_default_ms(help, "--missing"), None);
+    }
 }

@@ -318,10 +318,11 @@ fn markdown(r: &Value) -> String {
         r["quiet_wait"]["waited_s"],
         r["quiet_wait"]["quiet"]
     );
+    let st = &r["settings"];
     let _ = writeln!(
         o,
-        "- raft-elector settings: heartbeat 30 ms, election timeout 100-200 ms (the defaults); {} trials per measurement; peers polled every 5 ms\n",
-        r["settings"]["trials"]
+        "- raft-elector settings: heartbeat {} ms, election timeout {}-{} ms (the defaults); {} trials per measurement; peers polled every 5 ms\n",
+        st["heartbeat_ms"], st["election_timeout_min_ms"], st["election_timeout_max_ms"], st["trials"]
     );
 
     let _ = writeln!(o, "## Goals\n\n| goal | measured | met |\n|---|---|---|");
@@ -497,7 +498,7 @@ fn markdown(r: &Value) -> String {
             o,
             "{}",
             row(
-                "defaults (heartbeat 30 ms)",
+                &format!("defaults (heartbeat {} ms)", r["settings"]["heartbeat_ms"]),
                 fp["peers"].as_array().map(Vec::as_slice).unwrap_or(&[])
             )
         );

@@ -166,12 +166,16 @@ fn default_timings(exe: &Path) -> [Value; 3] {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    ["--heartbeat", "--election-timeout-min", "--election-timeout-max"]
-        .map(|flag| match parse_default_ms(&help, flag) {
-            Some(v) if v.fract() == 0.0 => json!(v as u64),
-            Some(v) => json!(v),
-            None => Value::Null,
-        })
+    [
+        "--heartbeat",
+        "--election-timeout-min",
+        "--election-timeout-max",
+    ]
+    .map(|flag| match parse_default_ms(&help, flag) {
+        Some(v) if v.fract() == 0.0 => json!(v as u64),
+        Some(v) => json!(v),
+        None => Value::Null,
+    })
 }
 
 /// The `[default: ...]` of `flag` in clap's long help, in milliseconds.
@@ -1048,7 +1052,10 @@ mod tests {
     fn default_timings_from_clap_help() {
         let help = "Options:\n      --heartbeat <DURATION>\n          Interval between leader heartbeats\n          \n          [env: RAFT_ELECTOR_HEARTBEAT=]\n          [default: 50ms]\n\n      --election-timeout-min <DURATION>\n          Lower bound\n          [default: 0.1s]\n\n      --election-timeout-max <DURATION>\n          Upper bound; the lease is 3/4 of it\n\n      --log <FILTER>\n          [default: info]\n";
         assert_eq!(parse_default_ms(help, "--heartbeat"), Some(50.0));
-        assert_eq!(parse_default_ms(help, "--election-timeout-min"), Some(100.0));
+        assert_eq!(
+            parse_default_ms(help, "--election-timeout-min"),
+            Some(100.0)
+        );
         // No default of its own: the next option's must not be taken.
         assert_eq!(parse_default_ms(help, "--election-timeout-max"), None);
         assert_eq!(parse_default_ms(help, "--missing"), None);

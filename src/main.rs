@@ -64,9 +64,10 @@ fn run_peer(args: &RunArgs) -> anyhow::Result<()> {
     }
     let rt = runtime()?;
     let result = rt.block_on(raft_elector::node::run(config, shutdown_signal()));
-    // Do not wait for stray blocking work (a DNS lookup of a peer that is down can hang for
-    // seconds): the peer has stopped.
-    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    // The peer has stopped and everything it wrote is synced; the only blocking work that can
+    // still run is a DNS lookup of a peer (a lookup that Docker's DNS leaves unanswered can take
+    // seconds). Give the workers a moment to drop their tasks, not the lookup time to finish.
+    rt.shutdown_timeout(std::time::Duration::from_millis(20));
     result?;
     Ok(())
 }

@@ -104,8 +104,7 @@ async fn stopped_leader_hands_over_and_exits_zero() {
     assert_eq!(s.code, 0, "SIGTERM must end in exit code 0");
     assert_ne!(s.new_leader, old);
     // Well within docker's 10 s before SIGKILL. The hand-off is one round trip and the process
-    // usually ends within tens of ms, but it waits for DNS lookups in flight: Docker's DNS may
-    // leave a lookup of a restarting peer unanswered for musl's 2.5 s retry interval.
+    // ends within tens of ms (it does not wait for a DNS lookup still in flight).
     let exited = s.exited.expect("exit time");
     assert!(
         exited < Duration::from_secs(8),

@@ -143,6 +143,9 @@ pub fn open(
         // The elector's data is tiny; a small cache keeps the resident size small.
         .cache_capacity(2 * 1024 * 1024)
         .mode(sled::Mode::LowSpace)
+        // Every write that matters is synced explicitly (see `Db::sync`); sled's background
+        // flusher would only add an fsync every 500 ms to an idle peer's disk.
+        .flush_every_ms(None)
         .open()
         .map_err(open_err)?;
     let tree = |name: &str| db.open_tree(name).map_err(open_err);

@@ -320,6 +320,11 @@ async fn run(args: Args) -> Result<(), String> {
             obj.insert("load_after".into(), sys::load_json());
             obj.insert("seconds".into(), json!(t.elapsed().as_secs()));
             obj.insert("date".into(), json!(sys::utc_now()));
+            // A run with --only keeps the other sections: each says what it measured.
+            let commit = results
+                .get("machine")
+                .map_or(Value::Null, |m| m["commit"].clone());
+            obj.insert("commit".into(), commit);
         }
         sections.insert(name.to_string(), value);
         // Save after every section: a long run that fails late keeps what it measured.

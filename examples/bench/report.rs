@@ -318,6 +318,24 @@ fn markdown(r: &Value) -> String {
         r["quiet_wait"]["waited_s"],
         r["quiet_wait"]["quiet"]
     );
+    let measured: Vec<String> = s
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(name, v)| {
+                    let commit = v["commit"]
+                        .as_str()
+                        .map_or(String::new(), |c| format!(", commit {c}"));
+                    format!("{name} {}{commit}", v["date"].as_str().unwrap_or("?"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "- each section was measured at (a run with `--only` keeps the others): {}",
+        measured.join("; ")
+    );
     let st = &r["settings"];
     let _ = writeln!(
         o,

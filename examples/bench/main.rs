@@ -178,21 +178,16 @@ fn default_timings(exe: &Path) -> [Value; 3] {
     })
 }
 
-/// The `[default: ...]` of `flag` in clap's long help, in milliseconds.
+/// The `[default: ...]` of `flag` in clap's long help, in milliseconds. The binary parses
+/// its durations with humantime, so the same parser reads its defaults back.
 fn parse_default_ms(help: &str, flag: &str) -> Option<f64> {
     let start = help.find(&format!("{flag} "))?;
     let rest = &help[start..];
     // The option's own block ends where the next option starts.
     let block = &rest[..rest[2..].find("\n      -").map_or(rest.len(), |i| i + 2)];
     let d = block.split("[default: ").nth(1)?.split(']').next()?.trim();
-    let (num, unit) = d.split_at(d.find(|c: char| !c.is_ascii_digit() && c != '.')?);
-    let n: f64 = num.parse().ok()?;
-    match unit {
-        "ms" => Some(n),
-        "s" => Some(n * 1000.0),
-        "us" | "µs" => Some(n / 1000.0),
-        _ => None,
-    }
+    let d = humantime::parse_duration(d).ok()?;
+    Some(d.as_nanos() as f64 / 1e6)
 }
 
 fn wanted(args: &Args, section: &str) -> bool {

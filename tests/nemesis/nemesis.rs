@@ -40,11 +40,17 @@ impl Default for Holds {
     }
 }
 
-/// NEMESIS_DELAY_MS as (min, max) milliseconds.
+/// NEMESIS_DELAY_MS as (min, max) milliseconds; a value that does not parse stops the run,
+/// like the other NEMESIS_* variables, rather than silently falling back to the default.
 fn delay_from_env() -> Option<(u64, u64)> {
     let v = std::env::var("NEMESIS_DELAY_MS").ok()?;
     let (a, b) = v.split_once('-').unwrap_or((&v, &v));
-    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+    let ms = |s: &str| -> u64 {
+        s.trim().parse().unwrap_or_else(|_| {
+            panic!("NEMESIS_DELAY_MS must be MIN-MAX or one value in ms, not {v:?}")
+        })
+    };
+    Some((ms(a), ms(b)))
 }
 
 /// A schedule of `count` faults drawn from `kinds`, every kind about as often as the others.

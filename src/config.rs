@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::raft::{NodeId, PeerNode};
+use crate::raft::{node_id, NodeId, PeerNode};
 
 /// Default port of the peer (Raft) listener.
 pub const DEFAULT_PEER_PORT: u16 = 4041;
@@ -213,11 +213,6 @@ pub fn members_digest<'a>(names: impl Iterator<Item = &'a str>) -> u64 {
     let mut sorted: Vec<&str> = names.collect();
     sorted.sort_unstable();
     xxhash_rust::xxh3::xxh3_64(sorted.join("\n").as_bytes())
-}
-
-/// The Raft id of a peer name: a stable 64-bit hash, the same on every peer and every version.
-pub fn node_id(name: &str) -> NodeId {
-    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
 }
 
 fn valid_name(name: &str, max: usize) -> bool {

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use openraft::{EntryPayload, LogId, Membership};
 use proptest::prelude::*;
 use raft_elector::config::{self, ConfigError};
-use raft_elector::prevote::PreVoteRequest;
-use raft_elector::protocol::PeerStatus;
+use raft_elector::peer::protocol::{PeerStatus, PreVoteRequest};
 use raft_elector::raft::{
+    node_id,
     AppendRequest, AppendResponse, Command, Entry, PeerNode, Vote, VoteRequest, VoteResponse,
 };
 use raft_elector::wire;
@@ -140,7 +140,7 @@ proptest! {
         for p in &peers {
             let (h, port) = &entries[&p.name];
             prop_assert_eq!(&p.addr, &format!("{h}:{port}"));
-            prop_assert_eq!(p.id, config::node_id(&p.name));
+            prop_assert_eq!(p.id, node_id(&p.name));
         }
         // Order and spacing do not matter.
         let shuffled = entries.iter().rev().map(|(n, (h, p))| format!(" {n} = {h}:{p} ")).collect::<Vec<_>>().join(",");

@@ -2,8 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use raft_elector::prevote::PreVoteRequest;
-use raft_elector::protocol::PeerStatus;
+use raft_elector::peer::protocol::{PeerStatus, PreVoteRequest};
 use raft_elector::raft::{
     AppendRequest, AppendResponse, Entry, LogId, SnapshotRequest, Vote, VoteRequest, VoteResponse,
 };

@@ -8,12 +8,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::Request;
 use libfuzzer_sys::fuzz_target;
-use raft_elector::api::peer::{self, PeerState};
-use raft_elector::config::{self, Timing};
-use raft_elector::leadership::Leadership;
+use raft_elector::config::{Config, Peer, Timing};
+use raft_elector::leadership::{Leadership, LocalPeer, NetworkFactory};
 use raft_elector::metrics::Metrics;
-use raft_elector::raft::network::{NetworkFactory, PeerClient};
-use raft_elector::raft::{PeerNode, Raft};
+use raft_elector::peer::client::{ClientOptions, PeerClient};
+use raft_elector::peer::server::{self, Admission};
+use raft_elector::raft::{node_id, PeerNode, Raft};
 use tower::ServiceExt;
 
 struct Fixture {
@@ -30,42 +30,52 @@ fn fixture() -> &'static Fixture {
         let router = rt.block_on(async {
             let (log, sm, _) = raft_elector::store::open(&dir.path().join("d"), "fuzz", "a").expect("store");
             let timing = Timing::default();
-            let (a, b) = (config::node_id("a"), config::node_id("b"));
+            let (a, b) = (node_id("a"), node_id("b"));
             let leadership = Arc::new(Leadership::new(a, [a, b], timing));
             let metrics = Arc::new(Metrics::new("fuzz", "a"));
-            let client = PeerClient::new(
-                "fuzz",
-                "a",
-                leadership.clone(),
-                metrics.clone(),
-                Duration::from_millis(50),
-                Duration::from_millis(50),
-                None,
-            )
+            let client = PeerClient::new(ClientOptions {
+                election: "fuzz".into(),
+                me: "a".into(),
+                connect_timeout: Duration::from_millis(50),
+                auth: None,
+            })
             .expect("client");
+            let network = NetworkFactory::new(client, leadership.clone(), metrics.clone(), Duration::from_millis(50));
             let raft_config = openraft::Config {
                 heartbeat_interval: 30,
                 election_timeout_min: 100,
                 election_timeout_max: 200,
                 ..Default::default()
             };
-            let raft = Raft::new(a, Arc::new(raft_config.validate().expect("config")), NetworkFactory { client }, log.clone(), sm)
+            let raft = Raft::new(a, Arc::new(raft_config.validate().expect("config")), network, log.clone(), sm)
                 .await
                 .expect("raft");
             let members = [(a, PeerNode { name: "a".into(), addr: "127.0.0.1:1".into() }), (b, PeerNode { name: "b".into(), addr: "127.0.0.1:2".into() })];
             let _ = raft.initialize(members.into_iter().collect::<std::collections::BTreeMap<_, _>>()).await;
-            let state = PeerState::new(
-                raft,
-                log,
-                leadership,
+            let peers = vec![Peer::new("a".into(), "127.0.0.1:1".into()), Peer::new("b".into(), "127.0.0.1:2".into())];
+            let config = Config {
+                election: "fuzz".into(),
+                me: peers[0].clone(),
+                peers,
+                peer_listen: "127.0.0.1:1".parse().expect("addr"),
+                http: "127.0.0.1:3".parse().expect("addr"),
+                probe_http: None,
+                data_dir: dir.path().join("d"),
+                timing,
+                shutdown_timeout: Duration::from_secs(1),
+                snapshot_logs: 1000,
+                peer_secret: None,
+                peer_auth_window: Duration::from_secs(30),
+            };
+            let admission = Admission {
+                election: "fuzz".into(),
+                me: "a".into(),
+                members: ["a".to_string(), "b".to_string()].into_iter().collect(),
                 metrics,
-                "fuzz".into(),
-                "a".into(),
-                ["a".to_string(), "b".to_string()].into_iter().collect(),
-                config::members_digest(["a", "b"].into_iter()),
-                None,
-            );
-            peer::router(Arc::new(state))
+                auth: None,
+            };
+            let local = LocalPeer { raft, log, leadership, config: Arc::new(config) };
+            server::router(admission, local)
         });
         Fixture { rt, router, _dir: dir }
     })

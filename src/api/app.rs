@@ -21,8 +21,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::handoff::Outcome;
-use crate::view::NodeView;
+use super::view::{NodeView, Resigned};
 
 type AppState = Arc<dyn NodeView>;
 
@@ -70,21 +69,21 @@ async fn leader(State(view): State<AppState>) -> Response {
 
 async fn resign(State(view): State<AppState>) -> Response {
     match view.resign().await {
-        Outcome::HandedOver { to, term, elapsed } => (
+        Resigned::HandedOver { to, term, elapsed } => (
             StatusCode::OK,
             Json(json!({ "resigned": true, "leader": to, "term": term, "elapsed_ms": elapsed.as_millis() as u64 })),
         )
             .into_response(),
-        Outcome::NotLeader => {
+        Resigned::NotLeader => {
             (StatusCode::CONFLICT, Json(json!({ "resigned": false, "reason": "this peer is not the leader" })))
                 .into_response()
         }
-        Outcome::Alone => (
+        Resigned::Alone => (
             StatusCode::CONFLICT,
             Json(json!({ "resigned": false, "reason": "this peer is the only one of its election" })),
         )
             .into_response(),
-        Outcome::TimedOut => (
+        Resigned::TimedOut => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "resigned": false, "reason": "no other peer took over in time; this peer still leads" })),
         )
@@ -125,7 +124,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::view::{Observation, Role};
+    use crate::api::view::{BoxFuture, Observation, Role};
 
     struct Fixed(Observation);
 
@@ -136,8 +135,8 @@ mod tests {
         fn render_metrics(&self) -> String {
             "raft_elector_term 4\n".into()
         }
-        fn resign(&self) -> crate::view::BoxFuture<'_, Outcome> {
-            Box::pin(async { Outcome::NotLeader })
+        fn resign(&self) -> BoxFuture<'_, Resigned> {
+            Box::pin(async { Resigned::NotLeader })
         }
     }
 

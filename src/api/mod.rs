@@ -1,7 +1,5 @@
-//! The two HTTP listeners: the application API ([`app`], localhost by default) and peer
-//! traffic ([`peer`]).
+//! The application-facing HTTP API ([`app`]), built only on the interface it declares itself
+//! ([`view::NodeView`]), so that it knows nothing of Raft and is tested against a fake.
 
 pub mod app;
-pub mod checks;
-pub mod peer;
-pub mod server;
+pub mod view;

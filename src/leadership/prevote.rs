@@ -33,27 +33,14 @@ use std::time::{Duration, Instant};
 use openraft::storage::RaftLogStorage;
 use openraft::ServerState;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::lease::Leadership;
 use crate::config::Config;
-use crate::leadership::Leadership;
-use crate::raft::network::PeerClient;
-use crate::raft::{LogId, Raft};
+use crate::peer::client::PeerClient;
+use crate::peer::protocol::{PreVoteRequest, PreVoteResponse};
+use crate::raft::{Raft, RaftStatus};
 use crate::store::LogStore;
-
-/// "Would you vote for me?"
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PreVoteRequest {
-    /// The candidate's last log id.
-    pub last_log_id: Option<LogId>,
-}
-
-/// The answer to a [`PreVoteRequest`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PreVoteResponse {
-    pub granted: bool,
-}
 
 /// The receiving side: decides whether to grant a pre-vote.
 pub async fn answer(
@@ -63,12 +50,8 @@ pub async fn answer(
     req: &PreVoteRequest,
 ) -> PreVoteResponse {
     let now = Instant::now();
-    let (state, term) = {
-        let m = raft.metrics();
-        let m = m.borrow();
-        (m.state, m.current_term)
-    };
-    let leading = state == ServerState::Leader && leadership.lease_valid(term, now);
+    let status = RaftStatus::of(raft);
+    let leading = status.raft_leader() && leadership.lease_valid(status.term, now);
     let following = leadership.fresh_leader(now).is_some();
     let mine = match log.clone().get_log_state().await {
         Ok(s) => s.last_log_id,
@@ -130,11 +113,7 @@ pub async fn run(
         if leadership.relinquished() {
             return;
         }
-        let (state, term) = {
-            let m = raft.metrics();
-            let m = m.borrow();
-            (m.state, m.current_term)
-        };
+        let RaftStatus { state, term, .. } = RaftStatus::of(&raft);
         let now = Instant::now();
         if state == ServerState::Candidate && term > held_term {
             held_term = term;

@@ -1,5 +1,6 @@
-//! The HTTP server loop both listeners use: HTTP/1.1 with a bound on connections, on the time a
-//! client may take to send its request head (slowloris), on request bodies and on handler time.
+//! The listeners of a peer and their limits: HTTP/1.1 with a bound on connections, on the time
+//! a client may take to send its request head (slowloris), on request bodies and on handler
+//! time. The application API and the probes are served on a thread and runtime of their own.
 //!
 //! `axum::serve` offers none of these knobs, so connections are served with hyper directly; the
 //! routers stay plain axum.
@@ -14,6 +15,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +36,82 @@ pub struct Limits {
     pub max_body: usize,
     /// How long in-flight requests may finish after the stop signal.
     pub drain: Duration,
+}
+
+impl Limits {
+    /// The application listener: small GET requests from the local application.
+    pub fn app(drain: Duration) -> Self {
+        Limits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_body: 64 * 1024,
+            drain,
+        }
+    }
+
+    /// The peer listener: a handful of peers, bodies up to the wire limit.
+    pub fn peer(drain: Duration) -> Self {
+        Limits {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_body: crate::wire::MAX_MESSAGE,
+            drain,
+        }
+    }
+}
+
+/// A listener that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for {what} on {addr}: {source}")]
+pub struct BindError {
+    what: &'static str,
+    addr: SocketAddr,
+    source: std::io::Error,
+}
+
+/// Binds a listener for the runtime of the caller.
+pub async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { what, addr, source })
+}
+
+/// Binds a listener that [`serve_apart`] will serve on its own runtime.
+pub fn bind_std(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, BindError> {
+    std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| BindError { what, addr, source })
+}
+
+/// Serves the application API (and the probe listener) on a thread and runtime of their own:
+/// however hard a local client hammers them, it cannot take worker time from Raft and the
+/// peer listener, whose heartbeats keep the leadership alive.
+pub fn serve_apart(
+    servers: Vec<(std::net::TcpListener, Router)>,
+    stop: CancellationToken,
+    limits: Limits,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let span = tracing::Span::current();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let run = async move {
+        let serving = servers.into_iter().map(|(listener, router)| {
+            let stop = stop.clone();
+            async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener, router, stop, limits).await,
+                    Err(e) => tracing::error!(error = %e, "cannot serve the application API"),
+                }
+            }
+        });
+        futures::future::join_all(serving).await;
+    };
+    std::thread::Builder::new()
+        .name("app-api".into())
+        .spawn(move || runtime.block_on(run.instrument(span)))
 }
 
 /// Applies the body and time limits to a router.

@@ -1,17 +1,21 @@
-//! The openraft type configuration and the aliases every other module uses.
+//! The openraft type configuration, the aliases every other module uses, and the few facts
+//! read from openraft's metrics that several modules need, computed in one place.
 //!
-//! Raft node ids are `u64`s derived from the peer names (see [`crate::config::node_id`]); the
-//! human-readable name and the peer address travel in [`PeerNode`], which openraft stores in
-//! the membership.
-
-pub mod network;
+//! Raft node ids are `u64`s derived from the peer names ([`node_id`]); the human-readable
+//! name and the peer address travel in [`PeerNode`], which openraft stores in the membership.
 
 use std::io::Cursor;
 
+use openraft::ServerState;
 use serde::{Deserialize, Serialize};
 
 /// Raft node id: a stable hash of the peer name.
 pub type NodeId = u64;
+
+/// The Raft id of a peer name: a stable 64-bit hash, the same on every peer and every version.
+pub fn node_id(name: &str) -> NodeId {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+}
 
 /// What openraft keeps for each member: its name and its peer (Raft) address.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,4 +87,61 @@ pub fn vote_term(vote: &Vote) -> u64 {
 /// The node a vote was cast for, if any.
 pub fn vote_for(vote: &Vote) -> Option<NodeId> {
     vote.leader_id().voted_for()
+}
+
+/// Whether a node has any Raft state (a vote, a log or a membership): a cluster exists.
+pub fn has_state(m: &RaftMetrics) -> bool {
+    m.current_term > 0
+        || m.last_log_index.is_some()
+        || m.membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some()
+}
+
+/// What openraft says about this peer at one moment, read once from its metrics.
+///
+/// openraft's own view is never enough to tell the application "I lead": it keeps a leader
+/// that lost its quorum `Leader`, and brings a restarted leader back as `Leader` at once. The
+/// lease ([`crate::leadership::Leadership`]) decides that. The predicates below name the
+/// weaker questions the controllers ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftStatus {
+    pub state: ServerState,
+    pub term: u64,
+    pub vote: Vote,
+    pub leader: Option<NodeId>,
+}
+
+impl RaftStatus {
+    pub fn of(raft: &Raft) -> Self {
+        Self::from_metrics(&raft.metrics().borrow())
+    }
+
+    pub fn from_metrics(m: &RaftMetrics) -> Self {
+        RaftStatus {
+            state: m.state,
+            term: m.current_term,
+            vote: m.vote,
+            leader: m.current_leader,
+        }
+    }
+
+    /// openraft's state is `Leader` (possibly cut off from its quorum).
+    pub fn raft_leader(&self) -> bool {
+        self.state == ServerState::Leader
+    }
+
+    /// openraft's state is `Leader` and it reports this peer as the current leader: there is
+    /// a leadership to hand over.
+    pub fn reported_leader(&self, me: NodeId) -> bool {
+        self.raft_leader() && self.leader == Some(me)
+    }
+
+    /// openraft's state is `Leader` with this peer's own committed vote: it won the election
+    /// of this term. It may claim leadership only while its lease also holds.
+    pub fn elected(&self, me: NodeId) -> bool {
+        self.raft_leader() && self.vote.is_committed() && vote_for(&self.vote) == Some(me)
+    }
 }

@@ -13,13 +13,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::ServerState;
-
+use super::lease::Leadership;
 use crate::config::Config;
-use crate::leadership::Leadership;
 use crate::metrics::Metrics;
-use crate::raft::network::PeerClient;
-use crate::raft::{NodeId, Raft};
+use crate::peer::client::PeerClient;
+use crate::raft::{NodeId, Raft, RaftStatus};
 
 /// How a hand-off ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,9 +72,7 @@ impl Handoff {
     }
 
     fn leading(&self) -> bool {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        m.state == ServerState::Leader && m.current_leader == Some(self.config.me.id)
+        RaftStatus::of(&self.raft).reported_leader(self.config.me.id)
     }
 
     async fn transfer(&self, budget: Duration) -> Outcome {

@@ -4,7 +4,7 @@
 //! openraft 0.9 keeps a leader `Leader` after it lost its quorum and brings a restarted leader
 //! back as `Leader` at once, so its state alone is never an answer. Instead:
 //!
-//! * The outgoing peer client records, for every follower, when (by this process's monotonic
+//! * The network adapter ([`super::network`]) records, for every follower, when (by this process's monotonic
 //!   clock) the newest append-entries that the follower accepted was SENT. A follower that
 //!   accepted it refuses every vote for `election_max` after it RECEIVED it, so no other leader
 //!   can be elected before `sent + election_max`. The leader claims leadership only while a

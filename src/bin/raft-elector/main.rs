@@ -1,11 +1,19 @@
 //! The `raft-elector` binary: parse the command line, set up logging, call the library.
+//! What only the binary needs lives beside this file, outside the library: the command line
+//! ([`cli`]), logging set-up ([`logging`]), `raft-elector leader` ([`leader`]) and
+//! `raft-elector demo` ([`demo`]).
+
+mod cli;
+mod demo;
+mod leader;
+mod logging;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use raft_elector::cli::{Cli, Command, RunArgs};
-use raft_elector::client::LeaderAnswer;
+use cli::{Cli, Command, RunArgs};
+use leader::LeaderAnswer;
 use raft_elector::errors::chain;
 
 fn main() -> ExitCode {
@@ -31,7 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Leader(args)) => return leader(&args),
         Some(Command::Demo(args)) => runtime().and_then(|rt| {
-            rt.block_on(raft_elector::demo::run(args))
+            rt.block_on(demo::run(args))
                 .map_err(Into::into)
         }),
         None => run_peer(&cli.run),
@@ -55,7 +63,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run_peer(args: &RunArgs) -> anyhow::Result<()> {
     let config = args.to_config().context("invalid configuration")?;
-    raft_elector::logging::init(&args.log, args.log_format)?;
+    logging::init(&args.log, args.log_format)?;
     if args.election_namespace.is_some() || args.ttl.is_some() {
         tracing::warn!("--election-namespace and --ttl are accepted for compatibility and ignored");
     }
@@ -91,13 +99,13 @@ async fn shutdown_signal() {
     }
 }
 
-fn leader(args: &raft_elector::cli::LeaderArgs) -> ExitCode {
+fn leader(args: &cli::LeaderArgs) -> ExitCode {
     let answer = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
         .and_then(|rt| {
-            rt.block_on(raft_elector::client::ask(args))
+            rt.block_on(leader::ask(args))
                 .map_err(Into::into)
         });
     match answer {

@@ -20,19 +20,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::raft::network::PeerClient;
-use crate::raft::{Raft, RaftMetrics};
-
-/// Whether a node has any Raft state (vote, log or membership).
-pub fn has_state(m: &RaftMetrics) -> bool {
-    m.current_term > 0
-        || m.last_log_index.is_some()
-        || m.membership_config
-            .membership()
-            .voter_ids()
-            .next()
-            .is_some()
-}
+use crate::peer::client::PeerClient;
+use crate::raft::{has_state, Raft};
 
 /// What one round of asking the peers found.
 #[derive(Debug, Default)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, Config, ConfigError, Timing};
+use raft_elector::config::{self, Config, ConfigError, Timing};
 
 /// Leader election for the pods of a StatefulSet, by their own Raft consensus.
 ///
@@ -249,7 +249,7 @@ impl RunArgs {
             }
             (None, None) => return Ok(None),
         };
-        if secret.len() < crate::auth::MIN_SECRET {
+        if secret.len() < raft_elector::peer::auth::MIN_SECRET {
             return Err(ConfigError::ShortSecret(secret.len()));
         }
         Ok(Some(secret))

@@ -1,11 +1,15 @@
-//! What peers say to each other over HTTP: paths, headers and the status record.
+//! Everything peers say to each other: paths, headers and the messages of their own (the
+//! status record and pre-vote); openraft's RPCs travel as openraft defines them.
 //!
 //! Every peer request names its election and its sender in headers, which the receiver checks
 //! before it reads the body: a peer of another election (or a stranger) is refused without its
 //! payload ever being decoded. Bodies are bincode ([`crate::wire`]); a 200 answer carries the
-//! openraft `Result`, any other status a one-line reason in plain text.
+//! openraft `Result`, any other status a one-line reason in plain text. Authentication headers
+//! are [`super::auth`]'s.
 
 use serde::{Deserialize, Serialize};
+
+use crate::raft::LogId;
 
 /// Header naming the sender's election.
 pub const ELECTION_HEADER: &str = "x-raft-elector-election";
@@ -40,4 +44,17 @@ pub struct PeerStatus {
     pub initialized: bool,
     pub term: u64,
     pub last_log_index: Option<u64>,
+}
+
+/// "Would you vote for me?" (see `docs/DESIGN.md`, pre-vote).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreVoteRequest {
+    /// The candidate's last log id.
+    pub last_log_id: Option<LogId>,
+}
+
+/// The answer to a [`PreVoteRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreVoteResponse {
+    pub granted: bool,
 }

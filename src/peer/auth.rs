@@ -94,7 +94,7 @@ impl PeerAuth {
             <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
         let head = format!(
             "raft-elector/{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
-            crate::protocol::PROTOCOL_VERSION,
+            super::protocol::PROTOCOL_VERSION,
             s.method,
             s.path,
             s.election,

@@ -1,0 +1,23 @@
+//! The policies openraft 0.9 lacks, which decide who may say "I lead" and keep failover fast
+//! and calm (each is explained, with what could go wrong, in `docs/DESIGN.md`):
+//!
+//! * [`lease`]: the leader lease and the follower's freshness window, checked when an answer
+//!   is made; [`network`]: openraft's network adapter, which feeds the lease.
+//! * [`prevote`]: pre-vote, the fast campaign, the split-vote hold and check-quorum.
+//! * [`handoff`]: handing leadership over on shutdown or on request.
+//! * [`bootstrap`]: forming the cluster with no manual step, and never a second one.
+//! * [`service`]: what this peer does with its peers' requests; [`start`]: starting openraft
+//!   under these policies.
+
+pub mod bootstrap;
+pub mod handoff;
+pub mod lease;
+pub mod network;
+pub mod prevote;
+pub mod service;
+pub mod start;
+
+pub use handoff::{Handoff, Outcome};
+pub use lease::Leadership;
+pub use network::NetworkFactory;
+pub use service::LocalPeer;

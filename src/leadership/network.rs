@@ -1,0 +1,214 @@
+//! openraft's [`RaftNetwork`] over the peer client, and the place where the leader lease is
+//! fed: the send time of every append-entries a follower accepts is recorded in
+//! [`Leadership`], and any answer that shows a newer term revokes the lease at once (see
+//! `docs/DESIGN.md`, the leader lease).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::error::{NetworkError, RemoteError};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::lease::Leadership;
+use crate::metrics::Metrics;
+use crate::peer::client::{CallError, PeerClient};
+use crate::peer::protocol;
+use crate::raft::{
+    vote_for, vote_term, AppendRequest, AppendResponse, InstallSnapshotError, NodeId, PeerNode,
+    RaftError, RpcError, SnapshotRequest, SnapshotResponse, TypeConfig, VoteRequest, VoteResponse,
+};
+
+/// What every connection to a peer shares.
+struct Shared {
+    client: PeerClient,
+    me: NodeId,
+    leadership: Arc<Leadership>,
+    metrics: Arc<Metrics>,
+    /// Pause before retrying a peer that openraft found unreachable.
+    retry: Duration,
+    /// Whether each peer answered its last RPC, so that only changes are logged: a dead peer
+    /// would otherwise fill the log at the heartbeat rate.
+    reachable: Mutex<HashMap<String, bool>>,
+}
+
+impl Shared {
+    /// Logs a peer becoming unreachable or reachable again, once per change.
+    fn note_reachable(&self, peer: &str, ok: bool, error: Option<&CallError>) {
+        let mut map = self.reachable.lock().unwrap_or_else(|p| p.into_inner());
+        let before = map.insert(peer.to_string(), ok);
+        match (before, ok, error) {
+            (Some(true) | None, false, Some(e)) => {
+                tracing::warn!(peer, error = %crate::errors::chain(e), "peer unreachable")
+            }
+            (Some(false), true, _) => tracing::info!(peer, "peer reachable again"),
+            _ => {}
+        }
+    }
+}
+
+/// Builds one [`Connection`] per target for openraft.
+pub struct NetworkFactory {
+    shared: Arc<Shared>,
+}
+
+impl NetworkFactory {
+    pub fn new(
+        client: PeerClient,
+        leadership: Arc<Leadership>,
+        metrics: Arc<Metrics>,
+        retry: Duration,
+    ) -> Self {
+        NetworkFactory {
+            shared: Arc::new(Shared {
+                client,
+                me: leadership.me(),
+                leadership,
+                metrics,
+                retry,
+                reachable: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &PeerNode) -> Connection {
+        Connection {
+            shared: self.shared.clone(),
+            target,
+            node: node.clone(),
+        }
+    }
+}
+
+/// The RPC channel to one peer.
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+    target: NodeId,
+    node: PeerNode,
+}
+
+impl Connection {
+    async fn rpc<Req: Serialize, Resp: DeserializeOwned, E: std::error::Error>(
+        &self,
+        path: &str,
+        rpc_name: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, openraft::error::RPCError<NodeId, PeerNode, RaftError<E>>>
+    where
+        RaftError<E>: DeserializeOwned,
+    {
+        let shared = &self.shared;
+        match shared
+            .client
+            .call::<_, Result<Resp, RaftError<E>>>(&self.node, path, body, timeout)
+            .await
+        {
+            Ok(Ok(resp)) => {
+                shared.note_reachable(&self.node.name, true, None);
+                Ok(resp)
+            }
+            Ok(Err(remote)) => Err(openraft::error::RPCError::RemoteError(
+                RemoteError::new_with_node(self.target, self.node.clone(), remote),
+            )),
+            Err(e) => {
+                shared.metrics.rpc_error(&self.node.name, rpc_name);
+                shared.note_reachable(&self.node.name, false, Some(&e));
+                tracing::debug!(peer = %self.node.name, rpc = rpc_name, error = %e, "peer RPC failed");
+                Err(openraft::error::RPCError::Network(NetworkError::new(&e)))
+            }
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(self.shared.retry))
+    }
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendRequest,
+        option: RPCOption,
+    ) -> Result<AppendResponse, RpcError> {
+        let term = vote_term(&rpc.vote);
+        let mine = rpc.vote.is_committed() && vote_for(&rpc.vote) == Some(self.shared.me);
+        // The lease counts from the moment the request leaves, never from when the answer came.
+        let sent = Instant::now();
+        // openraft 0.9 gives up on an append-entries after one heartbeat interval, but the
+        // follower still accepts it when it arrives later, and so keeps refusing to elect
+        // anyone else. A leader whose round trip exceeded the heartbeat interval would then
+        // never count an acknowledgement, and the cluster would have no leader for as long as
+        // the link stays slow. So the call runs in its own task for up to the lease, and an
+        // acknowledgement that comes after openraft stopped waiting still feeds the lease.
+        let ttl = option.hard_ttl().max(self.shared.leadership.leader_lease());
+        let path = if mine && self.shared.leadership.lease_valid(term, sent) {
+            protocol::APPEND_LEASED_PATH
+        } else {
+            protocol::APPEND_PATH
+        };
+        let conn = self.clone();
+        let call = tokio::spawn(async move {
+            let resp: AppendResponse = conn.rpc(path, "append", &rpc, ttl).await?;
+            match &resp {
+                AppendResponse::Success
+                | AppendResponse::PartialSuccess(_)
+                | AppendResponse::Conflict
+                    if mine =>
+                {
+                    conn.shared.leadership.on_ack(conn.target, term, sent)
+                }
+                AppendResponse::HigherVote(_) => conn.shared.leadership.revoke(),
+                _ => {}
+            }
+            Ok(resp)
+        });
+        match call.await {
+            Ok(result) => result,
+            Err(e) => Err(openraft::error::RPCError::Network(NetworkError::new(&e))),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: SnapshotRequest,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse, RpcError<InstallSnapshotError>> {
+        let resp: SnapshotResponse = self
+            .rpc(protocol::SNAPSHOT_PATH, "snapshot", &rpc, option.hard_ttl())
+            .await?;
+        if vote_term(&resp.vote) > vote_term(&rpc.vote) {
+            self.shared.leadership.revoke();
+        }
+        Ok(resp)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest,
+        option: RPCOption,
+    ) -> Result<VoteResponse, RpcError> {
+        if vote_for(&rpc.vote) == Some(self.shared.me)
+            && self.shared.metrics.campaign(vote_term(&rpc.vote))
+        {
+            {
+                // openraft persisted this self-vote before sending any vote request.
+                tracing::info!(term = vote_term(&rpc.vote), "campaigning: voted for self");
+            }
+        }
+        let resp: VoteResponse = self
+            .rpc(protocol::VOTE_PATH, "vote", &rpc, option.hard_ttl())
+            .await?;
+        if vote_term(&resp.vote) > vote_term(&rpc.vote) {
+            self.shared.leadership.revoke();
+        }
+        Ok(resp)
+    }
+}

@@ -1,0 +1,77 @@
+//! Starting openraft the way the rest of this module needs it: the Raft settings derived from
+//! the configuration, elections off until a pre-vote allows them, and nothing answered before
+//! openraft has published the term it loaded from disk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::storage::RaftLogStorage;
+
+use super::network::NetworkFactory;
+use crate::config::Config;
+use crate::raft::{vote_term, NodeId, Raft};
+use crate::store::{LogStore, StateMachine};
+
+/// Why Raft could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid Raft configuration: {0}")]
+    Config(#[from] openraft::ConfigError),
+    #[error("cannot start Raft: {0}")]
+    Raft(#[from] openraft::error::Fatal<NodeId>),
+}
+
+/// Raft settings derived from the configuration.
+fn raft_config(config: &Config) -> Result<openraft::Config, openraft::ConfigError> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    openraft::Config {
+        cluster_name: config.election.clone(),
+        heartbeat_interval: ms(config.timing.heartbeat),
+        election_timeout_min: ms(config.timing.election_min),
+        election_timeout_max: ms(config.timing.election_max),
+        // Each election adds one blank entry; snapshot and purge often so that the log, and
+        // the disk it uses, stays flat however many elections happen.
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
+        max_in_snapshot_log_to_keep: config.snapshot_logs.min(20),
+        purge_batch_size: config.snapshot_logs.min(20),
+        snapshot_max_chunk_size: 256 * 1024,
+        install_snapshot_timeout: ms(config.timing.election_max * 4),
+        ..Default::default()
+    }
+    .validate()
+}
+
+/// Starts Raft over the store, with elections switched off (see [`super::prevote`]).
+pub async fn start_raft(
+    config: &Config,
+    network: NetworkFactory,
+    log_store: LogStore,
+    state_machine: StateMachine,
+) -> Result<Raft, StartError> {
+    // A storage error here is Raft::new's to report: it reads the same vote.
+    let stored_vote = log_store.clone().read_vote().await.ok().flatten();
+    let raft = Raft::new(
+        config.me.id,
+        Arc::new(raft_config(config)?),
+        network,
+        log_store,
+        state_machine,
+    )
+    .await?;
+    raft.runtime_config().elect(false);
+    // openraft's metrics show the state it loaded only once its core runs; until then they
+    // read term 0. Nothing is served before they show the stored vote: a restarted peer would
+    // otherwise answer term 0 once (its fencing token going back, as the fault-injection suite
+    // saw), and tell a bootstrapping peer that it has no state.
+    if let Some(vote) = stored_vote {
+        let term = vote_term(&vote);
+        let loaded = raft
+            .wait(Some(config.timing.election_max * 10))
+            .metrics(|m| m.current_term >= term, "stored vote loaded")
+            .await;
+        if let Err(e) = loaded {
+            tracing::warn!(error = %e, term, "Raft has not published its stored term yet");
+        }
+    }
+    Ok(raft)
+}

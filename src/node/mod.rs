@@ -1,0 +1,333 @@
+//! One peer, wired together as a linear sequence: [`Node::start`] opens the store, starts Raft
+//! and the listeners and spawns the background tasks; [`Node::wait`] runs until the shutdown
+//! future completes or Raft fails; [`Node::stop`], the one exit path, hands leadership over
+//! (on a requested shutdown), stops Raft and the listeners, and awaits every task, each step
+//! bounded by its share of `--shutdown-timeout` ([`ShutdownBudget`]).
+
+mod listeners;
+mod raft_view;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::api;
+use crate::config::Config;
+use crate::leadership::start::{start_raft, StartError};
+use crate::leadership::{bootstrap, prevote, Handoff, Leadership, LocalPeer, NetworkFactory};
+use crate::metrics::Metrics;
+use crate::peer::auth::{AuthError, PeerAuth};
+use crate::peer::client::{ClientOptions, PeerClient};
+use crate::peer::server::{self as peer_server, Admission};
+use crate::raft::{NodeId, Raft, RaftMetrics};
+use crate::store::{self, StoreError};
+pub use listeners::{BindError, Limits};
+pub use raft_view::RaftView;
+
+/// Why a peer could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("Raft stopped on an error: {0}")]
+    Raft(openraft::error::Fatal<NodeId>),
+    #[error("cannot build the peer HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("cannot start the application API's thread: {0}")]
+    Thread(std::io::Error),
+    #[error("peer authentication: {0}")]
+    Auth(#[from] AuthError),
+}
+
+/// How `--shutdown-timeout` is shared between the steps of a shutdown. The steps run one
+/// after the other, so the shares add up to the whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownBudget {
+    /// Handing leadership over.
+    pub handoff: Duration,
+    /// openraft's own shutdown.
+    pub raft: Duration,
+    /// In-flight requests finishing on the listeners.
+    pub drain: Duration,
+    /// Every task awaited (the listeners' drain included); what still runs then is aborted.
+    pub join: Duration,
+}
+
+impl ShutdownBudget {
+    pub fn new(total: Duration) -> Self {
+        ShutdownBudget {
+            handoff: total.mul_f32(0.6),
+            raft: total.mul_f32(0.1),
+            drain: total.mul_f32(0.25),
+            join: total.mul_f32(0.3),
+        }
+    }
+}
+
+/// Why a running peer stops.
+enum Stop {
+    Requested,
+    Failed(Box<openraft::error::Fatal<NodeId>>),
+}
+
+/// A running peer.
+pub struct Node {
+    raft: Raft,
+    handoff: Handoff,
+    budget: ShutdownBudget,
+    /// Stops the background tasks and the peer listener (after the hand-off and Raft).
+    stop: CancellationToken,
+    /// The peer listener and the background tasks.
+    tasks: JoinSet<()>,
+    /// The application API's own thread (see [`listeners::serve_apart`]).
+    app_server: std::thread::JoinHandle<()>,
+}
+
+/// Runs a peer until `shutdown` completes, then hands leadership over and stops. Everything
+/// the peer logs carries its id and current term (the `peer` span).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let span = tracing::info_span!("peer", id = %config.me.name, term = tracing::field::Empty);
+    let inner = span.clone();
+    async move {
+        let node = Node::start(config, inner).await?;
+        let why = node.wait(shutdown).await;
+        node.stop(why).await
+    }
+    .instrument(span)
+    .await
+}
+
+impl Node {
+    /// Opens the store, starts Raft and the listeners, and spawns the background tasks.
+    pub async fn start(config: Config, span: tracing::Span) -> Result<Node, NodeError> {
+        let config = Arc::new(config);
+        let budget = ShutdownBudget::new(config.shutdown_timeout);
+        let (log_store, state_machine, opened) =
+            store::open(&config.data_dir, &config.election, &config.me.name)?;
+        let peer_listener = listeners::bind("peer traffic", config.peer_listen).await?;
+        let mut app_listeners = vec![listeners::bind_std("the application API", config.http)?];
+        if let Some(addr) = config.probe_http {
+            app_listeners.push(listeners::bind_std("probes", addr)?);
+        }
+
+        let metrics = Arc::new(Metrics::new(&config.election, &config.me.name));
+        let leadership = Arc::new(Leadership::new(
+            config.me.id,
+            config.peers.iter().map(|p| p.id),
+            config.timing,
+        ));
+        let auth = peer_auth(&config)?;
+        let client = PeerClient::new(ClientOptions {
+            election: config.election.clone(),
+            me: config.me.name.clone(),
+            connect_timeout: config.timing.election_max,
+            auth: auth.clone(),
+        })?;
+        let network = NetworkFactory::new(
+            client.clone(),
+            leadership.clone(),
+            metrics.clone(),
+            config.timing.election_min,
+        );
+        let raft = start_raft(&config, network, log_store.clone(), state_machine).await?;
+        let handoff = Handoff {
+            raft: raft.clone(),
+            config: config.clone(),
+            client: client.clone(),
+            leadership: leadership.clone(),
+            metrics: metrics.clone(),
+        };
+
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let admission = Admission {
+            election: config.election.clone(),
+            me: config.me.name.clone(),
+            members: config.peers.iter().map(|p| p.name.clone()).collect(),
+            metrics: metrics.clone(),
+            auth,
+        };
+        let local = LocalPeer {
+            raft: raft.clone(),
+            log: log_store.clone(),
+            leadership: leadership.clone(),
+            config: config.clone(),
+        };
+        tasks.spawn(
+            listeners::serve(
+                peer_listener,
+                peer_server::router(admission, local),
+                stop.clone(),
+                Limits::peer(budget.drain),
+            )
+            .in_current_span(),
+        );
+        let view = Arc::new(RaftView {
+            raft_metrics: raft.metrics(),
+            handoff: handoff.clone(),
+            leadership: leadership.clone(),
+            metrics: metrics.clone(),
+            config: config.clone(),
+        });
+        let routers = [api::app::router(view.clone()), api::app::probe_router(view)];
+        let app_server = listeners::serve_apart(
+            app_listeners.into_iter().zip(routers).collect(),
+            stop.clone(),
+            Limits::app(budget.drain),
+        )
+        .map_err(NodeError::Thread)?;
+        tasks.spawn(
+            watch_leaders(raft.metrics(), metrics, config.clone(), span, stop.clone())
+                .in_current_span(),
+        );
+        tasks.spawn(
+            prevote::run(
+                config.clone(),
+                raft.clone(),
+                log_store,
+                client.clone(),
+                leadership,
+                stop.clone(),
+            )
+            .in_current_span(),
+        );
+        if opened.fresh {
+            tracing::info!(data_dir = %config.data_dir.display(), "fresh data directory: looking for a cluster to join or bootstrap");
+            tasks.spawn(
+                bootstrap::run(config.clone(), raft.clone(), client, stop.clone())
+                    .in_current_span(),
+            );
+        }
+        tracing::info!(
+            election = %config.election,
+            peers = config.peers.len(),
+            peer_listen = %config.peer_listen,
+            http = %config.http,
+            "raft-elector started"
+        );
+        Ok(Node {
+            raft,
+            handoff,
+            budget,
+            stop,
+            tasks,
+            app_server,
+        })
+    }
+
+    /// Runs until `shutdown` completes or Raft stops on an error.
+    async fn wait(&self, shutdown: impl Future<Output = ()>) -> Stop {
+        tokio::select! {
+            _ = shutdown => Stop::Requested,
+            fatal = raft_failure(self.raft.metrics()) => Stop::Failed(Box::new(fatal)),
+        }
+    }
+
+    /// The one exit path: hand over (if asked to stop and leading), stop Raft, stop the
+    /// listeners and tasks, and await them all, each step within its share of the budget.
+    async fn stop(mut self, why: Stop) -> Result<(), NodeError> {
+        let result = match why {
+            Stop::Requested => {
+                tracing::info!("shutting down");
+                self.handoff.before_exit(self.budget.handoff).await;
+                Ok(())
+            }
+            Stop::Failed(fatal) => {
+                tracing::error!(error = %fatal, "Raft stopped on an error; exiting");
+                Err(NodeError::Raft(*fatal))
+            }
+        };
+        match tokio::time::timeout(self.budget.raft, self.raft.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "Raft did not stop cleanly"),
+            Err(_) => tracing::warn!(
+                budget_ms = self.budget.raft.as_millis() as u64,
+                "Raft did not stop within its share of the shutdown timeout"
+            ),
+        }
+        self.stop.cancel();
+        // Each listener bounds its own drain by `budget.drain`; the tasks end on `stop`.
+        let deadline = Instant::now() + self.budget.join;
+        let app_server = self.app_server;
+        let joined = tokio::time::timeout_at(deadline.into(), async {
+            while self.tasks.join_next().await.is_some() {}
+            let _ = tokio::task::spawn_blocking(move || app_server.join()).await;
+        })
+        .await;
+        if joined.is_err() {
+            tracing::warn!("some tasks did not stop within the shutdown timeout; aborting them");
+            self.tasks.shutdown().await;
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn peer_auth(config: &Config) -> Result<Option<Arc<PeerAuth>>, AuthError> {
+    match &config.peer_secret {
+        Some(secret) => Ok(Some(Arc::new(PeerAuth::new(
+            secret,
+            config.peer_auth_window,
+        )?))),
+        None => {
+            tracing::warn!(
+                "no peer secret: peer traffic is not authenticated (see --peer-secret-file)"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Counts and logs leader changes as openraft reports them.
+async fn watch_leaders(
+    mut rx: watch::Receiver<RaftMetrics>,
+    metrics: Arc<Metrics>,
+    config: Arc<Config>,
+    span: tracing::Span,
+    stop: CancellationToken,
+) {
+    let mut last: Option<(Option<NodeId>, u64)> = None;
+    loop {
+        let (leader, term) = {
+            let m = rx.borrow_and_update();
+            (m.current_leader, m.current_term)
+        };
+        if last.is_none_or(|(_, t)| t != term) {
+            // Every log line of this peer carries its current term.
+            span.record("term", term);
+        }
+        if last != Some((leader, term)) {
+            if let Some(id) = leader {
+                metrics.leader_changes.inc();
+                let name = config.name_of(id).unwrap_or("?");
+                tracing::info!(leader = %name, term, "leader elected");
+            }
+            last = Some((leader, term));
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Completes when the Raft core stops on an error (e.g. storage failure).
+async fn raft_failure(mut rx: watch::Receiver<RaftMetrics>) -> openraft::error::Fatal<NodeId> {
+    loop {
+        if let Err(fatal) = &rx.borrow_and_update().running_state {
+            return fatal.clone();
+        }
+        if rx.changed().await.is_err() {
+            return openraft::error::Fatal::Stopped;
+        }
+    }
+}

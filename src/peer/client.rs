@@ -1,0 +1,162 @@
+//! The outgoing side of peer traffic: signs a request, sends it, decodes the answer. No
+//! policy: what to ask, when, and what an answer means for the lease is the caller's
+//! ([`crate::leadership`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::auth::{self, PeerAuth, Signed};
+use super::protocol::{self, PeerStatus, PreVoteRequest, PreVoteResponse};
+use crate::raft::PeerNode;
+use crate::wire::{self, DecodeError};
+
+/// Why a peer call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot reach peer at {addr}: {source}")]
+    Transport {
+        addr: String,
+        source: reqwest::Error,
+    },
+    #[error("peer at {addr} refused the request ({status}): {reason}")]
+    Refused {
+        addr: String,
+        status: u16,
+        reason: String,
+    },
+    #[error("undecodable answer from peer at {addr}: {source}")]
+    Decode { addr: String, source: DecodeError },
+}
+
+/// Who this client speaks for, and how.
+pub struct ClientOptions {
+    /// The election every request names.
+    pub election: String,
+    /// This peer's name, the sender of every request.
+    pub me: String,
+    /// How long to wait for a connection to be established.
+    pub connect_timeout: Duration,
+    /// Signs every request when the election has a peer secret.
+    pub auth: Option<Arc<PeerAuth>>,
+}
+
+/// An HTTP client for peer requests, shared by everything that talks to other peers.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    election: Arc<str>,
+    me: Arc<str>,
+    auth: Option<Arc<PeerAuth>>,
+}
+
+impl PeerClient {
+    pub fn new(options: ClientOptions) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .connect_timeout(options.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(PeerClient {
+            http,
+            election: options.election.into(),
+            me: options.me.into(),
+            auth: options.auth,
+        })
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        to: &PeerNode,
+        path: &str,
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let time_ms = auth::now_ms();
+        let mut req = self
+            .http
+            .request(method.clone(), format!("http://{}{path}", to.addr))
+            .header(protocol::ELECTION_HEADER, &*self.election)
+            .header(protocol::FROM_HEADER, &*self.me)
+            .header(protocol::PROTOCOL_HEADER, protocol::PROTOCOL_VERSION)
+            .header(auth::TO_HEADER, &to.name)
+            .header(auth::TIME_HEADER, time_ms.to_string());
+        if let Some(a) = &self.auth {
+            let signed = Signed {
+                method: method.as_str(),
+                path,
+                election: &self.election,
+                from: &self.me,
+                to: &to.name,
+                time_ms,
+            };
+            req = req.header(auth::MAC_HEADER, a.sign(&signed, &body));
+        }
+        req.body(body)
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        addr: &str,
+        req: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
+        let transport = |source| CallError::Transport {
+            addr: addr.to_string(),
+            source,
+        };
+        let resp = req.timeout(timeout).send().await.map_err(transport)?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            let reason = String::from_utf8_lossy(&body[..body.len().min(512)])
+                .trim()
+                .to_string();
+            return Err(CallError::Refused {
+                addr: addr.to_string(),
+                status: status.as_u16(),
+                reason,
+            });
+        }
+        wire::decode(&body).map_err(|source| CallError::Decode {
+            addr: addr.to_string(),
+            source,
+        })
+    }
+
+    /// POSTs `body` to `path` on peer `to` and decodes the answer.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        to: &PeerNode,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let req = self.request(reqwest::Method::POST, to, path, wire::encode(body));
+        self.send(&to.addr, req, timeout).await
+    }
+
+    /// Asks peer `to` about itself.
+    pub async fn status(&self, to: &PeerNode, timeout: Duration) -> Result<PeerStatus, CallError> {
+        let req = self.request(reqwest::Method::GET, to, protocol::STATUS_PATH, Vec::new());
+        self.send(&to.addr, req, timeout).await
+    }
+
+    /// Asks peer `to` whether it would vote for this peer.
+    pub async fn pre_vote(
+        &self,
+        to: &PeerNode,
+        req: &PreVoteRequest,
+        timeout: Duration,
+    ) -> Result<PreVoteResponse, CallError> {
+        self.call(to, protocol::PREVOTE_PATH, req, timeout).await
+    }
+
+    /// Asks peer `to` to campaign now (this leader is handing over to it).
+    pub async fn handoff(&self, to: &PeerNode, timeout: Duration) -> Result<(), CallError> {
+        self.call(to, protocol::HANDOFF_PATH, &(), timeout).await
+    }
+}

@@ -1,0 +1,12 @@
+//! All that peers say to each other, both sides of it: the messages, paths and headers
+//! ([`protocol`]), their authentication ([`auth`]), the sanity checks on openraft's requests
+//! ([`checks`]), the outgoing client ([`client`]) and the incoming handlers ([`server`]).
+//!
+//! This layer carries messages and enforces who may send them; it holds no policy. The
+//! handlers reach the local peer only through [`server::PeerService`].
+
+pub mod auth;
+pub mod checks;
+pub mod client;
+pub mod protocol;
+pub mod server;

@@ -1,18 +1,7 @@
-//! Forming the cluster with no manual step, and never a second one.
-//!
-//! Only a peer whose data directory is fresh takes part. It asks every other peer for its
-//! status and then:
-//!
-//! * if a peer was started with a different member list, it waits and says so: peers that
-//!   disagree on the membership must never form a cluster together;
-//! * if any peer already has Raft state, a cluster exists: this peer does NOT initialize. It
-//!   waits for the leader to bring it up to date (the membership already names it), and warns
-//!   that its earlier state, if it had any, was lost;
-//! * if a quorum (itself included) is fresh and nobody has state, it initializes with the full
-//!   member list. Every fresh peer of a `Parallel` StatefulSet does the same with the same list,
-//!   which openraft accepts: they all write the identical first membership entry.
-//!
-//! Unreachable peers (not yet scheduled, DNS not yet published) are retried with a backoff.
+//! Forming the cluster with no manual step, and never a second one: a peer with a fresh data
+//! directory asks the others for their status and initializes only when a quorum is fresh and
+//! everyone agrees on the member list (`docs/DESIGN.md`, "Bootstrap"). Unreachable peers (not
+//! yet scheduled, DNS not yet published) are retried with a backoff.
 
 use std::sync::Arc;
 use std::time::Duration;

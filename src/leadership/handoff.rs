@@ -1,14 +1,6 @@
-//! Moving leadership to another peer: on SIGTERM before exiting, or when the application asks
-//! this peer to resign (`POST /v1/resign`).
-//!
-//! This peer stops claiming leadership first, then asks the most up-to-date follower to
-//! campaign. The old leader grants it its vote, so with 3 peers the new leader is elected in
-//! about one round trip. With 5 peers the other followers refuse until their lease on the old
-//! leader runs out (one `election_max` after its last heartbeat); on shutdown heartbeats are
-//! switched off so that this happens as early as possible.
-//!
-//! openraft refuses every vote for `election_max` after a leader was elected, its own lease
-//! included, so a hand-off asked for in that window waits for it (the request is repeated).
+//! Moving leadership to another peer: on SIGTERM before exiting ([`Handoff::before_exit`]),
+//! or when the application asks this peer to resign ([`Handoff::resign`]). The steps, and
+//! why the wait after an election, are in `docs/DESIGN.md`, "Hand-off".
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

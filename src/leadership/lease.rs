@@ -1,27 +1,8 @@
-//! Who may say "I am the leader": the leader lease and the follower's view, checked at the
-//! moment an answer is made.
-//!
-//! openraft 0.9 keeps a leader `Leader` after it lost its quorum and brings a restarted leader
-//! back as `Leader` at once, so its state alone is never an answer. Instead:
-//!
-//! * The network adapter ([`super::network`]) records, for every follower, when (by this process's monotonic
-//!   clock) the newest append-entries that the follower accepted was SENT. A follower that
-//!   accepted it refuses every vote for `election_max` after it RECEIVED it, so no other leader
-//!   can be elected before `sent + election_max`. The leader claims leadership only while a
-//!   quorum (itself included) accepted a heartbeat sent less than [`Timing::leader_lease`] ago.
-//!   Because the check runs when the answer is made, a peer that was paused or cut off does
-//!   not answer from memory when it wakes: its newest quorum ack is simply too old.
-//! * Any request that shows a higher term (a vote request, a newer leader's append-entries, a
-//!   rejection carrying a higher vote) revokes the lease at once, before openraft handles it:
-//!   acknowledgements of heartbeats sent before that moment no longer count.
-//! * A follower names its leader only while the leader's last accepted append-entries arrived
-//!   less than [`Timing::follower_window`] ago, and only for a term not older than its own. Only
-//!   append-entries the leader sent while its own lease held count (they are marked), so the
-//!   followers a leader still reaches after losing its quorum stop naming it within the window.
-//!
-//! The follower's side of the lease survives a restart: openraft stamps the persisted vote
-//! with the start time, so a restarted follower that had accepted a leader still refuses
-//! votes for `election_max`.
+//! The leader lease and the follower's freshness window: the state, fed by the network
+//! adapter (acknowledgements, newer terms) and the peer service (heartbeats heard, votes), and
+//! the checks made at the moment an answer is given ([`Leadership::lease_remaining`],
+//! [`Leadership::fresh_leader`]). Why these rules make "never two leaders" hold is in
+//! `docs/DESIGN.md`, "Who may say I am the leader".
 
 use std::collections::HashMap;
 use std::sync::Mutex;

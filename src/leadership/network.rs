@@ -18,7 +18,7 @@ use crate::peer::client::{CallError, PeerClient};
 use crate::peer::protocol;
 use crate::raft::{
     vote_for, vote_term, AppendRequest, AppendResponse, InstallSnapshotError, NodeId, PeerNode,
-    RaftError, RpcError, SnapshotRequest, SnapshotResponse, TypeConfig, VoteRequest, VoteResponse,
+    RaftError, RpcError, SnapshotRequest, SnapshotResponse, TypeConfig, Vote, VoteRequest, VoteResponse,
 };
 
 /// What every connection to a peer shares.
@@ -95,6 +95,13 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// An answer showing a newer term than the request's: stop claiming leadership now.
+    fn revoke_if_newer(&self, answered: &Vote, asked: &Vote) {
+        if vote_term(answered) > vote_term(asked) {
+            self.shared.leadership.revoke();
+        }
+    }
+
     async fn rpc<Req: Serialize, Resp: DeserializeOwned, E: std::error::Error>(
         &self,
         path: &str,
@@ -184,9 +191,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         let resp: SnapshotResponse = self
             .rpc(protocol::SNAPSHOT_PATH, "snapshot", &rpc, option.hard_ttl())
             .await?;
-        if vote_term(&resp.vote) > vote_term(&rpc.vote) {
-            self.shared.leadership.revoke();
-        }
+        self.revoke_if_newer(&resp.vote, &rpc.vote);
         Ok(resp)
     }
 
@@ -198,17 +203,13 @@ impl RaftNetwork<TypeConfig> for Connection {
         if vote_for(&rpc.vote) == Some(self.shared.me)
             && self.shared.metrics.campaign(vote_term(&rpc.vote))
         {
-            {
-                // openraft persisted this self-vote before sending any vote request.
-                tracing::info!(term = vote_term(&rpc.vote), "campaigning: voted for self");
-            }
+            // openraft persisted this self-vote before sending any vote request.
+            tracing::info!(term = vote_term(&rpc.vote), "campaigning: voted for self");
         }
         let resp: VoteResponse = self
             .rpc(protocol::VOTE_PATH, "vote", &rpc, option.hard_ttl())
             .await?;
-        if vote_term(&resp.vote) > vote_term(&rpc.vote) {
-            self.shared.leadership.revoke();
-        }
+        self.revoke_if_newer(&resp.vote, &rpc.vote);
         Ok(resp)
     }
 }

@@ -242,11 +242,10 @@ async fn snapshot<S: PeerService>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req: SnapshotRequest = match accept(&state, &headers, &body, checks::snapshot) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    reply(&state.service.snapshot(req).await)
+    match accept::<S, SnapshotRequest>(&state, &headers, &body, checks::snapshot) {
+        Ok(req) => reply(&state.service.snapshot(req).await),
+        Err(refused) => refused,
+    }
 }
 
 async fn vote<S: PeerService>(
@@ -254,19 +253,17 @@ async fn vote<S: PeerService>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let req: VoteRequest = match accept(&state, &headers, &body, checks::vote) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    reply(&state.service.vote(req).await)
+    match accept::<S, VoteRequest>(&state, &headers, &body, checks::vote) {
+        Ok(req) => reply(&state.service.vote(req).await),
+        Err(refused) => refused,
+    }
 }
 
 async fn pre_vote<S: PeerService>(State(state): State<Shared<S>>, body: Bytes) -> Response {
-    let req: PreVoteRequest = match decode(&state, &body) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    reply(&state.service.pre_vote(req).await)
+    match decode::<S, PreVoteRequest>(&state, &body) {
+        Ok(req) => reply(&state.service.pre_vote(req).await),
+        Err(refused) => refused,
+    }
 }
 
 async fn status<S: PeerService>(State(state): State<Shared<S>>) -> Response {

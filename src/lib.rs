@@ -9,7 +9,8 @@
 //! * [`cli`]: the command line (clap); [`config`]: the validated configuration built from it.
 //! * [`node`]: wires one peer together and runs it until its shutdown future completes;
 //!   [`bootstrap`] forms the cluster with no manual step; [`handoff`] hands leadership over
-//!   on shutdown; [`prevote`] keeps a peer that cannot win from raising its term.
+//!   on shutdown; [`prevote`] keeps a peer that cannot win from raising its term, running the
+//!   controllers of [`campaign`] (pre-vote, fast campaign, split-vote hold, check-quorum).
 //! * [`leadership`]: the safety core, the leader lease and the follower's freshness window,
 //!   checked when an answer is made. [`view`] turns it into the narrow interface the
 //!   application API depends on.
@@ -30,6 +31,7 @@
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
+pub mod campaign;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -21,7 +21,9 @@ fn layer(top: &str) -> usize {
     LAYERS
         .iter()
         .position(|l| l.contains(&top))
-        .unwrap_or_else(|| panic!("module {top:?} is in no layer of the map: add it to src/lib.rs and to LAYERS"))
+        .unwrap_or_else(|| {
+            panic!("module {top:?} is in no layer of the map: add it to src/lib.rs and to LAYERS")
+        })
 }
 
 fn src() -> PathBuf {
@@ -87,7 +89,10 @@ fn resolve(path: &[String], known: &BTreeSet<Vec<String>>) -> Option<Vec<String>
 fn imports(module: &[String], text: &str, known: &BTreeSet<Vec<String>>) -> BTreeSet<Vec<String>> {
     let code = code(text);
     let mut found = BTreeSet::new();
-    for (start, _) in code.match_indices("crate::").chain(code.match_indices("super::")) {
+    for (start, _) in code
+        .match_indices("crate::")
+        .chain(code.match_indices("super::"))
+    {
         let rest = &code[start..];
         let end = rest
             .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))

@@ -8,8 +8,8 @@ use proptest::prelude::*;
 use raft_elector::config::{self, ConfigError};
 use raft_elector::peer::protocol::{PeerStatus, PreVoteRequest};
 use raft_elector::raft::{
-    node_id,
-    AppendRequest, AppendResponse, Command, Entry, PeerNode, Vote, VoteRequest, VoteResponse,
+    node_id, AppendRequest, AppendResponse, Command, Entry, PeerNode, Vote, VoteRequest,
+    VoteResponse,
 };
 use raft_elector::wire;
 

@@ -76,4 +76,3 @@ pub enum Resigned {
     /// The election has a single peer: there is nobody to hand over to.
     Alone,
 }
-

@@ -3,13 +3,16 @@
 //!
 //! * [`lease`]: the leader lease and the follower's freshness window, checked when an answer
 //!   is made; [`network`]: openraft's network adapter, which feeds the lease.
-//! * [`prevote`]: pre-vote, the fast campaign, the split-vote hold and check-quorum.
+//! * [`campaign`]: when this peer may campaign and when a leader goes quiet (pre-vote gating
+//!   with the fast campaign, the split-vote hold, check-quorum) as a pure step;
+//!   [`prevote`]: the pre-vote messages' handling and the loop that runs that step.
 //! * [`handoff`]: handing leadership over on shutdown or on request.
 //! * [`bootstrap`]: forming the cluster with no manual step, and never a second one.
 //! * [`service`]: what this peer does with its peers' requests; [`start`]: starting openraft
 //!   under these policies.
 
 pub mod bootstrap;
+pub mod campaign;
 pub mod handoff;
 pub mod lease;
 pub mod network;

@@ -18,7 +18,8 @@ use crate::peer::client::{CallError, PeerClient};
 use crate::peer::protocol;
 use crate::raft::{
     vote_for, vote_term, AppendRequest, AppendResponse, InstallSnapshotError, NodeId, PeerNode,
-    RaftError, RpcError, SnapshotRequest, SnapshotResponse, TypeConfig, Vote, VoteRequest, VoteResponse,
+    RaftError, RpcError, SnapshotRequest, SnapshotResponse, TypeConfig, Vote, VoteRequest,
+    VoteResponse,
 };
 
 /// What every connection to a peer shares.

@@ -1,40 +1,18 @@
-//! Pre-vote: a peer campaigns only when it could win.
-//!
-//! openraft 0.9 has no pre-vote. Without it, a follower cut off from the others times out,
-//! raises its term again and again, and when it comes back its higher term makes the healthy
-//! leader step down: a needless leader change. Here every peer keeps openraft's elections
-//! switched off while it hears from a leader, and when it stops hearing from one it first asks
-//! the others whether they would vote for it:
-//!
-//! * a peer grants a pre-vote only if it has not heard from a leader within the follower window
-//!   either, is not itself a leader with a valid lease, and the candidate's log is at least as
-//!   up to date as its own;
-//! * with a quorum of grants (itself included) elections are switched on, otherwise off.
-//!
-//! The check runs every heartbeat interval and a peer's follower window (3/4 of
-//! `election_timeout_max`) ends well before openraft's own election timer (at least
-//! `election_timeout_max + election_timeout_min` after the last heartbeat), so a real failover
-//! is not delayed. Elections asked for by a hand-off bypass this switch.
-//!
-//! Campaigning: openraft waits out its lease on the lost leader and then its election timeout,
-//! one after the other. Once a pre-vote succeeds and every follower's lease has run out, a
-//! peer campaigns by itself after a random delay of up to `election_timeout_min`.
-//!
-//! Split votes: openraft 0.9 draws each peer's election timeout once, at start. Two survivors
-//! whose timeouts happen to be close campaign at the same moment, split the vote, and do it
-//! again round after round. So when a peer sees itself still a candidate (its campaign did not
-//! win within a heartbeat interval), it holds elections off for a random time up to
-//! `election_timeout_max` before it may campaign again, which breaks the tie within a round or
-//! two. The first campaign after a leader is lost is never delayed.
+//! Pre-vote on the wire and the loop that runs this peer's campaign controllers: the pre-vote
+//! messages, [`answer`] (whether this peer grants one), the round that asks every other peer,
+//! and [`run`], which feeds the pure step of [`super::campaign`] from openraft's metrics and
+//! [`Leadership`] and carries out what it decides. Why, and what it prevents: docs/DESIGN.md,
+//! "Pre-vote" and "Check-quorum".
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use openraft::storage::RaftLogStorage;
 use openraft::ServerState;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
+use super::campaign::{Controller, Event, Inputs, PreVote, RaftState};
 use super::lease::Leadership;
 use crate::config::Config;
 use crate::peer::client::PeerClient;
@@ -85,8 +63,10 @@ async fn pre_vote_round(config: &Config, log: &LogStore, client: &PeerClient) ->
     granted > config.peers.len() / 2
 }
 
-/// The candidate's side: keeps openraft's elections on only while a pre-vote would succeed,
-/// and campaigns as soon as the lost leader's lease has run out on every follower.
+/// The candidate's side and check-quorum: runs the controllers of [`super::campaign`] until
+/// `stop` or until the peer relinquishes. Each pass reads the inputs, steps, runs the pre-vote
+/// round the step asks for (then steps again with its outcome), carries out the actions and
+/// sleeps as long as the step says.
 pub async fn run(
     config: Arc<Config>,
     raft: Raft,
@@ -95,94 +75,75 @@ pub async fn run(
     leadership: Arc<Leadership>,
     stop: CancellationToken,
 ) {
-    let timing = config.timing;
-    let mut enabled: Option<bool> = None;
-    let mut granted = false;
-    let mut next_pre_vote = Instant::now();
-    // After a campaign that did not win at once: no new campaign before this instant. One
-    // hold per campaign (term).
-    let mut hold_until: Option<Instant> = None;
-    let mut held_term = 0;
-    // When this follower will campaign by itself (see below).
-    let mut campaign_at: Option<Instant> = None;
-    // Since when this leader's lease has not held, and whether heartbeats are on.
-    let mut unleased_since: Option<Instant> = None;
-    let mut heartbeats = true;
+    let mut controller = Controller::new(config.timing, Instant::now());
     let mut rng = rand::rngs::StdRng::from_entropy();
     loop {
-        if leadership.relinquished() {
+        let mut inputs = observe(&raft, &leadership, rng.gen());
+        let mut actions = controller.step(&inputs);
+        if actions.pre_vote_round {
+            let granted = pre_vote_round(&config, &log, &client).await;
+            inputs.pre_vote = Some(PreVote {
+                granted,
+                finished: Instant::now(),
+            });
+            // What the round's wait may have changed is read again; the rest stands as
+            // observed, `now` included.
+            inputs.leased = leadership.lease_valid(inputs.term, inputs.now);
+            inputs.relinquished = leadership.relinquished();
+            inputs.last_append = leadership.last_append();
+            actions = controller.step(&inputs);
+        }
+        if actions.stop {
             return;
         }
-        let RaftStatus { state, term, .. } = RaftStatus::of(&raft);
-        let now = Instant::now();
-        if state == ServerState::Candidate && term > held_term {
-            held_term = term;
-            hold_until = Some(now + timing.election_max.mul_f64(rng.gen::<f64>()));
+        if let Some(on) = actions.heartbeats {
+            raft.runtime_config().heartbeat(on);
         }
-        let fresh = leadership.fresh_leader(now).map(|(_, left)| left);
-        let following = state == ServerState::Leader || fresh.is_some();
-        let held = hold_until.is_some_and(|h| now < h);
-        if following || held {
-            granted = false;
-        } else if now >= next_pre_vote {
-            granted = pre_vote_round(&config, &log, &client).await;
-            next_pre_vote = Instant::now() + timing.heartbeat;
+        if let Some(on) = actions.elections {
+            raft.runtime_config().elect(on);
         }
-        // Check-quorum: a leader whose lease has not held for two election timeouts (cut off
-        // from its quorum, or a link so slow that no acknowledgement comes back in time) stops
-        // its heartbeats. openraft would keep sending them, and the followers it still reaches
-        // would never elect anyone else; without them their leases run out and they do.
-        let leased = state == ServerState::Leader && leadership.lease_valid(term, now);
-        if state != ServerState::Leader || leased {
-            unleased_since = None;
-        } else {
-            unleased_since.get_or_insert(now);
+        for event in &actions.events {
+            log_event(event);
         }
-        let beat = unleased_since.is_none_or(|since| now < since + timing.election_max * 2);
-        if heartbeats != beat && !leadership.relinquished() {
-            raft.runtime_config().heartbeat(beat);
-            if !beat {
-                tracing::warn!(term, "no quorum has acknowledged this leader for two election timeouts: heartbeats stopped so that the others can elect");
+        if actions.campaign {
+            if let Err(e) = raft.trigger().elect().await {
+                tracing::warn!(error = %e, "cannot campaign");
             }
-            heartbeats = beat;
         }
-        let want = granted && !following && !held;
-        if enabled != Some(want) && !leadership.relinquished() {
-            raft.runtime_config().elect(want);
-            if want || enabled.is_some() {
-                tracing::debug!(elections = want, "pre-vote switched elections");
-            }
-            enabled = Some(want);
-        }
-        // openraft campaigns only once its own lease on the old leader AND its election
-        // timeout have passed, one after the other. A follower whose pre-vote succeeded
-        // campaigns as soon as every follower's lease has run out (they all last heard the
-        // leader at about the same moment as this one), after a random delay of up to
-        // election_timeout_min so that two survivors rarely campaign at once.
-        let leases_out = leadership.last_append() + timing.election_max + timing.heartbeat / 5;
-        if want && state == ServerState::Follower && now >= leases_out {
-            let at = *campaign_at
-                .get_or_insert_with(|| now + timing.election_min.mul_f64(rng.gen::<f64>()));
-            if now >= at {
-                campaign_at = None;
-                tracing::debug!("leader lost: campaigning");
-                if let Err(e) = raft.trigger().elect().await {
-                    tracing::warn!(error = %e, "cannot campaign");
-                }
-            }
-        } else {
-            campaign_at = None;
-        }
-        // While a leader is fresh, nothing changes before its freshness runs out; otherwise
-        // look again soon, so that the campaign starts close to its chosen moment.
-        let pause = match (state, fresh) {
-            (ServerState::Leader, _) => timing.heartbeat,
-            (_, Some(left)) => left.min(timing.heartbeat),
-            _ => Duration::from_millis(5),
-        };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::time::sleep(actions.sleep) => {}
         }
+    }
+}
+
+/// The controllers' inputs as of now; `random` is drawn by the caller.
+fn observe(raft: &Raft, leadership: &Leadership, random: f64) -> Inputs {
+    let RaftStatus { state, term, .. } = RaftStatus::of(raft);
+    let now = Instant::now();
+    Inputs {
+        now,
+        state: match state {
+            ServerState::Leader => RaftState::Leader,
+            ServerState::Candidate => RaftState::Candidate,
+            ServerState::Follower => RaftState::Follower,
+            ServerState::Learner => RaftState::Learner,
+            ServerState::Shutdown => RaftState::Shutdown,
+        },
+        term,
+        leased: leadership.lease_valid(term, now),
+        fresh_leader: leadership.fresh_leader(now).map(|(_, left)| left),
+        last_append: leadership.last_append(),
+        relinquished: leadership.relinquished(),
+        pre_vote: None,
+        random,
+    }
+}
+
+fn log_event(event: &Event) {
+    match *event {
+        Event::HeartbeatsStopped { term } => tracing::warn!(term, "no quorum has acknowledged this leader for two election timeouts: heartbeats stopped so that the others can elect"),
+        Event::ElectionsSwitched { on } => tracing::debug!(elections = on, "pre-vote switched elections"),
+        Event::Campaigning => tracing::debug!("leader lost: campaigning"),
     }
 }

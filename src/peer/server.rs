@@ -51,7 +51,10 @@ pub trait PeerService: Send + Sync + 'static {
         leased: bool,
         received: Instant,
     ) -> impl Future<Output = Result<AppendResponse, RaftError>> + Send;
-    fn vote(&self, req: VoteRequest) -> impl Future<Output = Result<VoteResponse, RaftError>> + Send;
+    fn vote(
+        &self,
+        req: VoteRequest,
+    ) -> impl Future<Output = Result<VoteResponse, RaftError>> + Send;
     fn snapshot(
         &self,
         req: SnapshotRequest,
@@ -103,7 +106,12 @@ pub fn router<S: PeerService>(admission: Admission, service: S) -> Router {
         .with_state(state)
 }
 
-fn refuse<S>(state: &PeerServer<S>, status: StatusCode, reason: &'static str, detail: String) -> Response {
+fn refuse<S>(
+    state: &PeerServer<S>,
+    status: StatusCode,
+    reason: &'static str,
+    detail: String,
+) -> Response {
     state.admission.metrics.refused(reason);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -194,7 +202,10 @@ async fn admit<S: PeerService>(
         .await
 }
 
-fn decode<S, T: serde::de::DeserializeOwned>(state: &PeerServer<S>, body: &[u8]) -> Result<T, Response> {
+fn decode<S, T: serde::de::DeserializeOwned>(
+    state: &PeerServer<S>,
+    body: &[u8],
+) -> Result<T, Response> {
     wire::decode(body)
         .map_err(|e| refuse(state, StatusCode::BAD_REQUEST, "malformed", e.to_string()))
 }

@@ -38,10 +38,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Leader(args)) => return leader(&args),
-        Some(Command::Demo(args)) => runtime().and_then(|rt| {
-            rt.block_on(demo::run(args))
-                .map_err(Into::into)
-        }),
+        Some(Command::Demo(args)) => {
+            runtime().and_then(|rt| rt.block_on(demo::run(args)).map_err(Into::into))
+        }
         None => run_peer(&cli.run),
     };
     match result {
@@ -104,10 +103,7 @@ fn leader(args: &cli::LeaderArgs) -> ExitCode {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|rt| {
-            rt.block_on(leader::ask(args))
-                .map_err(Into::into)
-        });
+        .and_then(|rt| rt.block_on(leader::ask(args)).map_err(Into::into));
     match answer {
         Ok(LeaderAnswer::Known { name, json, .. }) => {
             println!("{}", if args.json { json.to_string() } else { name });

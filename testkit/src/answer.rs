@@ -1,0 +1,77 @@
+//! The answer of `GET /v1/leader` (and of `raft-elector leader --json`), as the application API
+//! promises it: every field required, no other field accepted. A change of that JSON contract
+//! makes every question of every suite fail to parse, instead of passing unnoticed.
+
+use serde::Deserialize;
+
+/// A peer's Raft role as the API names it (informational; `is_leader` is what counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Leader,
+    Follower,
+    Candidate,
+    Learner,
+    Stopped,
+}
+
+/// What `GET /v1/leader` answered.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    /// The leader's name; empty when the peer knows no leader for sure.
+    pub name: String,
+    /// The term of that leadership (or the peer's current term when it knows none).
+    pub term: u64,
+    /// Whether the peer asked is the leader, checked against its lease.
+    pub is_leader: bool,
+    /// The name of the peer asked.
+    pub id: String,
+    /// The election the peer belongs to.
+    pub election: String,
+    pub role: Role,
+    /// For how long, at most, the answer stays true.
+    pub valid_ms: u64,
+}
+
+impl Answer {
+    /// Parses an answer; `None` for anything that breaks the contract.
+    pub fn parse(body: &[u8]) -> Option<Answer> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEADER: &str = r#"{"name":"web-1","term":7,"is_leader":true,"id":"web-1","election":"jobs","role":"leader","valid_ms":150}"#;
+
+    #[test]
+    fn reads_every_field_of_the_contract() {
+        let a = Answer::parse(LEADER.as_bytes()).expect("parses");
+        assert_eq!(
+            a,
+            Answer {
+                name: "web-1".into(),
+                term: 7,
+                is_leader: true,
+                id: "web-1".into(),
+                election: "jobs".into(),
+                role: Role::Leader,
+                valid_ms: 150,
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_an_extra_or_a_mistyped_field_breaks_the_contract() {
+        let missing = LEADER.replace(r#","valid_ms":150"#, "");
+        let extra = LEADER.replace(r#""valid_ms":150"#, r#""valid_ms":150,"x":1"#);
+        let role = LEADER.replace(r#""leader""#, r#""boss""#);
+        let term = LEADER.replace(r#""term":7"#, r#""term":"7""#);
+        for body in [missing, extra, role, term] {
+            assert_eq!(Answer::parse(body.as_bytes()), None, "{body}");
+        }
+    }
+}

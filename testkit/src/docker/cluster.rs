@@ -1,0 +1,578 @@
+//! A cluster of raft-elector containers of the image under test, restricted as the Kubernetes
+//! manifests restrict a pod: read-only root, no capabilities, no new privileges, the image's
+//! non-root user, one named volume at `/data` per peer.
+//!
+//! Every peer is on a `peers` network of its own /24 with a fixed address and the DNS name
+//! `<name>.peers` (the headless Service's names), and publishes its application API on a
+//! random loopback port of the host. How peers find each other is [`Discovery`]. With
+//! [`Spec::clients_network`] each peer is also on a second network with a fixed address, on
+//! which the test asks its API, so that a peer cut off from `peers` can still be asked.
+//!
+//! Every object is named after the run ([`run_id`]), so that runs cannot collide. Dropping the
+//! cluster removes containers, networks and volumes, after printing the containers' last log
+//! lines when the test is failing. Faults inside the network namespaces are in
+//! [`super::netns`].
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::cli::{
+    both_streams, docker, docker_ok, docker_quiet, docker_quiet_blocking, run_id, sweep_stale,
+    try_command,
+};
+use crate::agree::Ask;
+use crate::answer::Answer;
+use crate::logs;
+use crate::rng::Rng;
+
+/// Domain the peers are found under (`<name>.peers`), as `--peer-domain`.
+pub const PEER_DOMAIN: &str = "peers";
+pub const HTTP_PORT: u16 = 4040;
+pub const PEER_PORT: u16 = 4041;
+/// How long `docker stop` waits before SIGKILL, as a pod's grace period.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How the peers learn their id and find each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discovery {
+    /// As the pods of a StatefulSet: peers `elector-i`, the id read from the hostname, the
+    /// peers found by DNS (`RAFT_ELECTOR_REPLICAS`, `RAFT_ELECTOR_PEER_DOMAIN`), with a peer
+    /// secret.
+    StatefulSet,
+    /// Peers `peer-i`, given `--id` and a `--peers` list of fixed addresses.
+    PeerList,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The image (an id or a tag).
+    pub image: String,
+    pub peers: usize,
+    pub election: String,
+    pub discovery: Discovery,
+    /// `RAFT_ELECTOR_LOG` of every peer.
+    pub log_filter: String,
+    /// Also put every peer on a `clients` network, on which its API is asked.
+    pub clients_network: bool,
+    /// How long one question to a peer may take.
+    pub ask_timeout: Duration,
+}
+
+/// One peer container.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The peer's id and hostname.
+    pub name: String,
+    pub container: String,
+    pub volume: String,
+    /// Its address on the `peers` network.
+    pub peer_ip: Ipv4Addr,
+    /// Its address on the `clients` network, when there is one.
+    pub client_ip: Option<Ipv4Addr>,
+}
+
+/// Asks peers where their API can be reached; cheap to clone into a sampling task.
+#[derive(Clone)]
+pub struct Probe {
+    client: reqwest::Client,
+    names: Vec<String>,
+    addrs: Arc<Mutex<Vec<Option<SocketAddr>>>>,
+}
+
+impl Probe {
+    /// Where peer `i`'s application API is reached now, if anywhere.
+    pub fn addr(&self, i: usize) -> Option<SocketAddr> {
+        self.addrs.lock().unwrap_or_else(|p| p.into_inner())[i]
+    }
+
+    fn set_addr(&self, i: usize, addr: Option<SocketAddr>) {
+        self.addrs.lock().unwrap_or_else(|p| p.into_inner())[i] = addr;
+    }
+
+    /// `GET path` on peer `i`: status and body.
+    pub async fn get(&self, i: usize, path: &str) -> Option<(u16, String)> {
+        let addr = self.addr(i)?;
+        let resp = self
+            .client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status().as_u16();
+        Some((status, resp.text().await.ok()?))
+    }
+}
+
+impl Ask for Probe {
+    fn names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    async fn ask(&self, i: usize) -> Option<Answer> {
+        let addr = self.addr(i)?;
+        let resp = self
+            .client
+            .get(format!("http://{addr}/v1/leader"))
+            .send()
+            .await
+            .ok()?;
+        Answer::parse(&resp.bytes().await.ok()?)
+    }
+}
+
+/// The peer containers of one test.
+pub struct Cluster {
+    pub run: String,
+    pub image: String,
+    pub election: String,
+    /// The `peers` network.
+    pub network: String,
+    /// The `clients` network, when there is one.
+    pub clients_network: Option<String>,
+    pub nodes: Vec<Node>,
+    pub probe: Probe,
+    /// Peers currently disconnected from the `peers` network.
+    pub(super) disconnected: Vec<bool>,
+    /// Peers with iptables rules or a netem qdisc to remove.
+    pub(super) touched: Vec<bool>,
+    /// Whether netem works in the containers (probed on the first start, by the nemesis).
+    pub(crate) netem: Option<bool>,
+    removed: bool,
+}
+
+impl Cluster {
+    /// Creates the networks, volumes and containers (not started).
+    pub async fn create(spec: &Spec) -> Cluster {
+        sweep_stale();
+        let run = run_id();
+        let mut rng = Rng::fresh();
+        let n = spec.peers;
+        let stem = match spec.discovery {
+            Discovery::StatefulSet => "elector",
+            Discovery::PeerList => "peer",
+        };
+        let names: Vec<String> = (0..n).map(|i| format!("{stem}-{i}")).collect();
+        let mut c = Cluster {
+            network: format!("{run}-peers"),
+            clients_network: spec.clients_network.then(|| format!("{run}-clients")),
+            nodes: Vec::new(),
+            probe: Probe {
+                client: reqwest::Client::builder()
+                    .no_proxy()
+                    .timeout(spec.ask_timeout)
+                    .build()
+                    .expect("http client"),
+                names: names.clone(),
+                addrs: Arc::new(Mutex::new(vec![None; n])),
+            },
+            disconnected: vec![false; n],
+            touched: vec![false; n],
+            netem: None,
+            removed: false,
+            image: spec.image.clone(),
+            election: spec.election.clone(),
+            run,
+        };
+        // From here on, Drop removes whatever was created.
+        let peers_base = create_network(&c.network, &mut rng).await;
+        let clients_base = match &c.clients_network {
+            Some(net) => Some(create_network(net, &mut rng).await),
+            None => None,
+        };
+        let addr = |base: [u8; 3], i: usize| Ipv4Addr::new(base[0], base[1], base[2], 10 + i as u8);
+        c.nodes = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Node {
+                name: name.clone(),
+                container: format!("{}-{name}", c.run),
+                volume: format!("{}-{name}-data", c.run),
+                peer_ip: addr(peers_base, i),
+                client_ip: clients_base.map(|b| addr(b, i)),
+            })
+            .collect();
+        let secret = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
+        for i in 0..n {
+            let node = &c.nodes[i];
+            docker_ok(&["volume", "create", &node.volume]).await;
+            let args = c.create_args(spec, i, &secret);
+            docker_ok(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+            if let (Some(net), Some(ip)) = (&c.clients_network, node.client_ip) {
+                let ip = ip.to_string();
+                docker_ok(&["network", "connect", "--ip", &ip, net, &node.container]).await;
+                c.probe
+                    .set_addr(i, Some(SocketAddr::from((node.client_ip.expect("ip"), HTTP_PORT))));
+            }
+        }
+        c
+    }
+
+    /// Creates the cluster and starts every peer.
+    pub async fn start(spec: &Spec) -> Cluster {
+        let c = Cluster::create(spec).await;
+        for i in 0..c.len() {
+            c.start_peer(i).await;
+        }
+        c
+    }
+
+    /// `docker create` of peer `i`.
+    fn create_args(&self, spec: &Spec, i: usize, secret: &str) -> Vec<String> {
+        let node = &self.nodes[i];
+        let mut args: Vec<String> = [
+            "create",
+            "--name",
+            &node.container,
+            "--hostname",
+            &node.name,
+            "--network",
+            &self.network,
+            "--ip",
+            &node.peer_ip.to_string(),
+            "--network-alias",
+            &format!("{}.{PEER_DOMAIN}", node.name),
+            "--volume",
+            &format!("{}:/data", node.volume),
+            "--publish",
+            &format!("127.0.0.1::{HTTP_PORT}"),
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges:true",
+            "--stop-timeout",
+            &STOP_GRACE.as_secs().to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut env = vec![
+            format!("RAFT_ELECTOR_LOG={}", spec.log_filter),
+            "NO_COLOR=1".to_string(),
+        ];
+        let mut command = Vec::new();
+        match spec.discovery {
+            Discovery::StatefulSet => env.extend([
+                format!("RAFT_ELECTOR_ELECTION={}", spec.election),
+                format!("RAFT_ELECTOR_REPLICAS={}", spec.peers),
+                format!("RAFT_ELECTOR_PEER_DOMAIN={PEER_DOMAIN}"),
+                // Published ports reach the container's interfaces, not its loopback.
+                format!("RAFT_ELECTOR_HTTP=0.0.0.0:{HTTP_PORT}"),
+                format!("RAFT_ELECTOR_PEER_SECRET={secret}"),
+            ]),
+            Discovery::PeerList => {
+                let list = self
+                    .nodes
+                    .iter()
+                    .map(|n| format!("{}={}:{PEER_PORT}", n.name, n.peer_ip))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                command = vec![
+                    "--election".into(),
+                    spec.election.clone(),
+                    "--id".into(),
+                    node.name.clone(),
+                    "--peers".into(),
+                    list,
+                    "--peer-listen".into(),
+                    format!("0.0.0.0:{PEER_PORT}"),
+                    "--http".into(),
+                    format!("0.0.0.0:{HTTP_PORT}"),
+                ];
+            }
+        }
+        for e in env {
+            args.extend(["--env".into(), e]);
+        }
+        args.push(self.image.clone());
+        args.extend(command);
+        args
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn all(&self) -> Vec<usize> {
+        (0..self.len()).collect()
+    }
+
+    /// Index of a peer by its name.
+    pub fn index(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("unknown peer {name:?}"))
+    }
+
+    /// Where the test reaches peer `i`'s API: its `clients` address, else the host port
+    /// Docker published (it changes on every start, and goes with the network).
+    async fn refresh_addr(&self, i: usize) {
+        if self.clients_network.is_some() {
+            return;
+        }
+        let out = docker(&["port", &self.nodes[i].container, &format!("{HTTP_PORT}/tcp")]).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let addr = text
+            .lines()
+            .find_map(|l| l.trim().parse::<SocketAddr>().ok());
+        self.probe.set_addr(i, addr);
+    }
+
+    fn forget_addr(&self, i: usize) {
+        if self.clients_network.is_none() {
+            self.probe.set_addr(i, None);
+        }
+    }
+
+    /// `docker start` of peer `i`: same container, same volume.
+    pub async fn start_peer(&self, i: usize) {
+        docker_ok(&["start", &self.nodes[i].container]).await;
+        self.refresh_addr(i).await;
+    }
+
+    /// SIGKILL of peer `i` (unpaused first), waiting (bounded) until it is down, so that a
+    /// restart does not race the exit.
+    pub async fn kill(&self, i: usize) {
+        let c = &self.nodes[i].container;
+        docker_quiet(&["unpause", c]).await;
+        docker_quiet(&["kill", "--signal", "KILL", c]).await;
+        self.forget_addr(i);
+        for _ in 0..100 {
+            if docker_ok(&["inspect", "--format", "{{.State.Running}}", c]).await != "true" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `docker stop` (SIGTERM, then SIGKILL after [`STOP_GRACE`]) of peer `i`: how long the
+    /// command took and the exit code. [`Cluster::exited_after`] tells when the process ended.
+    pub async fn stop(&self, i: usize) -> (Duration, i64) {
+        self.stop_within(i, STOP_GRACE).await
+    }
+
+    /// Like [`Cluster::stop`], SIGKILL after `grace` (whole seconds, at least one).
+    pub async fn stop_within(&self, i: usize, grace: Duration) -> (Duration, i64) {
+        let secs = grace.as_secs().max(1).to_string();
+        let t0 = Instant::now();
+        docker_ok(&["stop", "--time", &secs, &self.nodes[i].container]).await;
+        let took = t0.elapsed();
+        self.forget_addr(i);
+        (took, self.exit_code(i).await)
+    }
+
+    /// SIGTERM to every peer at once (`docker stop`), SIGKILL after `grace`.
+    pub async fn stop_all(&self, grace: Duration) {
+        let secs = grace.as_secs().max(1).to_string();
+        let mut args = vec!["stop", "--time", secs.as_str()];
+        args.extend(self.nodes.iter().map(|n| n.container.as_str()));
+        docker_ok(&args).await;
+        for i in 0..self.len() {
+            self.forget_addr(i);
+        }
+    }
+
+    /// The cgroup freezer.
+    pub async fn pause(&self, i: usize) {
+        docker_ok(&["pause", &self.nodes[i].container]).await;
+    }
+
+    pub async fn unpause(&self, i: usize) {
+        docker_ok(&["unpause", &self.nodes[i].container]).await;
+    }
+
+    /// How long after `since` peer `i`'s process ended, by Docker's record of its exit (the
+    /// `docker stop` command itself also waits for Docker's clean-up, which can take seconds).
+    pub async fn exited_after(&self, i: usize, since: SystemTime) -> Option<Duration> {
+        let finished = docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.State.FinishedAt}}",
+            &self.nodes[i].container,
+        ])
+        .await;
+        let at = humantime::parse_rfc3339_weak(finished.trim_end_matches('Z')).ok()?;
+        at.duration_since(since).ok()
+    }
+
+    pub async fn exit_code(&self, i: usize) -> i64 {
+        let code = docker_ok(&[
+            "inspect",
+            "--format",
+            "{{.State.ExitCode}}",
+            &self.nodes[i].container,
+        ])
+        .await;
+        code.parse().expect("exit code")
+    }
+
+    /// Cuts peer `i` off the `peers` network (it keeps its loopback, and its `clients`
+    /// address; a published port goes).
+    pub async fn disconnect(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        docker_ok(&[
+            "network",
+            "disconnect",
+            "--force",
+            &self.network,
+            &node.container,
+        ])
+        .await;
+        self.disconnected[i] = true;
+        self.forget_addr(i);
+    }
+
+    /// Connects peer `i` again, with its address and DNS name.
+    pub async fn connect(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        let ip = node.peer_ip.to_string();
+        let alias = format!("{}.{PEER_DOMAIN}", node.name);
+        docker_ok(&[
+            "network",
+            "connect",
+            "--ip",
+            &ip,
+            "--alias",
+            &alias,
+            &self.network,
+            &node.container,
+        ])
+        .await;
+        self.disconnected[i] = false;
+        // Docker publishes the port anew, on another host port.
+        self.refresh_addr(i).await;
+    }
+
+    /// Asks peer `i` from inside its container (`raft-elector leader --json` through
+    /// `docker exec`), which works while the container is cut off from every network.
+    pub async fn ask_inside(&self, i: usize) -> Option<Answer> {
+        let out = docker(&[
+            "exec",
+            &self.nodes[i].container,
+            "/raft-elector",
+            "leader",
+            "--json",
+            "--http",
+            &format!("127.0.0.1:{HTTP_PORT}"),
+            "--timeout",
+            "1s",
+        ])
+        .await;
+        Answer::parse(&out.stdout)
+    }
+
+    pub async fn get(&self, i: usize, path: &str) -> Option<(u16, String)> {
+        self.probe.get(i, path).await
+    }
+
+    /// Everything peer `i`'s container logged, over all its starts.
+    pub async fn logs(&self, i: usize) -> String {
+        both_streams(&docker(&["logs", &self.nodes[i].container]).await)
+    }
+
+    /// The last `lines` lines of every peer's log, each under its heading.
+    pub async fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        let tail = lines.to_string();
+        for n in &self.nodes {
+            let logs = try_command("docker", &["logs", "--tail", &tail, &n.container], &[]).await;
+            let text = logs.map(|o| both_streams(&o)).unwrap_or_default();
+            out += &logs::headed(&n.name, &n.container, text.trim_end());
+        }
+        out
+    }
+
+    /// Writes every peer's whole log into a new directory that outlives the run.
+    pub async fn keep_logs(&self) -> Option<PathBuf> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-", self.run))
+            .tempdir()
+            .ok()?
+            .keep();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let _ = std::fs::write(dir.join(format!("{}.log", n.name)), self.logs(i).await);
+        }
+        Some(dir)
+    }
+
+    /// Removes containers, volumes and networks now.
+    pub async fn remove(&mut self) {
+        for n in &self.nodes {
+            docker_quiet(&["rm", "--force", "--volumes", &n.container]).await;
+            docker_quiet(&["volume", "rm", "--force", &n.volume]).await;
+        }
+        for net in self.networks() {
+            docker_quiet(&["network", "rm", &net]).await;
+        }
+        self.removed = true;
+    }
+
+    fn networks(&self) -> Vec<String> {
+        std::iter::once(self.network.clone())
+            .chain(self.clients_network.clone())
+            .collect()
+    }
+}
+
+impl Ask for Cluster {
+    fn names(&self) -> Vec<String> {
+        self.probe.names()
+    }
+
+    async fn ask(&self, i: usize) -> Option<Answer> {
+        self.probe.ask(i).await
+    }
+}
+
+/// Creates a bridge network on a free /24 (fixed addresses need one); returns its first three
+/// octets.
+async fn create_network(name: &str, rng: &mut Rng) -> [u8; 3] {
+    let mut last = String::new();
+    for _ in 0..20 {
+        let base = [10, 128 + rng.below(100) as u8, rng.below(256) as u8];
+        let subnet = format!("{}.{}.{}.0/24", base[0], base[1], base[2]);
+        let args = [
+            "network", "create", "--driver", "bridge", "--subnet", &subnet, name,
+        ];
+        match try_command("docker", &args, &[]).await {
+            Some(o) if o.status.success() => return base,
+            Some(o) => last = String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            None => last = "timed out".into(),
+        }
+    }
+    panic!("cannot create network {name}: {last}");
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        if std::thread::panicking() {
+            for n in &self.nodes {
+                let out = std::process::Command::new("docker")
+                    .args(["logs", "--tail", "60", &n.container])
+                    .output();
+                if let Ok(out) = out {
+                    eprint!("{}", logs::headed(&n.name, &n.container, &both_streams(&out)));
+                }
+            }
+        }
+        for n in &self.nodes {
+            docker_quiet_blocking(&["rm", "--force", "--volumes", &n.container]);
+        }
+        for n in &self.nodes {
+            docker_quiet_blocking(&["volume", "rm", "--force", &n.volume]);
+        }
+        for net in self.networks() {
+            docker_quiet_blocking(&["network", "rm", &net]);
+        }
+    }
+}

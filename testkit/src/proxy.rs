@@ -1,0 +1,450 @@
+//! Fault proxies for peer traffic on loopback, one in front of each peer, so that partitions,
+//! bridges and delays need no root.
+//!
+//! Every peer is given the same `--peers` list, which points at one proxy per peer; the peer
+//! itself listens on another port (`--peer-listen`). The proxy in front of peer B reads the
+//! sender's header (its name is given, [`Proxies::sender_header`]) in the first request on each
+//! connection to learn the sender A, and from then on applies the state of the directed link
+//! A→B to that connection (requests and their answers alike). A link is:
+//!
+//! * `Open`, with an optional one-way delay on every chunk in both directions;
+//! * `Drop`: a black hole. Bytes already on an established connection are held and delivered
+//!   when the link opens again (as TCP retransmission would: late, possibly stale requests);
+//!   connections opened during the cut never reach B and are closed when the link opens;
+//! * `Reject`: every connection is reset at once and new ones are reset on arrival.
+//!
+//! The links are keyed by sender name rather than by address because the addresses a peer
+//! dials come from the Raft membership, written by whichever peer bootstrapped the cluster.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Open,
+    Drop,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkState {
+    pub mode: Mode,
+    /// Added to every chunk, in each direction.
+    pub delay: Duration,
+}
+
+impl LinkState {
+    pub const OPEN: LinkState = LinkState {
+        mode: Mode::Open,
+        delay: Duration::ZERO,
+    };
+}
+
+struct Shared {
+    names: Vec<String>,
+    sender_header: String,
+    /// `links[from][to]`.
+    links: Vec<Vec<watch::Sender<LinkState>>>,
+}
+
+/// The proxies of a cluster and the state of every directed link.
+pub struct Net {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The proxies of a cluster: where each listens and forwards to, and how senders say who
+/// they are.
+#[derive(Debug, Clone)]
+pub struct Proxies {
+    /// The peers' names, as they send them in [`Proxies::sender_header`].
+    pub names: Vec<String>,
+    /// The request header that carries the sender's name.
+    pub sender_header: String,
+    /// Where the proxy in front of peer `i` listens.
+    pub listen: Vec<SocketAddr>,
+    /// Where peer `i` itself listens.
+    pub target: Vec<SocketAddr>,
+}
+
+impl Net {
+    /// Starts one proxy per peer (inside a Tokio runtime): `listen[i]` forwards to `target[i]`.
+    pub fn start(proxies: Proxies) -> std::io::Result<Net> {
+        let n = proxies.names.len();
+        let links = (0..n)
+            .map(|_| (0..n).map(|_| watch::channel(LinkState::OPEN).0).collect())
+            .collect();
+        let shared = Arc::new(Shared {
+            names: proxies.names,
+            sender_header: proxies.sender_header,
+            links,
+        });
+        let mut tasks = Vec::new();
+        for to in 0..n {
+            let listener = std::net::TcpListener::bind(proxies.listen[to])?;
+            listener.set_nonblocking(true)?;
+            let listener = TcpListener::from_std(listener)?;
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                to,
+                proxies.target[to],
+                shared.clone(),
+            )));
+        }
+        Ok(Net { shared, tasks })
+    }
+
+    fn len(&self) -> usize {
+        self.shared.names.len()
+    }
+
+    /// Sets the directed link `from → to`.
+    pub fn set(&self, from: usize, to: usize, state: LinkState) {
+        self.shared.links[from][to].send_replace(state);
+    }
+
+    /// Cuts both directions between every peer of `a` and every peer of `b`.
+    pub fn cut(&self, a: &[usize], b: &[usize], mode: Mode) {
+        let state = LinkState {
+            mode,
+            delay: Duration::ZERO,
+        };
+        for &x in a {
+            for &y in b {
+                if x != y {
+                    self.set(x, y, state);
+                    self.set(y, x, state);
+                }
+            }
+        }
+    }
+
+    /// Delays every chunk to and from `peer`.
+    pub fn slow(&self, peer: usize, delay: Duration) {
+        let state = LinkState {
+            mode: Mode::Open,
+            delay,
+        };
+        for other in 0..self.len() {
+            if other != peer {
+                self.set(peer, other, state);
+                self.set(other, peer, state);
+            }
+        }
+    }
+
+    /// Opens every link with no delay.
+    pub fn heal(&self) {
+        for row in &self.shared.links {
+            for link in row {
+                link.send_replace(LinkState::OPEN);
+            }
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, to: usize, target: SocketAddr, shared: Arc<Shared>) {
+    // Connection tasks live in this set: aborting the loop aborts them all.
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    conns.spawn(connection(stream, to, target, shared.clone()));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+/// Reads until the end of the first request's headers; returns the bytes and the sender.
+async fn read_sender(stream: &mut TcpStream, shared: &Shared) -> Option<(Vec<u8>, usize)> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]);
+            let from = head.lines().find_map(|line| {
+                let (k, v) = line.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(&shared.sender_header)
+                    .then(|| v.trim().to_string())
+            })?;
+            let index = shared.names.iter().position(|n| *n == from)?;
+            return Some((buf, index));
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+    }
+}
+
+/// Closes with a reset (linger 0), as a refused or broken connection would.
+fn reset(stream: TcpStream) {
+    let _ = stream.set_zero_linger();
+}
+
+async fn connection(mut inbound: TcpStream, to: usize, target: SocketAddr, shared: Arc<Shared>) {
+    let _ = inbound.set_nodelay(true);
+    let Some((first, from)) = read_sender(&mut inbound, &shared).await else {
+        return;
+    };
+    let mut link = shared.links[from][to].subscribe();
+    let state = *link.borrow_and_update();
+    match state.mode {
+        Mode::Reject => return reset(inbound),
+        Mode::Drop => {
+            // Opened during a cut: it never got through. Close it once the cut ends.
+            while link.borrow_and_update().mode == Mode::Drop {
+                if link.changed().await.is_err() {
+                    return;
+                }
+            }
+            return reset(inbound);
+        }
+        Mode::Open => {}
+    }
+    let outbound =
+        match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(target)).await {
+            Ok(Ok(s)) => s,
+            _ => return reset(inbound),
+        };
+    let _ = outbound.set_nodelay(true);
+    let (in_rd, in_wr) = inbound.into_split();
+    let (out_rd, out_wr) = outbound.into_split();
+    let up = pump(in_rd, out_wr, first, link.clone());
+    let down = pump(out_rd, in_wr, Vec::new(), link);
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        let result = tokio::select! {
+            r = &mut up, if !up_done => { up_done = true; r }
+            r = &mut down, if !down_done => { down_done = true; r }
+        };
+        if let Err(halves) = result {
+            // Rejected: reset both sides now.
+            if let Some((rd, wr)) = halves {
+                if let Ok(s) = rd.reunite(wr) {
+                    reset(s);
+                }
+            }
+            return;
+        }
+    }
+}
+
+type Halves = Option<(OwnedReadHalf, OwnedWriteHalf)>;
+
+/// Copies `rd` to `wr` (after `first`), applying the link's delay and cut. Returns `Err` when
+/// the link was set to `Reject`, with the halves when they can be reset.
+async fn pump(
+    mut rd: OwnedReadHalf,
+    mut wr: OwnedWriteHalf,
+    first: Vec<u8>,
+    mut link: watch::Receiver<LinkState>,
+) -> Result<(), Halves> {
+    let (tx, mut queue) = mpsc::unbounded_channel::<(Instant, Option<Vec<u8>>)>();
+    let delay_now = |link: &watch::Receiver<LinkState>| link.borrow().delay;
+    if !first.is_empty() {
+        let _ = tx.send((Instant::now() + delay_now(&link), Some(first)));
+    }
+    let reader_link = link.clone();
+    let reader = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = rd.read(&mut buf).await.unwrap_or(0);
+            let due = Instant::now() + delay_now(&reader_link);
+            if n == 0 {
+                let _ = tx.send((due, None));
+                return rd;
+            }
+            if tx.send((due, Some(buf[..n].to_vec()))).is_err() {
+                return rd;
+            }
+        }
+    };
+    tokio::pin!(reader);
+    let mut rd_back: Option<OwnedReadHalf> = None;
+    loop {
+        let item = tokio::select! {
+            rd = &mut reader, if rd_back.is_none() => { rd_back = Some(rd); continue; }
+            item = queue.recv() => item,
+            changed = link.changed() => {
+                if changed.is_err() || link.borrow().mode == Mode::Reject {
+                    return Err(rd_back.map(|rd| (rd, wr)));
+                }
+                continue;
+            }
+        };
+        let Some((due, chunk)) = item else {
+            return Ok(());
+        };
+        tokio::time::sleep_until(due).await;
+        // Held while the link is cut; reset if it is rejected.
+        loop {
+            let mode = link.borrow_and_update().mode;
+            match mode {
+                Mode::Open => break,
+                Mode::Reject => return Err(rd_back.map(|rd| (rd, wr))),
+                Mode::Drop => {
+                    if link.changed().await.is_err() {
+                        return Err(None);
+                    }
+                }
+            }
+        }
+        match chunk {
+            Some(bytes) => {
+                if wr.write_all(&bytes).await.is_err() {
+                    return Ok(());
+                }
+            }
+            None => {
+                let _ = wr.shutdown().await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "x-sender";
+
+    /// An echo server behind the proxy of peer 1; returns the net and the proxy's address.
+    async fn echo_behind_proxy() -> (Net, SocketAddr) {
+        let echo = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let target = echo.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = conn.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let listen = crate::ports::free_addr();
+        let net = Net::start(Proxies {
+            names: vec!["a".into(), "b".into()],
+            sender_header: HEADER.into(),
+            listen: vec![crate::ports::free_addr(), listen],
+            target: vec![crate::ports::free_addr(), target],
+        })
+        .expect("proxies");
+        (net, listen)
+    }
+
+    /// Connects to the proxy as peer "a" and reads the echoed request head back.
+    async fn connect_as_a(proxy: SocketAddr) -> TcpStream {
+        let mut conn = TcpStream::connect(proxy).await.expect("connect");
+        let head = format!("GET / HTTP/1.1\r\n{HEADER}: a\r\n\r\n");
+        conn.write_all(head.as_bytes()).await.expect("write");
+        let mut echoed = vec![0u8; head.len()];
+        conn.read_exact(&mut echoed).await.expect("echo");
+        assert_eq!(echoed, head.as_bytes());
+        conn
+    }
+
+    #[tokio::test]
+    async fn a_dropped_link_holds_bytes_until_it_opens() {
+        let (net, proxy) = echo_behind_proxy().await;
+        let mut conn = connect_as_a(proxy).await;
+        let mut buf = [0u8; 4];
+
+        net.cut(&[0], &[1], Mode::Drop);
+        conn.write_all(b"ping").await.expect("write");
+        let held =
+            tokio::time::timeout(Duration::from_millis(200), conn.read_exact(&mut buf)).await;
+        assert!(held.is_err(), "bytes crossed a cut link");
+
+        net.heal();
+        tokio::time::timeout(Duration::from_secs(2), conn.read_exact(&mut buf))
+            .await
+            .expect("bytes released when the link opened")
+            .expect("read");
+        assert_eq!(&buf, b"ping");
+    }
+
+    #[tokio::test]
+    async fn only_the_direction_cut_is_cut() {
+        let (net, proxy) = echo_behind_proxy().await;
+        // b→a is cut; a→b (this connection's direction) stays open.
+        net.set(
+            1,
+            0,
+            LinkState {
+                mode: Mode::Reject,
+                delay: Duration::ZERO,
+            },
+        );
+        let mut conn = connect_as_a(proxy).await;
+        conn.write_all(b"pong").await.expect("write");
+        let mut buf = [0u8; 4];
+        conn.read_exact(&mut buf).await.expect("echo");
+        assert_eq!(&buf, b"pong");
+    }
+
+    #[tokio::test]
+    async fn a_rejected_link_resets_connections_and_unknown_senders_are_dropped() {
+        let (net, proxy) = echo_behind_proxy().await;
+        let mut conn = connect_as_a(proxy).await;
+        net.cut(&[0], &[1], Mode::Reject);
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf))
+            .await
+            .expect("closed at once");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+        net.heal();
+        let mut stranger = TcpStream::connect(proxy).await.expect("connect");
+        stranger
+            .write_all(format!("GET / HTTP/1.1\r\n{HEADER}: z\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        let read = tokio::time::timeout(Duration::from_secs(2), stranger.read(&mut buf))
+            .await
+            .expect("closed at once");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+
+    #[tokio::test]
+    async fn a_slow_peer_gets_its_delay_each_way() {
+        let (net, proxy) = echo_behind_proxy().await;
+        let mut conn = connect_as_a(proxy).await;
+        net.slow(1, Duration::from_millis(100));
+        let t0 = Instant::now();
+        conn.write_all(b"slow").await.expect("write");
+        let mut buf = [0u8; 4];
+        conn.read_exact(&mut buf).await.expect("echo");
+        assert!(t0.elapsed() >= Duration::from_millis(200), "{:?}", t0.elapsed());
+    }
+}

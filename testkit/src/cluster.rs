@@ -213,6 +213,11 @@ impl Cluster {
         self.procs.started(i)
     }
 
+    /// Whether peer `i`'s process still runs; reaps it if it exited.
+    pub fn alive(&mut self, i: usize) -> bool {
+        self.procs.alive(i)
+    }
+
     /// The peers with a process not yet reaped.
     pub fn running(&self) -> Vec<usize> {
         (0..self.len()).filter(|&i| self.started(i)).collect()

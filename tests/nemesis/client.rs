@@ -6,19 +6,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Deserialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::history::{Answer, Clock, Failure, TermSample, UNKNOWN_PEER};
-
-#[derive(Deserialize)]
-struct Body {
-    name: String,
-    term: u64,
-    is_leader: bool,
-    id: String,
-}
 
 /// What the clients recorded so far, and each peer's newest answer for the nemesis.
 pub struct Recorder {
@@ -141,7 +132,7 @@ async fn poll_leader(
         let body = async {
             let resp = client.get(&url).send().await.ok()?;
             let bytes = resp.bytes().await.ok()?;
-            serde_json::from_slice::<Body>(&bytes).ok()
+            testkit::Answer::parse(&bytes)
         };
         let body = tokio::select! {
             _ = stop.cancelled() => return,
@@ -173,10 +164,7 @@ async fn poll_leader(
 
 /// The value of `raft_elector_term` in a metrics text.
 fn term_metric(text: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("raft_elector_term "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
+    testkit::metric(text, "raft_elector_term").map(|v| v as u64)
 }
 
 async fn poll_term(
@@ -213,15 +201,5 @@ async fn poll_term(
                 term,
             });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_the_term_metric() {
-        let text = "# HELP raft_elector_term Current Raft term\n# TYPE raft_elector_term gauge\nraft_elector_term 17\nraft_elector_terms_x 3\n";
-        assert_eq!(super::term_metric(text), Some(17));
-        assert_eq!(super::term_metric("nothing"), None);
     }
 }

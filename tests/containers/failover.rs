@@ -2,8 +2,10 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cluster::Cluster;
-use crate::docker::docker_or_skip;
+use testkit::docker::{docker_or_skip, Cluster};
+use testkit::{Ask, Role};
+
+use crate::statefulset;
 
 /// Kills the leader; returns how long the two others took to agree on a new leader with a
 /// higher term, the new leader and its term.
@@ -54,7 +56,7 @@ async fn killed_leader_is_replaced_and_rejoins_with_its_data() {
     if !docker_or_skip("killed_leader_is_replaced_and_rejoins_with_its_data") {
         return;
     }
-    let c = Cluster::start(3).await;
+    let c = Cluster::start(&statefulset(3)).await;
     let (old, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
     let (took, new, term) = kill_leader(&c).await;
     eprintln!(
@@ -65,7 +67,7 @@ async fn killed_leader_is_replaced_and_rejoins_with_its_data() {
     assert_eq!(c.exit_code(old).await, 137, "SIGKILL");
 
     // Same container, same volume: the peer comes back with its Raft state and follows.
-    c.restart(old).await;
+    c.start_peer(old).await;
     let (leader, rejoined_term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
     assert_eq!(leader, new, "the returning peer must not depose the leader");
     assert_eq!(
@@ -74,8 +76,8 @@ async fn killed_leader_is_replaced_and_rejoins_with_its_data() {
     );
     let back = c.ask(old).await.expect("the restarted peer answers");
     assert_eq!(
-        (back.role.as_str(), back.is_leader),
-        ("follower", false),
+        (back.role, back.is_leader),
+        (Role::Follower, false),
         "{back:?}"
     );
     // Its data survived: only its very first start found an empty data directory.
@@ -93,7 +95,7 @@ async fn stopped_leader_hands_over_and_exits_zero() {
     if !docker_or_skip("stopped_leader_hands_over_and_exits_zero") {
         return;
     }
-    let c = Cluster::start(3).await;
+    let c = Cluster::start(&statefulset(3)).await;
     let (old, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
     let s = stop_leader(&c).await;
     eprintln!(

@@ -9,9 +9,11 @@
 
 use std::time::Duration;
 
-use crate::cluster::Cluster;
-use crate::docker::docker_or_skip;
+use testkit::docker::{docker_or_skip, Cluster};
+use testkit::Ask;
+
 use crate::failover::{kill_leader, stop_leader};
+use crate::statefulset;
 
 fn summary(what: &str, mut v: Vec<Duration>) -> String {
     v.sort();
@@ -40,7 +42,7 @@ async fn failover_figures() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let c = Cluster::start(3).await;
+    let c = Cluster::start(&statefulset(3)).await;
     let mut kills = Vec::new();
     let mut stops = Vec::new();
     let mut exits = Vec::new();
@@ -49,7 +51,7 @@ async fn failover_figures() {
         let (victim, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
         let (took, _, _) = kill_leader(&c).await;
         kills.push(took);
-        c.restart(victim).await;
+        c.start_peer(victim).await;
 
         let (victim, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
         let s = stop_leader(&c).await;
@@ -57,7 +59,7 @@ async fn failover_figures() {
         stops.push(s.failover);
         exits.push(s.exited.expect("exit time"));
         commands.push(s.command);
-        c.restart(victim).await;
+        c.start_peer(victim).await;
     }
     eprintln!(
         "{}",

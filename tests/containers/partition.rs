@@ -2,15 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::Cluster;
-use crate::docker::docker_or_skip;
+use testkit::docker::{docker_or_skip, Cluster};
+use testkit::Ask;
+
+use crate::statefulset;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_off_leader_steps_aside_and_rejoins() {
     if !docker_or_skip("cut_off_leader_steps_aside_and_rejoins") {
         return;
     }
-    let c = Cluster::start(3).await;
+    let mut c = Cluster::start(&statefulset(3)).await;
     let (old, term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
     let others: Vec<usize> = c.all().into_iter().filter(|&i| i != old).collect();
 

@@ -47,6 +47,16 @@ pub trait Ask {
         Duration::from_millis(10)
     }
 
+    /// Every peer's index.
+    fn all(&self) -> Vec<usize> {
+        (0..self.names().len()).collect()
+    }
+
+    /// Every peer's index but `i`.
+    fn all_but(&self, i: usize) -> Vec<usize> {
+        (0..self.names().len()).filter(|&j| j != i).collect()
+    }
+
     /// Asks the peers `among` at once.
     async fn ask_all(&self, among: &[usize]) -> Vec<Option<Answer>> {
         futures::future::join_all(among.iter().map(|&i| self.ask(i))).await
@@ -91,6 +101,13 @@ pub trait Ask {
                 "no (acceptable) agreed leader among {among:?} within {timeout:?}; last answers: {last:?}"
             ),
         }
+    }
+
+    /// Waits until the peers `among` agree on a leader with a term above `term` (a new
+    /// leadership); returns its index and term. Panics at the deadline, with the last answers.
+    async fn new_leader(&self, among: &[usize], timeout: Duration, term: u64) -> (usize, u64) {
+        self.agreed_leader_where(among, timeout, |_, t| t > term)
+            .await
     }
 
     /// Waits until the peers `among` agree on a leader; returns its index and the term.

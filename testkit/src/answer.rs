@@ -8,29 +8,26 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    Leader,
     Follower,
     Candidate,
+    Leader,
     Learner,
     Stopped,
 }
 
-/// What `GET /v1/leader` answered.
+/// What `GET /v1/leader` answered. About the peer asked: its name (`id`), `election` and
+/// `role`. Its answer: the leader's `name` (empty when it knows none for sure), the `term` of
+/// that leadership (else its current term), whether it `is_leader` (checked against its lease),
+/// and for how long, at most, all this stays true (`valid_ms`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Answer {
-    /// The leader's name; empty when the peer knows no leader for sure.
-    pub name: String,
-    /// The term of that leadership (or the peer's current term when it knows none).
-    pub term: u64,
-    /// Whether the peer asked is the leader, checked against its lease.
-    pub is_leader: bool,
-    /// The name of the peer asked.
     pub id: String,
-    /// The election the peer belongs to.
     pub election: String,
     pub role: Role,
-    /// For how long, at most, the answer stays true.
+    pub name: String,
+    pub term: u64,
+    pub is_leader: bool,
     pub valid_ms: u64,
 }
 
@@ -53,12 +50,12 @@ mod tests {
         assert_eq!(
             a,
             Answer {
-                name: "web-1".into(),
-                term: 7,
-                is_leader: true,
                 id: "web-1".into(),
                 election: "jobs".into(),
                 role: Role::Leader,
+                name: "web-1".into(),
+                term: 7,
+                is_leader: true,
                 valid_ms: 150,
             }
         );

@@ -19,13 +19,14 @@ use nix::sys::signal::Signal;
 
 use crate::agree::Ask;
 use crate::answer::Answer;
+use crate::http;
 use crate::metrics::metric;
 use crate::ports::free_addr;
 use crate::procs::Procs;
 use crate::proxy::{Net, Proxies};
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run; [`Spec::new`] gives the defaults of the tests.
+#[derive(Debug, Clone, Default)]
 pub struct Spec {
     /// The `raft-elector` binary.
     pub exe: PathBuf,
@@ -56,14 +57,10 @@ impl Spec {
             exe: exe.into(),
             peers,
             election: "test".into(),
-            flags: Vec::new(),
-            log_filter: None,
-            sender_header: None,
             ask_timeout: Duration::from_secs(2),
             poll: Duration::from_millis(10),
             dir_prefix: "raft-elector-test-".into(),
-            keep_failed: false,
-            die_with_parent: false,
+            ..Spec::default()
         }
     }
 }
@@ -125,11 +122,7 @@ impl Cluster {
         let mut procs = Procs::new(&spec.dir_prefix, names);
         procs.keep_failed = spec.keep_failed;
         procs.die_with_parent = spec.die_with_parent;
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(spec.ask_timeout)
-            .build()
-            .expect("http client");
+        let client = http::client(spec.ask_timeout);
         Cluster {
             spec,
             peers,
@@ -154,10 +147,6 @@ impl Cluster {
         self.peers.is_empty()
     }
 
-    /// Every peer's index.
-    pub fn all(&self) -> Vec<usize> {
-        (0..self.len()).collect()
-    }
 
     /// The `--peers` list every peer gets.
     pub fn peer_list(&self) -> String {
@@ -273,14 +262,7 @@ impl Cluster {
 
     /// `GET path` on peer `i`'s application API: status and body.
     pub async fn get(&self, i: usize, path: &str) -> Option<(u16, String)> {
-        let resp = self
-            .client
-            .get(format!("http://{}{path}", self.peers[i].http))
-            .send()
-            .await
-            .ok()?;
-        let status = resp.status().as_u16();
-        Some((status, resp.text().await.ok()?))
+        http::get(&self.client, self.peers[i].http, path).await
     }
 
     /// One sample of peer `i`'s metrics (see [`crate::metrics::metric`]).
@@ -296,9 +278,7 @@ impl Ask for Cluster {
     }
 
     async fn ask(&self, i: usize) -> Option<Answer> {
-        let url = format!("http://{}/v1/leader", self.peers[i].http);
-        let resp = self.client.get(url).send().await.ok()?;
-        Answer::parse(&resp.bytes().await.ok()?)
+        http::ask(&self.client, self.peers[i].http).await
     }
 
     fn poll(&self) -> Duration {

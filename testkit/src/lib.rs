@@ -9,6 +9,7 @@
 //! * [`logs`]: the tail of a log, under a heading, as a failing test prints it.
 //! * [`metrics`]: one sample out of a Prometheus text.
 //! * [`answer`]: [`Answer`], the JSON contract of `GET /v1/leader`.
+//! * [`http`]: the HTTP client, `GET` of a path and the question "who leads?".
 //! * [`agree`]: [`agreement`], when answers agree on one leader, and [`Ask`], the waiting for
 //!   it by anything that can ask its peers.
 //! * [`proxy`]: the fault proxies: directed links between peers that drop, reset or delay.
@@ -26,6 +27,7 @@ pub mod agree;
 pub mod answer;
 pub mod cluster;
 pub mod docker;
+pub mod http;
 pub mod logs;
 pub mod metrics;
 pub mod ports;

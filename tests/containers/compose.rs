@@ -41,11 +41,7 @@ impl Project {
             env,
             ports,
             tag,
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_millis(500))
-                .build()
-                .expect("client"),
+            client: testkit::http::client(Duration::from_millis(500)),
         }
     }
 
@@ -111,13 +107,7 @@ impl Ask for Project {
 
     async fn ask(&self, i: usize) -> Option<Answer> {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.ports[i]));
-        let resp = self
-            .client
-            .get(format!("http://{addr}/v1/leader"))
-            .send()
-            .await
-            .ok()?;
-        Answer::parse(&resp.bytes().await.ok()?)
+        testkit::http::ask(&self.client, addr).await
     }
 }
 

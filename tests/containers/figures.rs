@@ -9,11 +9,10 @@
 
 use std::time::Duration;
 
-use testkit::docker::{docker_or_skip, Cluster};
 use testkit::Ask;
 
 use crate::failover::{kill_leader, stop_leader};
-use crate::statefulset;
+use crate::three_peers_or_skip;
 
 fn summary(what: &str, mut v: Vec<Duration>) -> String {
     v.sort();
@@ -35,14 +34,13 @@ fn summary(what: &str, mut v: Vec<Duration>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement, not a check: run with --run-ignored only"]
 async fn failover_figures() {
-    if !docker_or_skip("failover_figures") {
-        return;
-    }
     let rounds: usize = std::env::var("RAFT_ELECTOR_FIGURE_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let c = Cluster::start(&statefulset(3)).await;
+    let Some(c) = three_peers_or_skip("failover_figures").await else {
+        return;
+    };
     let mut kills = Vec::new();
     let mut stops = Vec::new();
     let mut exits = Vec::new();

@@ -21,6 +21,15 @@ use std::time::Duration;
 
 use testkit::docker::{self, Discovery};
 
+/// Three peers deployed as a StatefulSet, started; `None` when `test` is skipped (it says so)
+/// for want of Docker.
+pub async fn three_peers_or_skip(test: &str) -> Option<docker::Cluster> {
+    if !docker::docker_or_skip(test) {
+        return None;
+    }
+    Some(docker::Cluster::start(&statefulset(3)).await)
+}
+
 /// `n` peers of the image under test, deployed as a StatefulSet deploys them.
 pub fn statefulset(n: usize) -> docker::Spec {
     docker::Spec {

@@ -5,10 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use testkit::docker::{docker_or_skip, Cluster};
 use testkit::{Answer, Ask};
 
-use crate::statefulset;
+use crate::three_peers_or_skip;
 
 /// One round of questions to every peer (asked at once).
 struct Sample {
@@ -18,10 +17,9 @@ struct Sample {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_never_shows_two_leaders() {
-    if !docker_or_skip("rolling_restart_never_shows_two_leaders") {
+    let Some(c) = three_peers_or_skip("rolling_restart_never_shows_two_leaders").await else {
         return;
-    }
-    let c = Cluster::start(&statefulset(3)).await;
+    };
     c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
 
     let t0 = Instant::now();
@@ -50,7 +48,7 @@ async fn rolling_restart_never_shows_two_leaders() {
 
     let mut steps = Vec::new();
     for i in (0..c.len()).rev() {
-        let others: Vec<usize> = c.all().into_iter().filter(|&j| j != i).collect();
+        let others = c.all_but(i);
         let step = Instant::now();
         let (stop_took, code) = c.stop(i).await;
         assert_eq!(code, 0, "{} exited {code} on SIGTERM", c.nodes[i].name);

@@ -13,7 +13,7 @@ use crate::spec;
 async fn a_paused_leader_does_not_claim_after_waking() {
     let c = Cluster::start(spec(3));
     let (old, old_term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
-    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let others = c.all_but(old);
 
     c.signal(old, Signal::SIGSTOP);
     let (new, new_term) = c.agreed_leader(&others, Duration::from_secs(10)).await;

@@ -11,7 +11,7 @@ use crate::spec;
 async fn sigterm_hands_leadership_over_and_exits_0() {
     let mut c = Cluster::start(spec(3));
     let (old, old_term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
-    let survivors: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let survivors = c.all_but(old);
 
     let asked = Instant::now();
     c.signal(old, Signal::SIGTERM);
@@ -44,7 +44,7 @@ async fn sigterm_of_a_follower_exits_0_and_the_leader_stays() {
         .await
         .expect("exited within 5 s");
     assert!(status.success(), "exit status {status}");
-    let rest: Vec<usize> = (0..3).filter(|&i| i != follower).collect();
+    let rest = c.all_but(follower);
     assert_eq!(
         c.agreed_leader(&rest, Duration::from_secs(5)).await,
         (leader, term)

@@ -24,6 +24,7 @@ use super::cli::{
 };
 use crate::agree::Ask;
 use crate::answer::Answer;
+use crate::http;
 use crate::logs;
 use crate::rng::Rng;
 
@@ -94,15 +95,7 @@ impl Probe {
 
     /// `GET path` on peer `i`: status and body.
     pub async fn get(&self, i: usize, path: &str) -> Option<(u16, String)> {
-        let addr = self.addr(i)?;
-        let resp = self
-            .client
-            .get(format!("http://{addr}{path}"))
-            .send()
-            .await
-            .ok()?;
-        let status = resp.status().as_u16();
-        Some((status, resp.text().await.ok()?))
+        http::get(&self.client, self.addr(i)?, path).await
     }
 }
 
@@ -112,14 +105,7 @@ impl Ask for Probe {
     }
 
     async fn ask(&self, i: usize) -> Option<Answer> {
-        let addr = self.addr(i)?;
-        let resp = self
-            .client
-            .get(format!("http://{addr}/v1/leader"))
-            .send()
-            .await
-            .ok()?;
-        Answer::parse(&resp.bytes().await.ok()?)
+        http::ask(&self.client, self.addr(i)?).await
     }
 }
 
@@ -160,11 +146,7 @@ impl Cluster {
             clients_network: spec.clients_network.then(|| format!("{run}-clients")),
             nodes: Vec::new(),
             probe: Probe {
-                client: reqwest::Client::builder()
-                    .no_proxy()
-                    .timeout(spec.ask_timeout)
-                    .build()
-                    .expect("http client"),
+                client: http::client(spec.ask_timeout),
                 names: names.clone(),
                 addrs: Arc::new(Mutex::new(vec![None; n])),
             },
@@ -299,9 +281,6 @@ impl Cluster {
         self.nodes.is_empty()
     }
 
-    pub fn all(&self) -> Vec<usize> {
-        (0..self.len()).collect()
-    }
 
     /// Index of a peer by its name.
     pub fn index(&self, name: &str) -> usize {
@@ -309,6 +288,11 @@ impl Cluster {
             .iter()
             .position(|n| n.name == name)
             .unwrap_or_else(|| panic!("unknown peer {name:?}"))
+    }
+
+    /// `docker inspect --format <format>` of peer `i`'s container.
+    pub async fn inspect(&self, i: usize, format: &str) -> String {
+        docker_ok(&["inspect", "--format", format, &self.nodes[i].container]).await
     }
 
     /// Where the test reaches peer `i`'s API: its `clients` address, else the host port
@@ -345,7 +329,7 @@ impl Cluster {
         docker_quiet(&["kill", "--signal", "KILL", c]).await;
         self.forget_addr(i);
         for _ in 0..100 {
-            if docker_ok(&["inspect", "--format", "{{.State.Running}}", c]).await != "true" {
+            if self.inspect(i, "{{.State.Running}}").await != "true" {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -391,25 +375,13 @@ impl Cluster {
     /// How long after `since` peer `i`'s process ended, by Docker's record of its exit (the
     /// `docker stop` command itself also waits for Docker's clean-up, which can take seconds).
     pub async fn exited_after(&self, i: usize, since: SystemTime) -> Option<Duration> {
-        let finished = docker_ok(&[
-            "inspect",
-            "--format",
-            "{{.State.FinishedAt}}",
-            &self.nodes[i].container,
-        ])
-        .await;
+        let finished = self.inspect(i, "{{.State.FinishedAt}}").await;
         let at = humantime::parse_rfc3339_weak(finished.trim_end_matches('Z')).ok()?;
         at.duration_since(since).ok()
     }
 
     pub async fn exit_code(&self, i: usize) -> i64 {
-        let code = docker_ok(&[
-            "inspect",
-            "--format",
-            "{{.State.ExitCode}}",
-            &self.nodes[i].container,
-        ])
-        .await;
+        let code = self.inspect(i, "{{.State.ExitCode}}").await;
         code.parse().expect("exit code")
     }
 

@@ -4,20 +4,14 @@
 
 use std::time::Duration;
 
-use super::cli::{docker_ok, try_command};
+use super::cli::try_command;
 use super::cluster::Cluster;
 use crate::proxy::Mode;
 
 impl Cluster {
     /// The host pid of peer `i`'s process, while it runs.
     async fn host_pid(&self, i: usize) -> Option<String> {
-        let pid = docker_ok(&[
-            "inspect",
-            "--format",
-            "{{.State.Pid}}",
-            &self.nodes[i].container,
-        ])
-        .await;
+        let pid = self.inspect(i, "{{.State.Pid}}").await;
         (pid != "0" && !pid.is_empty()).then_some(pid)
     }
 

@@ -4,7 +4,11 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod create;
 pub mod netns;
+pub mod probe;
 
 pub use cli::{docker, docker_ok, docker_or_skip, image, repo};
-pub use cluster::{Cluster, Discovery, Node, Probe, Spec};
+pub use cluster::{Cluster, Node};
+pub use create::{Discovery, Spec};
+pub use probe::Probe;

@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! scripts/bench.sh            # installs wrk and etcd when absent, builds, runs everything
-//! cargo run --release --example bench -- --quick --only failover
+//! cargo run --release -p raft-elector-bench -- --quick --only failover
 //! ```
 //!
 //! Writes `docs/bench/results.json`, `docs/bench/results.md` and the SVG charts shown in
@@ -44,11 +44,11 @@ const SECTIONS: &[&str] = &[
 #[derive(Parser, Debug, Clone)]
 #[command(about = "raft-elector benchmark (see docs/BENCHMARKS.md)")]
 struct Args {
-    /// The raft-elector binary (default: target/release/raft-elector next to this example).
+    /// The raft-elector binary (default: raft-elector next to this benchmark's binary).
     #[arg(long)]
     exe: Option<PathBuf>,
     /// Where results.json, results.md and the charts go.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/bench"))]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/bench"))]
     out: PathBuf,
     /// Trials per failover / hand-off / cold start / partition measurement.
     #[arg(long, default_value_t = 30)]
@@ -145,7 +145,6 @@ fn exe_path(args: &Args) -> Result<PathBuf, String> {
         None => std::env::current_exe()
             .map_err(|e| e.to_string())?
             .parent()
-            .and_then(Path::parent)
             .map(|d| d.join("raft-elector"))
             .ok_or("cannot locate raft-elector")?,
     };
@@ -556,7 +555,7 @@ async fn partitions(exe: &Path, args: &Args) -> Result<Value, String> {
     Ok(Value::Object(out))
 }
 
-/// Spawns the bare axum handler (this example, re-executed) and waits until it answers.
+/// Spawns the bare axum handler (this benchmark's binary, re-executed) and waits until it answers.
 async fn start_bare(workers: usize) -> Result<(std::process::Child, SocketAddr), String> {
     let addr = sys::free_addr();
     let mut cmd = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);

@@ -19,7 +19,6 @@ mod report;
 mod run;
 mod sections;
 mod stats;
-mod svg;
 mod sys;
 
 use std::net::SocketAddr;

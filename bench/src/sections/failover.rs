@@ -1,0 +1,84 @@
+//! Crash failover (SIGKILL) and graceful hand-off (SIGTERM) of the leader.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Map, Value};
+
+use super::{jitter, ms, SETTLE};
+use crate::cli::Args;
+use crate::elector::Cluster;
+use crate::stats::Summary;
+use crate::sys;
+
+/// Crash failover (SIGKILL) or graceful hand-off (SIGTERM) of the leader, 3 and 5 peers.
+pub(super) async fn failovers(exe: &Path, args: &Args, graceful: bool) -> Result<Value, String> {
+    let mut out = Map::new();
+    for n in [3usize, 5] {
+        let mut c = Cluster::new(exe, n, &[], false).await;
+        c.spawn_all();
+        let all: Vec<usize> = (0..n).collect();
+        c.agreed(&all, None, 0, Duration::from_secs(30))
+            .await
+            .ok_or_else(|| format!("{n} peers: no leader at start\n{}", c.log_tail(0, 20)))?;
+        let mut times = Summary::default();
+        let mut exits = Summary::default();
+        let mut bumps = Vec::new();
+        let mut exit_codes = Vec::new();
+        for trial in 0..args.trials {
+            tokio::time::sleep(SETTLE + jitter(Duration::from_millis(30))).await;
+            let Some(cur) = c.agreed(&all, None, 0, Duration::from_secs(10)).await else {
+                return Err(format!("{n} peers, trial {trial}: cluster did not settle"));
+            };
+            let l = cur.leader;
+            let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != l).collect();
+            let t0 = Instant::now();
+            if graceful {
+                c.signal(l, Signal::SIGTERM);
+            } else {
+                c.kill9(l);
+            }
+            let got = c
+                .agreed(&survivors, Some(l), cur.term, Duration::from_secs(10))
+                .await;
+            match got {
+                Some(a) => {
+                    times.push(ms(a.at - t0));
+                    bumps.push(a.term - cur.term);
+                }
+                None => times.failed += 1,
+            }
+            if graceful {
+                let mut child = c.peers[l].child.take().expect("running");
+                let status = sys::wait_exit(&mut child, Duration::from_secs(10)).await;
+                exits.push(ms(t0.elapsed()));
+                exit_codes.push(status.and_then(|s| s.code()).unwrap_or(-1));
+            }
+            eprintln!(
+                "bench: {} {n} peers trial {trial}: {}",
+                if graceful { "hand-off" } else { "crash" },
+                got.map(|a| format!("{:.0} ms, term +{}", ms(a.at - t0), a.term - cur.term))
+                    .unwrap_or_else(|| "no new leader within 10 s".into())
+            );
+            c.spawn(l);
+            if c.agreed(&all, None, 0, Duration::from_secs(20))
+                .await
+                .is_none()
+            {
+                return Err(format!(
+                    "{n} peers, trial {trial}: the restarted peer did not rejoin\n{}",
+                    c.log_tail(l, 20)
+                ));
+            }
+        }
+        let mut v = times.to_json();
+        v["term_increase"] = json!(bumps);
+        if graceful {
+            v["process_exit"] = exits.to_json();
+            v["exit_codes"] = json!(exit_codes);
+        }
+        out.insert(n.to_string(), v);
+    }
+    Ok(Value::Object(out))
+}

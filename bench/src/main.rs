@@ -11,10 +11,8 @@
 
 mod cli;
 mod defaults;
-mod elector;
 mod etcd;
 mod load;
-mod proxy;
 mod report;
 mod run;
 mod sections;

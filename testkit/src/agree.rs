@@ -87,6 +87,12 @@ pub trait Ask {
         }
     }
 
+    /// Asks `among` until they agree on a leader, with when that was seen; `None` at the
+    /// deadline.
+    async fn agreed(&self, among: &[usize], timeout: Duration) -> Option<Agreed> {
+        self.agreed_where(among, timeout, |_, _| true).await.ok()
+    }
+
     /// Waits until the peers `among` agree on a leader that `accept(leader, term)` takes;
     /// returns its index and the term. Panics at the deadline, with the last answers.
     async fn agreed_leader_where(

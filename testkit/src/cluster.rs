@@ -252,6 +252,13 @@ impl Cluster {
         self.procs.log_tail(i, lines)
     }
 
+    /// The fault proxies in front of the peers.
+    pub fn proxies(&self) -> &Net {
+        self.net
+            .as_ref()
+            .expect("network faults need a cluster behind proxies (Spec::sender_header)")
+    }
+
     /// Index of a peer by name.
     pub fn index(&self, name: &str) -> usize {
         self.peers

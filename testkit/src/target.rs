@@ -56,14 +56,6 @@ pub trait Target {
     async fn shutdown(&mut self);
 }
 
-impl Cluster {
-    fn proxies(&self) -> &crate::proxy::Net {
-        self.net
-            .as_ref()
-            .expect("network faults need a cluster behind proxies (Spec::sender_header)")
-    }
-}
-
 impl Target for Cluster {
     fn len(&self) -> usize {
         self.peers.len()

@@ -6,33 +6,36 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use testkit::procs::Procs;
+use testkit::{free_addr, http, Ask};
+
+use super::cluster;
 use crate::cli::Args;
-use crate::elector::Cluster;
 use crate::{load, sys};
 
-/// Spawns the bare axum handler (this benchmark's binary, re-executed) and waits until it answers.
-async fn start_bare(workers: usize) -> Result<(std::process::Child, SocketAddr), String> {
-    let addr = sys::free_addr();
+/// The bare axum handler (this benchmark's binary, re-executed) with `workers` workers (0:
+/// one thread, as raft-elector's API), started and answering; it dies with the returned set.
+async fn start_bare(workers: usize) -> Result<(Procs, SocketAddr), String> {
+    let addr = free_addr();
+    let mut bare = Procs::new("raft-elector-bench-bare-", vec!["bare-axum".into()]);
+    bare.die_with_parent = true;
     let mut cmd = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
     cmd.arg("bare-axum")
         .arg(addr.to_string())
-        .arg(workers.to_string())
-        .stdin(std::process::Stdio::null());
-    sys::die_with_parent(&mut cmd);
-    let child = cmd.spawn().map_err(|e| format!("bare-axum: {e}"))?;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .arg(workers.to_string());
+    bare.spawn(0, cmd);
+    let client = http::client(Duration::from_secs(2));
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if client.get(format!("http://{addr}/")).send().await.is_ok() {
-            return Ok((child, addr));
+        if http::get(&client, addr, "/").await.is_some() {
+            return Ok((bare, addr));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    sys::kill9(child);
-    Err("the bare axum server did not start".into())
+    Err(format!(
+        "the bare axum server did not start:\n{}",
+        bare.log_tail(0, 20)
+    ))
 }
 
 fn avg(rs: &[load::WrkResult]) -> load::WrkResult {
@@ -50,11 +53,11 @@ fn avg(rs: &[load::WrkResult]) -> load::WrkResult {
 
 /// wrk against the leader's (and a follower's) application API and the bare handler.
 pub(super) async fn api(exe: &Path, args: &Args) -> Result<Value, String> {
-    let mut c = Cluster::new(exe, 3, &[], false).await;
+    let mut c = cluster(exe, 3, &[], false);
     c.spawn_all();
     let all = [0, 1, 2];
     let cur = c
-        .agreed(&all, None, 0, Duration::from_secs(30))
+        .agreed(&all, Duration::from_secs(30))
         .await
         .ok_or("no leader at start")?;
     let follower = (cur.leader + 1) % 3;
@@ -110,8 +113,7 @@ pub(super) async fn api(exe: &Path, args: &Args) -> Result<Value, String> {
         }));
     }
     let leader_mem = c.pid(cur.leader).and_then(sys::rss_kib);
-    sys::kill9(bare);
-    sys::kill9(bare2);
+    drop((bare, bare2));
     Ok(json!({
         "runs": rows,
         "wrk_secs": args.wrk_secs,

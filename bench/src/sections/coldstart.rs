@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::ms;
+use testkit::Ask;
+
+use super::{cluster, ms};
 use crate::cli::Args;
-use crate::elector::Cluster;
 use crate::stats::Summary;
 
 /// All peers started at once with empty data directories, until all name one leader.
@@ -16,11 +17,11 @@ pub(super) async fn cold_starts(exe: &Path, args: &Args) -> Result<Value, String
     for n in [3usize, 5] {
         let mut times = Summary::default();
         for trial in 0..args.trials {
-            let mut c = Cluster::new(exe, n, &[], false).await;
+            let mut c = cluster(exe, n, &[], false);
             let all: Vec<usize> = (0..n).collect();
             let t0 = Instant::now();
             c.spawn_all();
-            match c.agreed(&all, None, 0, Duration::from_secs(20)).await {
+            match c.agreed(&all, Duration::from_secs(20)).await {
                 Some(a) => times.push(ms(a.at - t0)),
                 None => times.failed += 1,
             }

@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use testkit::Ask;
+
+use super::cluster;
 use crate::cli::Args;
-use crate::elector::Cluster;
 use crate::sys;
 
 /// Disk used by the data directories while elections are forced one after another.
@@ -25,18 +27,14 @@ pub(super) async fn disk(exe: &Path, args: &Args) -> Result<Value, String> {
         "--shutdown-timeout",
         "1s",
     ];
-    let mut c = Cluster::new(exe, 3, &flags, false).await;
+    let mut c = cluster(exe, 3, &flags, false);
     c.spawn_all();
     let all = [0usize, 1, 2];
     let cur = c
-        .agreed(&all, None, 0, Duration::from_secs(30))
+        .agreed(&all, Duration::from_secs(30))
         .await
         .ok_or("no leader at start")?;
-    let resign_client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let resign_client = testkit::http::client(Duration::from_secs(10));
     let term0 = cur.term;
     let mut leader = cur.leader;
     let mut term = term0;
@@ -52,7 +50,7 @@ pub(super) async fn disk(exe: &Path, args: &Args) -> Result<Value, String> {
         if done >= next {
             let mut peers = Vec::new();
             for i in all {
-                let (alloc, apparent) = sys::disk_usage(&c.peers[i].data_dir);
+                let (alloc, apparent) = sys::disk_usage(c.data_dir(i));
                 peers.push(json!({
                     "allocated_bytes": alloc, "apparent_bytes": apparent,
                     "last_log_index": c.metric(i, "raft_elector_last_log_index").await,
@@ -97,7 +95,7 @@ pub(super) async fn disk(exe: &Path, args: &Args) -> Result<Value, String> {
             None => {
                 failed_resigns += 1;
                 // Not the leader any more, or no hand-over in time: find the leader again.
-                if let Some(a) = c.agreed(&all, None, 0, Duration::from_secs(10)).await {
+                if let Some(a) = c.agreed(&all, Duration::from_secs(10)).await {
                     leader = a.leader;
                     term = term.max(a.term);
                 }

@@ -4,8 +4,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use testkit::Rng;
+
 use super::footprint::idle_usage;
-use super::{jitter, ms, SETTLE};
+use super::{ms, SETTLE};
 use crate::cli::Args;
 use crate::etcd;
 use crate::stats::Summary;
@@ -13,6 +15,7 @@ use crate::stats::Summary;
 /// etcd, 3 members: SIGKILL of the leader with default timings and with raft-elector's.
 pub(super) async fn etcd_failovers(args: &Args) -> Result<Value, String> {
     let mut out = Map::new();
+    let mut rng = Rng::fresh();
     for (label, hb, et) in [("default", 100u64, 1000u64), ("matched", 20, 100)] {
         let mut c = etcd::Cluster::new(3, hb, et);
         c.spawn_all();
@@ -29,7 +32,7 @@ pub(super) async fn etcd_failovers(args: &Args) -> Result<Value, String> {
         let mut times = Summary::default();
         let mut bumps = Vec::new();
         for trial in 0..args.trials {
-            tokio::time::sleep(SETTLE + jitter(Duration::from_millis(hb))).await;
+            tokio::time::sleep(SETTLE + rng.up_to(Duration::from_millis(hb))).await;
             let Some((l, term, _)) = c.agreed(&all, 0, Duration::from_secs(20)).await else {
                 return Err(format!(
                     "etcd ({label}), trial {trial}: cluster did not settle"

@@ -5,21 +5,21 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::{json, Map, Value};
+use testkit::{Ask, Rng};
 
-use super::{jitter, ms, SETTLE};
+use super::{cluster, ms, SETTLE};
 use crate::cli::Args;
-use crate::elector::Cluster;
 use crate::stats::Summary;
-use crate::sys;
 
 /// Crash failover (SIGKILL) or graceful hand-off (SIGTERM) of the leader, 3 and 5 peers.
 pub(super) async fn failovers(exe: &Path, args: &Args, graceful: bool) -> Result<Value, String> {
     let mut out = Map::new();
+    let mut rng = Rng::fresh();
     for n in [3usize, 5] {
-        let mut c = Cluster::new(exe, n, &[], false).await;
+        let mut c = cluster(exe, n, &[], false);
         c.spawn_all();
         let all: Vec<usize> = (0..n).collect();
-        c.agreed(&all, None, 0, Duration::from_secs(30))
+        c.agreed(&all, Duration::from_secs(30))
             .await
             .ok_or_else(|| format!("{n} peers: no leader at start\n{}", c.log_tail(0, 20)))?;
         let mut times = Summary::default();
@@ -27,21 +27,24 @@ pub(super) async fn failovers(exe: &Path, args: &Args, graceful: bool) -> Result
         let mut bumps = Vec::new();
         let mut exit_codes = Vec::new();
         for trial in 0..args.trials {
-            tokio::time::sleep(SETTLE + jitter(Duration::from_millis(30))).await;
-            let Some(cur) = c.agreed(&all, None, 0, Duration::from_secs(10)).await else {
+            tokio::time::sleep(SETTLE + rng.up_to(Duration::from_millis(30))).await;
+            let Some(cur) = c.agreed(&all, Duration::from_secs(10)).await else {
                 return Err(format!("{n} peers, trial {trial}: cluster did not settle"));
             };
             let l = cur.leader;
-            let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != l).collect();
+            let survivors = c.all_but(l);
             let t0 = Instant::now();
             if graceful {
                 c.signal(l, Signal::SIGTERM);
             } else {
-                c.kill9(l);
+                c.kill(l);
             }
             let got = c
-                .agreed(&survivors, Some(l), cur.term, Duration::from_secs(10))
-                .await;
+                .agreed_where(&survivors, Duration::from_secs(10), |leader, term| {
+                    leader != l && term > cur.term
+                })
+                .await
+                .ok();
             match got {
                 Some(a) => {
                     times.push(ms(a.at - t0));
@@ -50,8 +53,7 @@ pub(super) async fn failovers(exe: &Path, args: &Args, graceful: bool) -> Result
                 None => times.failed += 1,
             }
             if graceful {
-                let mut child = c.peers[l].child.take().expect("running");
-                let status = sys::wait_exit(&mut child, Duration::from_secs(10)).await;
+                let status = c.wait_exit(l, Duration::from_secs(10)).await;
                 exits.push(ms(t0.elapsed()));
                 exit_codes.push(status.and_then(|s| s.code()).unwrap_or(-1));
             }
@@ -62,7 +64,7 @@ pub(super) async fn failovers(exe: &Path, args: &Args, graceful: bool) -> Result
                     .unwrap_or_else(|| "no new leader within 10 s".into())
             );
             c.spawn(l);
-            if c.agreed(&all, None, 0, Duration::from_secs(20))
+            if c.agreed(&all, Duration::from_secs(20))
                 .await
                 .is_none()
             {

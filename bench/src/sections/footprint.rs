@@ -5,25 +5,26 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::ms;
+use testkit::{Ask, Cluster};
+
+use super::{cluster, ms};
 use crate::cli::Args;
-use crate::elector::Cluster;
 use crate::{stats, sys};
 
 /// Idle RSS and CPU of 3 peers with default settings; binary and image size; loopback RTT.
 pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> {
-    let mut c = Cluster::new(exe, 3, &[], false).await;
+    let mut c = cluster(exe, 3, &[], false);
     c.spawn_all();
     let all = [0, 1, 2];
     let cur = c
-        .agreed(&all, None, 0, Duration::from_secs(30))
+        .agreed(&all, Duration::from_secs(30))
         .await
         .ok_or("no leader at start")?;
     // Let start-up work finish, then measure with nobody asking anything.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let peers = idle_usage(&all.map(|i| c.pid(i)), args.idle_secs).await;
     let after = c
-        .agreed(&all, None, 0, Duration::from_secs(5))
+        .agreed(&all, Duration::from_secs(5))
         .await
         .ok_or("no leader after the idle period")?;
     let peers: Vec<Value> = peers
@@ -70,9 +71,9 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
             &["--peer-secret", "bench-secret-0123456789abcdef"][..],
         ),
     ] {
-        let mut c = Cluster::new(exe, 3, flags, false).await;
+        let mut c = cluster(exe, 3, flags, false);
         c.spawn_all();
-        let Some(cur) = c.agreed(&all, None, 0, Duration::from_secs(30)).await else {
+        let Some(cur) = c.agreed(&all, Duration::from_secs(30)).await else {
             variants.push(json!({ "label": label, "error": "no leader" }));
             continue;
         };

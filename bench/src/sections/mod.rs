@@ -1,5 +1,6 @@
-//! The measurements, one module per section of the report, and what they share: the settle
-//! time between trials and the jitter that keeps trials from locking to the heartbeat.
+//! The measurements, one module per section of the report, and what they share: the cluster
+//! of raft-elector processes (the test kit's, testkit/) and the settle time between trials.
+//! Each trial waits a random extra bit, so that trials do not lock to the heartbeat.
 
 mod api;
 mod coldstart;
@@ -13,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
+use testkit::{Cluster, Spec};
 
 use crate::cli::Args;
 
@@ -34,23 +36,18 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// A small xorshift for jitter; no need for a random crate.
-fn jitter(max: Duration) -> Duration {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    let mut x = STATE.load(Ordering::Relaxed);
-    if x == 0 {
-        x = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            | 1;
-    }
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    STATE.store(x, Ordering::Relaxed);
-    max.mul_f64((x % 10_000) as f64 / 10_000.0)
+/// `n` peers of `exe` (not started) with `flags`, asked every 5 ms; with `proxied`, behind
+/// fault proxies so that links can be cut. Peers die with the benchmark.
+fn cluster(exe: &Path, n: usize, flags: &[&str], proxied: bool) -> Cluster {
+    let mut spec = Spec::new(exe, n);
+    spec.election = "bench".into();
+    spec.flags = flags.iter().map(|f| f.to_string()).collect();
+    spec.sender_header = proxied.then(|| "x-raft-elector-from".into());
+    spec.ask_timeout = Duration::from_millis(300);
+    spec.poll = Duration::from_millis(5);
+    spec.dir_prefix = "raft-elector-bench-".into();
+    spec.die_with_parent = true;
+    Cluster::new(spec)
 }
 
 /// Pause before each trial, so that the previous one has settled.

@@ -4,10 +4,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
+use testkit::{Answer, Ask, Mode, Rng};
 
-use super::{jitter, ms, SETTLE};
+use super::{cluster, ms, SETTLE};
 use crate::cli::Args;
-use crate::elector::{self, Cluster};
 use crate::stats::Summary;
 
 /// A follower is cut off from every other peer, then the link heals: does the leader change?
@@ -15,11 +15,12 @@ pub(super) async fn partitions(exe: &Path, args: &Args) -> Result<Value, String>
     const ISOLATION: Duration = Duration::from_millis(1500);
     const OBSERVE: Duration = Duration::from_millis(2000);
     let mut out = Map::new();
+    let mut rng = Rng::fresh();
     for n in [3usize, 5] {
-        let mut c = Cluster::new(exe, n, &[], true).await;
+        let mut c = cluster(exe, n, &[], true);
         c.spawn_all();
         let all: Vec<usize> = (0..n).collect();
-        c.agreed(&all, None, 0, Duration::from_secs(30))
+        c.agreed(&all, Duration::from_secs(30))
             .await
             .ok_or_else(|| format!("{n} peers: no leader at start\n{}", c.log_tail(0, 20)))?;
         let mut rejoin = Summary::default();
@@ -28,19 +29,19 @@ pub(super) async fn partitions(exe: &Path, args: &Args) -> Result<Value, String>
         let mut isolated_term_rise = Vec::new();
         let mut disruption_kinds = std::collections::BTreeMap::new();
         for trial in 0..args.trials {
-            tokio::time::sleep(SETTLE + jitter(Duration::from_millis(30))).await;
-            let Some(cur) = c.agreed(&all, None, 0, Duration::from_secs(10)).await else {
+            tokio::time::sleep(SETTLE + rng.up_to(Duration::from_millis(30))).await;
+            let Some(cur) = c.agreed(&all, Duration::from_secs(10)).await else {
                 return Err(format!("{n} peers, trial {trial}: cluster did not settle"));
             };
             let (l, term) = (cur.leader, cur.term);
             let f = (l + 1 + trial % (n - 1)) % n;
             let leader_name = c.peers[l].name.clone();
-            let is_stable = |a: &Option<elector::Answer>| {
+            let is_stable = |a: &Option<Answer>| {
                 a.as_ref()
                     .is_some_and(|a| a.name == leader_name && a.term == term)
             };
             // Cut.
-            c.isolate(f, true);
+            c.proxies().cut(&[f], &c.all_but(f), Mode::Drop);
             let cut_end = Instant::now() + ISOLATION;
             let mut f_max_term = term;
             let mut majority_moved = false;
@@ -58,7 +59,7 @@ pub(super) async fn partitions(exe: &Path, args: &Args) -> Result<Value, String>
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             // Heal, and watch every peer.
-            c.isolate(f, false);
+            c.proxies().heal();
             let healed = Instant::now();
             let mut rejoined: Option<Duration> = None;
             let mut last_disruption: Option<Duration> = None;
@@ -81,9 +82,9 @@ pub(super) async fn partitions(exe: &Path, args: &Args) -> Result<Value, String>
                 if rejoined.is_none() && answers.iter().all(is_stable) {
                     rejoined = Some(now);
                 }
-                tokio::time::sleep(c.poll).await;
+                tokio::time::sleep(c.poll()).await;
             }
-            let fin = c.agreed(&all, None, 0, Duration::from_secs(10)).await;
+            let fin = c.agreed(&all, Duration::from_secs(10)).await;
             let moved = fin.is_none_or(|a| a.leader != l || a.term != term);
             if moved {
                 changed += 1;

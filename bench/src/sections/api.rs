@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use testkit::procs::Procs;
-use testkit::{free_addr, http, Ask};
+use testkit::{free_addr, http};
 
-use super::cluster;
+use super::started;
 use crate::cli::Args;
 use crate::{load, sys};
 
@@ -53,13 +53,7 @@ fn avg(rs: &[load::WrkResult]) -> load::WrkResult {
 
 /// wrk against the leader's (and a follower's) application API and the bare handler.
 pub(super) async fn api(exe: &Path, args: &Args) -> Result<Value, String> {
-    let mut c = cluster(exe, 3, &[], false);
-    c.spawn_all();
-    let all = [0, 1, 2];
-    let cur = c
-        .agreed(&all, Duration::from_secs(30))
-        .await
-        .ok_or("no leader at start")?;
+    let (c, cur) = started(exe, 3, &[], false).await?;
     let follower = (cur.leader + 1) % 3;
     // Same shape as raft-elector's application API (one thread, current-thread runtime), and
     // for reference the same handler on a 2-worker runtime.

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use testkit::Ask;
 
-use super::cluster;
+use super::started;
 use crate::cli::Args;
 use crate::sys;
 
@@ -27,13 +27,8 @@ pub(super) async fn disk(exe: &Path, args: &Args) -> Result<Value, String> {
         "--shutdown-timeout",
         "1s",
     ];
-    let mut c = cluster(exe, 3, &flags, false);
-    c.spawn_all();
+    let (c, cur) = started(exe, 3, &flags, false).await?;
     let all = [0usize, 1, 2];
-    let cur = c
-        .agreed(&all, Duration::from_secs(30))
-        .await
-        .ok_or("no leader at start")?;
     let resign_client = testkit::http::client(Duration::from_secs(10));
     let term0 = cur.term;
     let mut leader = cur.leader;

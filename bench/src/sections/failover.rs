@@ -7,7 +7,7 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Map, Value};
 use testkit::{Ask, Rng};
 
-use super::{cluster, ms, SETTLE};
+use super::{ms, started, SETTLE};
 use crate::cli::Args;
 use crate::stats::Summary;
 
@@ -16,12 +16,8 @@ pub(super) async fn failovers(exe: &Path, args: &Args, graceful: bool) -> Result
     let mut out = Map::new();
     let mut rng = Rng::fresh();
     for n in [3usize, 5] {
-        let mut c = cluster(exe, n, &[], false);
-        c.spawn_all();
-        let all: Vec<usize> = (0..n).collect();
-        c.agreed(&all, Duration::from_secs(30))
-            .await
-            .ok_or_else(|| format!("{n} peers: no leader at start\n{}", c.log_tail(0, 20)))?;
+        let (mut c, _) = started(exe, n, &[], false).await?;
+        let all = c.all();
         let mut times = Summary::default();
         let mut exits = Summary::default();
         let mut bumps = Vec::new();

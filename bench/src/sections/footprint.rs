@@ -7,19 +7,14 @@ use serde_json::{json, Value};
 
 use testkit::{Ask, Cluster};
 
-use super::{cluster, ms};
+use super::{ms, started};
 use crate::cli::Args;
 use crate::{stats, sys};
 
 /// Idle RSS and CPU of 3 peers with default settings; binary and image size; loopback RTT.
 pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> {
-    let mut c = cluster(exe, 3, &[], false);
-    c.spawn_all();
+    let (c, cur) = started(exe, 3, &[], false).await?;
     let all = [0, 1, 2];
-    let cur = c
-        .agreed(&all, Duration::from_secs(30))
-        .await
-        .ok_or("no leader at start")?;
     // Let start-up work finish, then measure with nobody asking anything.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let peers = idle_usage(&all.map(|i| c.pid(i)), args.idle_secs).await;
@@ -71,9 +66,7 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
             &["--peer-secret", "bench-secret-0123456789abcdef"][..],
         ),
     ] {
-        let mut c = cluster(exe, 3, flags, false);
-        c.spawn_all();
-        let Some(cur) = c.agreed(&all, Duration::from_secs(30)).await else {
+        let Ok((c, cur)) = started(exe, 3, flags, false).await else {
             variants.push(json!({ "label": label, "error": "no leader" }));
             continue;
         };

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::{Cluster, Spec};
+use testkit::{Agreed, Ask, Cluster, Spec};
 
 use crate::cli::Args;
 
@@ -48,6 +48,21 @@ fn cluster(exe: &Path, n: usize, flags: &[&str], proxied: bool) -> Cluster {
     spec.dir_prefix = "raft-elector-bench-".into();
     spec.die_with_parent = true;
     Cluster::new(spec)
+}
+
+/// [`cluster`], started, once its peers agree on a first leader (within 30 s).
+async fn started(
+    exe: &Path,
+    n: usize,
+    flags: &[&str],
+    proxied: bool,
+) -> Result<(Cluster, Agreed), String> {
+    let mut c = cluster(exe, n, flags, proxied);
+    c.spawn_all();
+    match c.agreed(&c.all(), Duration::from_secs(30)).await {
+        Some(first) => Ok((c, first)),
+        None => Err(format!("{n} peers: no leader at start\n{}", c.log_tail(0, 20))),
+    }
 }
 
 /// Pause before each trial, so that the previous one has settled.

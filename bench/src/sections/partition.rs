@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 use testkit::{Answer, Ask, Mode, Rng};
 
-use super::{cluster, ms, SETTLE};
+use super::{ms, started, SETTLE};
 use crate::cli::Args;
 use crate::stats::Summary;
 
@@ -17,12 +17,8 @@ pub(super) async fn partitions(exe: &Path, args: &Args) -> Result<Value, String>
     let mut out = Map::new();
     let mut rng = Rng::fresh();
     for n in [3usize, 5] {
-        let mut c = cluster(exe, n, &[], true);
-        c.spawn_all();
-        let all: Vec<usize> = (0..n).collect();
-        c.agreed(&all, Duration::from_secs(30))
-            .await
-            .ok_or_else(|| format!("{n} peers: no leader at start\n{}", c.log_tail(0, 20)))?;
+        let (c, _) = started(exe, n, &[], true).await?;
+        let all = c.all();
         let mut rejoin = Summary::default();
         let mut disruption = Summary::default();
         let (mut changed, mut majority_changed_during_cut, mut term_bumps) = (0u32, 0u32, 0u64);

@@ -160,7 +160,11 @@ mod tests {
         let cases: [[Option<Answer>; 3]; 6] = [
             [says("b", 3, false), says("b", 4, true), says("b", 3, false)],
             [says("b", 3, false), says("b", 3, true), says("a", 3, false)],
-            [says("b", 3, false), says("b", 3, false), says("b", 3, false)],
+            [
+                says("b", 3, false),
+                says("b", 3, false),
+                says("b", 3, false),
+            ],
             [says("b", 3, true), says("b", 3, true), says("b", 3, false)],
             [says("b", 3, false), None, says("b", 3, false)],
             [says("", 3, false), says("", 3, false), says("", 3, false)],

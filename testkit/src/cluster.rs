@@ -147,7 +147,6 @@ impl Cluster {
         self.peers.is_empty()
     }
 
-
     /// The `--peers` list every peer gets.
     pub fn peer_list(&self) -> String {
         self.peers

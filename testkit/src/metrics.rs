@@ -41,6 +41,9 @@ mod tests {
     fn a_prefix_of_another_name_or_a_comment_is_no_sample() {
         assert_eq!(metric(TEXT, "raft_elector_terms"), None);
         assert_eq!(metric("nothing", "raft_elector_term"), None);
-        assert_eq!(metric("# HELP raft_elector_term x\n", "raft_elector_term"), None);
+        assert_eq!(
+            metric("# HELP raft_elector_term x\n", "raft_elector_term"),
+            None
+        );
     }
 }

@@ -286,13 +286,19 @@ mod tests {
         let mut sh = Command::new("sh");
         sh.args(["-c", "echo hello; echo oops >&2; exit 3"]);
         p.spawn(1, sh);
-        let status = p.wait_exit(1, Duration::from_secs(5)).await.expect("exited");
+        let status = p
+            .wait_exit(1, Duration::from_secs(5))
+            .await
+            .expect("exited");
         assert_eq!(status.code(), Some(3));
         assert_eq!(p.log_text(1), "hello\noops\n");
         assert!(p.log_tails(1).contains("----- last lines of b"));
 
         assert!(p.alive(0));
-        let status = p.terminate(0, Duration::from_secs(5)).await.expect("exited");
+        let status = p
+            .terminate(0, Duration::from_secs(5))
+            .await
+            .expect("exited");
         assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
         assert!(!p.started(0));
 

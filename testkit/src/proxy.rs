@@ -445,6 +445,10 @@ mod tests {
         conn.write_all(b"slow").await.expect("write");
         let mut buf = [0u8; 4];
         conn.read_exact(&mut buf).await.expect("echo");
-        assert!(t0.elapsed() >= Duration::from_millis(200), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            t0.elapsed()
+        );
     }
 }

@@ -102,7 +102,9 @@ impl Drop for Project {
 
 impl Ask for Project {
     fn names(&self) -> Vec<String> {
-        (0..self.ports.len()).map(|i| format!("elector-{i}")).collect()
+        (0..self.ports.len())
+            .map(|i| format!("elector-{i}"))
+            .collect()
     }
 
     async fn ask(&self, i: usize) -> Option<Answer> {

@@ -14,9 +14,7 @@ pub async fn kill_leader(c: &Cluster) -> (Duration, usize, u64) {
     let others = c.all_but(old);
     let t0 = Instant::now();
     c.kill(old).await;
-    let (new, new_term) = c
-        .new_leader(&others, Duration::from_secs(20), term)
-        .await;
+    let (new, new_term) = c.new_leader(&others, Duration::from_secs(20), term).await;
     (t0.elapsed(), new, new_term)
 }
 
@@ -53,7 +51,8 @@ pub async fn stop_leader(c: &Cluster) -> Stopped {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_leader_is_replaced_and_rejoins_with_its_data() {
-    let Some(c) = three_peers_or_skip("killed_leader_is_replaced_and_rejoins_with_its_data").await else {
+    let Some(c) = three_peers_or_skip("killed_leader_is_replaced_and_rejoins_with_its_data").await
+    else {
         return;
     };
     let (old, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;

@@ -17,9 +17,7 @@ async fn cut_off_leader_steps_aside_and_rejoins() {
     let t0 = Instant::now();
     c.disconnect(old).await;
     // The majority elects a new leader.
-    let (new, new_term) = c
-        .new_leader(&others, Duration::from_secs(20), term)
-        .await;
+    let (new, new_term) = c.new_leader(&others, Duration::from_secs(20), term).await;
     let elected = t0.elapsed();
     assert_ne!(new, old);
 

@@ -60,10 +60,7 @@ pub(super) async fn failovers(exe: &Path, args: &Args, graceful: bool) -> Result
                     .unwrap_or_else(|| "no new leader within 10 s".into())
             );
             c.spawn(l);
-            if c.agreed(&all, Duration::from_secs(20))
-                .await
-                .is_none()
-            {
+            if c.agreed(&all, Duration::from_secs(20)).await.is_none() {
                 return Err(format!(
                     "{n} peers, trial {trial}: the restarted peer did not rejoin\n{}",
                     c.log_tail(l, 20)

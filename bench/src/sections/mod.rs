@@ -61,7 +61,10 @@ async fn started(
     c.spawn_all();
     match c.agreed(&c.all(), Duration::from_secs(30)).await {
         Some(first) => Ok((c, first)),
-        None => Err(format!("{n} peers: no leader at start\n{}", c.log_tail(0, 20))),
+        None => Err(format!(
+            "{n} peers: no leader at start\n{}",
+            c.log_tail(0, 20)
+        )),
     }
 }
 

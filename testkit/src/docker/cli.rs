@@ -183,7 +183,14 @@ pub fn sweep_stale() {
                 &["rm", "-f", "-v"],
             ),
             (
-                &["network", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+                &[
+                    "network",
+                    "ls",
+                    "--filter",
+                    &filter,
+                    "--format",
+                    "{{.Name}}",
+                ],
                 &["network", "rm"],
             ),
             (
@@ -256,7 +263,10 @@ mod tests {
     fn names_carry_a_live_owner() {
         let id = run_id();
         assert!(id.starts_with(PREFIX), "{id}");
-        assert!(!owner_gone(&format!("{id}-peer-0")), "this process is alive");
+        assert!(
+            !owner_gone(&format!("{id}-peer-0")),
+            "this process is alive"
+        );
         assert!(!owner_gone("someone-else-1"));
         // Far above any pid the kernel hands out.
         assert!(owner_gone(&format!("{PREFIX}2000000000-abcdef")));

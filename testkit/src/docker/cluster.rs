@@ -89,7 +89,6 @@ impl Cluster {
         self.nodes.is_empty()
     }
 
-
     /// Index of a peer by its name.
     pub fn index(&self, name: &str) -> usize {
         self.nodes
@@ -109,7 +108,12 @@ impl Cluster {
         if self.clients_network.is_some() {
             return;
         }
-        let out = docker(&["port", &self.nodes[i].container, &format!("{HTTP_PORT}/tcp")]).await;
+        let out = docker(&[
+            "port",
+            &self.nodes[i].container,
+            &format!("{HTTP_PORT}/tcp"),
+        ])
+        .await;
         let text = String::from_utf8_lossy(&out.stdout);
         let addr = text
             .lines()
@@ -322,7 +326,10 @@ impl Drop for Cluster {
                     .args(["logs", "--tail", "60", &n.container])
                     .output();
                 if let Ok(out) = out {
-                    eprint!("{}", logs::headed(&n.name, &n.container, &both_streams(&out)));
+                    eprint!(
+                        "{}",
+                        logs::headed(&n.name, &n.container, &both_streams(&out))
+                    );
                 }
             }
         }

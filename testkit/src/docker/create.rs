@@ -83,8 +83,10 @@ impl Cluster {
             if let (Some(net), Some(ip)) = (&c.clients_network, node.client_ip) {
                 let ip = ip.to_string();
                 docker_ok(&["network", "connect", "--ip", &ip, net, &node.container]).await;
-                c.probe
-                    .set_addr(i, Some(SocketAddr::from((node.client_ip.expect("ip"), HTTP_PORT))));
+                c.probe.set_addr(
+                    i,
+                    Some(SocketAddr::from((node.client_ip.expect("ip"), HTTP_PORT))),
+                );
             }
         }
         c

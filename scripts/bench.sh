@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs raft-elector's benchmark (examples/bench/) and writes docs/bench/: results.json,
+# Runs raft-elector's benchmark (the bench/ crate) and writes docs/bench/: results.json,
 # results.md and the SVG charts that docs/BENCHMARKS.md shows. Not part of the tests.
 #
 #   scripts/bench.sh                          # everything (about 25-35 minutes)
@@ -31,7 +31,7 @@ BENCH_BUILD_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 BENCH_BUILD_DIRTY=0
 if [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ]; then BENCH_BUILD_DIRTY=1; fi
 export BENCH_BUILD_COMMIT BENCH_BUILD_DIRTY
-cargo build --release --bin raft-elector --example bench >&2
+cargo build --release -p raft-elector -p raft-elector-bench --bin raft-elector --bin raft-elector-bench >&2
 
 args=()
 if [ "${BENCH_IMAGE:-1}" != 0 ] && [ -x docker/build.sh ] && docker info >/dev/null 2>&1; then
@@ -42,4 +42,4 @@ if [ "${BENCH_IMAGE:-1}" != 0 ] && [ -x docker/build.sh ] && docker info >/dev/n
   fi
 fi
 
-exec target/release/examples/bench "${args[@]}" "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/raft-elector-bench" "${args[@]}" "$@"

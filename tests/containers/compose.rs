@@ -4,19 +4,21 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{agreement, Answer, Node};
-use crate::docker::{
-    command_output, compose_command, docker, docker_ok, docker_or_skip, docker_quiet, free_port,
-    image, run_id, sweep_stale,
+use testkit::docker::cli::{
+    command, compose_command, docker, docker_ok, docker_or_skip, docker_quiet_blocking, image,
+    run_id, sweep_stale,
 };
+use testkit::{free_port, Answer, Ask};
 
 /// One compose project, named after the run; `down -v` on drop.
 struct Project {
     cmd: Vec<String>,
     name: String,
     env: Vec<(String, String)>,
+    /// The host ports of the peers' application APIs (`elector-i` on `ports[i]`).
     ports: Vec<u16>,
     tag: String,
+    client: reqwest::Client,
 }
 
 impl Project {
@@ -39,6 +41,7 @@ impl Project {
             env,
             ports,
             tag,
+            client: testkit::http::client(Duration::from_millis(500)),
         }
     }
 
@@ -56,7 +59,7 @@ impl Project {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let out = command_output(&self.cmd[0], &self.args(rest), &env).await;
+        let out = command(&self.cmd[0], &self.args(rest), &env).await;
         assert!(
             out.status.success(),
             "{} {:?} failed: {}",
@@ -93,41 +96,30 @@ impl Drop for Project {
                 .stderr(std::process::Stdio::null());
         }
         let _ = cmd.status();
-        docker_quiet(&["image", "rm", &self.tag]);
+        docker_quiet_blocking(&["image", "rm", &self.tag]);
     }
 }
 
-async fn ask(client: &reqwest::Client, port: u16) -> Option<Answer> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let resp = client
-        .get(format!("http://{addr}/v1/leader"))
-        .send()
-        .await
-        .ok()?;
-    resp.json().await.ok()
+impl Ask for Project {
+    fn names(&self) -> Vec<String> {
+        (0..self.ports.len())
+            .map(|i| format!("elector-{i}"))
+            .collect()
+    }
+
+    async fn ask(&self, i: usize) -> Option<Answer> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.ports[i]));
+        testkit::http::ask(&self.client, addr).await
+    }
 }
 
-/// Waits for the three peers of the project to agree on a leader; returns its name and term.
-async fn agreed(client: &reqwest::Client, ports: &[u16], timeout: Duration) -> (String, u64) {
-    let nodes: Vec<Node> = (0..ports.len())
-        .map(|i| Node {
-            name: format!("elector-{i}"),
-            container: String::new(),
-            volume: String::new(),
-        })
-        .collect();
-    let all: Vec<usize> = (0..ports.len()).collect();
-    let deadline = Instant::now() + timeout;
-    let mut last = Vec::new();
-    while Instant::now() < deadline {
-        let answers = futures::future::join_all(ports.iter().map(|&p| ask(client, p))).await;
-        if let Some((leader, term)) = agreement(&nodes, &all, &answers) {
-            return (nodes[leader].name.clone(), term);
-        }
-        last = answers;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+impl Project {
+    /// Waits for the three peers of the project to agree on a leader; returns its name and
+    /// term.
+    async fn agreed(&self, timeout: Duration) -> (String, u64) {
+        let (leader, term) = self.agreed_leader(&[0, 1, 2], timeout).await;
+        (self.names()[leader].clone(), term)
     }
-    panic!("compose cluster: no agreed leader within {timeout:?}; last answers: {last:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,16 +131,11 @@ async fn compose_up_elects_a_leader_and_keeps_state_across_down_up() {
     let p = Project::new();
     docker_ok(&["tag", &image, &p.tag]).await;
     p.run(&["config", "--quiet"]).await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .expect("client");
 
     let t0 = Instant::now();
     p.run(&["up", "--detach"]).await;
     let up_returned = t0.elapsed();
-    let (leader, term) = agreed(&client, &p.ports, Duration::from_secs(30)).await;
+    let (leader, term) = p.agreed(Duration::from_secs(30)).await;
     eprintln!(
         "compose up: returned after {up_returned:?}; {leader} leads (term {term}), agreed by all three {:?} after `up` began",
         t0.elapsed()
@@ -183,7 +170,7 @@ async fn compose_up_elects_a_leader_and_keeps_state_across_down_up() {
     p.run(&["down", "--timeout", "10"]).await;
     let t1 = Instant::now();
     p.run(&["up", "--detach"]).await;
-    let (leader2, term2) = agreed(&client, &p.ports, Duration::from_secs(30)).await;
+    let (leader2, term2) = p.agreed(Duration::from_secs(30)).await;
     eprintln!(
         "compose down + up: {leader2} leads (term {term2}) after {:?}",
         t1.elapsed()

@@ -2,17 +2,19 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::Cluster;
-use crate::docker::{docker_ok, docker_or_skip};
+use testkit::docker::{docker_ok, docker_or_skip, Cluster};
+use testkit::Ask;
+
+use crate::statefulset;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_containers_agree_on_one_leader() {
     if !docker_or_skip("three_containers_agree_on_one_leader") {
         return;
     }
-    crate::docker::image(); // built (or found up to date) before the clock starts
+    let spec = statefulset(3); // the image built (or found up to date) before the clock starts
     let t0 = Instant::now();
-    let c = Cluster::start(3).await;
+    let c = Cluster::start(&spec).await;
     let started = t0.elapsed();
     let (leader, term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
     eprintln!(
@@ -60,7 +62,7 @@ async fn three_containers_agree_on_one_leader() {
         ] {
             let status = std::process::Command::new(example[0])
                 .args(&example[1..])
-                .current_dir(crate::docker::repo())
+                .current_dir(testkit::docker::repo())
                 .env("HOSTNAME", &c.nodes[i].name)
                 .env("RAFT_ELECTOR_URL", &url)
                 .status()

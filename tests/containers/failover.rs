@@ -2,19 +2,19 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cluster::Cluster;
-use crate::docker::docker_or_skip;
+use testkit::docker::Cluster;
+use testkit::{Ask, Role};
+
+use crate::three_peers_or_skip;
 
 /// Kills the leader; returns how long the two others took to agree on a new leader with a
 /// higher term, the new leader and its term.
 pub async fn kill_leader(c: &Cluster) -> (Duration, usize, u64) {
     let (old, term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
-    let others: Vec<usize> = c.all().into_iter().filter(|&i| i != old).collect();
+    let others = c.all_but(old);
     let t0 = Instant::now();
     c.kill(old).await;
-    let (new, new_term) = c
-        .agreed_leader_where(&others, Duration::from_secs(20), |_, t| t > term)
-        .await;
+    let (new, new_term) = c.new_leader(&others, Duration::from_secs(20), term).await;
     (t0.elapsed(), new, new_term)
 }
 
@@ -33,11 +33,11 @@ pub struct Stopped {
 /// Stops the leader (SIGTERM) while watching the two others.
 pub async fn stop_leader(c: &Cluster) -> Stopped {
     let (old, term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
-    let others: Vec<usize> = c.all().into_iter().filter(|&i| i != old).collect();
+    let others = c.all_but(old);
     let since = SystemTime::now();
     let t0 = Instant::now();
     let stopping = c.stop(old);
-    let waiting = c.agreed_leader_where(&others, Duration::from_secs(20), |_, t| t > term);
+    let waiting = c.new_leader(&others, Duration::from_secs(20), term);
     let ((command, code), ((new_leader, _), failover)) =
         tokio::join!(stopping, async { (waiting.await, t0.elapsed()) });
     Stopped {
@@ -51,10 +51,10 @@ pub async fn stop_leader(c: &Cluster) -> Stopped {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_leader_is_replaced_and_rejoins_with_its_data() {
-    if !docker_or_skip("killed_leader_is_replaced_and_rejoins_with_its_data") {
+    let Some(c) = three_peers_or_skip("killed_leader_is_replaced_and_rejoins_with_its_data").await
+    else {
         return;
-    }
-    let c = Cluster::start(3).await;
+    };
     let (old, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
     let (took, new, term) = kill_leader(&c).await;
     eprintln!(
@@ -65,7 +65,7 @@ async fn killed_leader_is_replaced_and_rejoins_with_its_data() {
     assert_eq!(c.exit_code(old).await, 137, "SIGKILL");
 
     // Same container, same volume: the peer comes back with its Raft state and follows.
-    c.restart(old).await;
+    c.start_peer(old).await;
     let (leader, rejoined_term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
     assert_eq!(leader, new, "the returning peer must not depose the leader");
     assert_eq!(
@@ -74,8 +74,8 @@ async fn killed_leader_is_replaced_and_rejoins_with_its_data() {
     );
     let back = c.ask(old).await.expect("the restarted peer answers");
     assert_eq!(
-        (back.role.as_str(), back.is_leader),
-        ("follower", false),
+        (back.role, back.is_leader),
+        (Role::Follower, false),
         "{back:?}"
     );
     // Its data survived: only its very first start found an empty data directory.
@@ -90,10 +90,9 @@ async fn killed_leader_is_replaced_and_rejoins_with_its_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_leader_hands_over_and_exits_zero() {
-    if !docker_or_skip("stopped_leader_hands_over_and_exits_zero") {
+    let Some(c) = three_peers_or_skip("stopped_leader_hands_over_and_exits_zero").await else {
         return;
-    }
-    let c = Cluster::start(3).await;
+    };
     let (old, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
     let s = stop_leader(&c).await;
     eprintln!(

@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
-use crate::cluster::Cluster;
-use crate::docker::docker_or_skip;
+use testkit::Ask;
+
 use crate::failover::{kill_leader, stop_leader};
+use crate::three_peers_or_skip;
 
 fn summary(what: &str, mut v: Vec<Duration>) -> String {
     v.sort();
@@ -33,14 +34,13 @@ fn summary(what: &str, mut v: Vec<Duration>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement, not a check: run with --run-ignored only"]
 async fn failover_figures() {
-    if !docker_or_skip("failover_figures") {
-        return;
-    }
     let rounds: usize = std::env::var("RAFT_ELECTOR_FIGURE_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let c = Cluster::start(3).await;
+    let Some(c) = three_peers_or_skip("failover_figures").await else {
+        return;
+    };
     let mut kills = Vec::new();
     let mut stops = Vec::new();
     let mut exits = Vec::new();
@@ -49,7 +49,7 @@ async fn failover_figures() {
         let (victim, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
         let (took, _, _) = kill_leader(&c).await;
         kills.push(took);
-        c.restart(victim).await;
+        c.start_peer(victim).await;
 
         let (victim, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
         let s = stop_leader(&c).await;
@@ -57,7 +57,7 @@ async fn failover_figures() {
         stops.push(s.failover);
         exits.push(s.exited.expect("exit time"));
         commands.push(s.command);
-        c.restart(victim).await;
+        c.start_peer(victim).await;
     }
     eprintln!(
         "{}",

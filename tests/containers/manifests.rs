@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::docker::repo;
+use testkit::docker::repo;
 
 const MANIFESTS: [&str; 4] = [
     "statefulset.yaml",

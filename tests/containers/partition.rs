@@ -2,24 +2,22 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::Cluster;
-use crate::docker::docker_or_skip;
+use testkit::Ask;
+
+use crate::three_peers_or_skip;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_off_leader_steps_aside_and_rejoins() {
-    if !docker_or_skip("cut_off_leader_steps_aside_and_rejoins") {
+    let Some(mut c) = three_peers_or_skip("cut_off_leader_steps_aside_and_rejoins").await else {
         return;
-    }
-    let c = Cluster::start(3).await;
+    };
     let (old, term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
-    let others: Vec<usize> = c.all().into_iter().filter(|&i| i != old).collect();
+    let others = c.all_but(old);
 
     let t0 = Instant::now();
     c.disconnect(old).await;
     // The majority elects a new leader.
-    let (new, new_term) = c
-        .agreed_leader_where(&others, Duration::from_secs(20), |_, t| t > term)
-        .await;
+    let (new, new_term) = c.new_leader(&others, Duration::from_secs(20), term).await;
     let elected = t0.elapsed();
     assert_ne!(new, old);
 

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Answer, Cluster};
-use crate::docker::docker_or_skip;
+use testkit::{Answer, Ask};
+
+use crate::three_peers_or_skip;
 
 /// One round of questions to every peer (asked at once).
 struct Sample {
@@ -16,10 +17,9 @@ struct Sample {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_never_shows_two_leaders() {
-    if !docker_or_skip("rolling_restart_never_shows_two_leaders") {
+    let Some(c) = three_peers_or_skip("rolling_restart_never_shows_two_leaders").await else {
         return;
-    }
-    let c = Cluster::start(3).await;
+    };
     c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
 
     let t0 = Instant::now();
@@ -27,7 +27,7 @@ async fn rolling_restart_never_shows_two_leaders() {
     let sampler = {
         let probe = c.probe.clone();
         let done = done.clone();
-        let n = c.len();
+        let all = c.all();
         tokio::spawn(async move {
             let mut samples = Vec::new();
             // Bounded: the test's steps end well within this many rounds.
@@ -35,7 +35,7 @@ async fn rolling_restart_never_shows_two_leaders() {
                 if done.load(Ordering::SeqCst) {
                     break;
                 }
-                let answers = probe.ask_all(n).await;
+                let answers = probe.ask_all(&all).await;
                 samples.push(Sample {
                     at: t0.elapsed(),
                     answers,
@@ -48,14 +48,14 @@ async fn rolling_restart_never_shows_two_leaders() {
 
     let mut steps = Vec::new();
     for i in (0..c.len()).rev() {
-        let others: Vec<usize> = c.all().into_iter().filter(|&j| j != i).collect();
+        let others = c.all_but(i);
         let step = Instant::now();
         let (stop_took, code) = c.stop(i).await;
         assert_eq!(code, 0, "{} exited {code} on SIGTERM", c.nodes[i].name);
         // While it is gone (the pod being recreated), the two others have a leader.
         c.agreed_leader(&others, Duration::from_secs(20)).await;
         let without = step.elapsed();
-        c.restart(i).await;
+        c.start_peer(i).await;
         let (leader, term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
         steps.push(format!(
             "{}: stop {stop_took:?}, leader among the others {without:?}, all three agree on {} (term {term}) {:?}",

@@ -4,17 +4,13 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{exe, free_port, Cluster};
+use testkit::{free_port, metric, Ask, Cluster};
 
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
+use crate::{spec, EXE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_metrics_and_the_leader_subcommand() {
-    let c = Cluster::start(3);
+    let c = Cluster::start(spec(3));
     let (leader, term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
     for i in 0..3 {
         assert_eq!(c.get(i, "/healthz").await.expect("healthz").0, 200);
@@ -35,7 +31,7 @@ async fn probes_metrics_and_the_leader_subcommand() {
             assert!(metric(&text, name).is_some(), "{name} missing:\n{text}");
         }
     }
-    let out = Command::new(exe())
+    let out = Command::new(EXE)
         .args(["leader", "--http", &c.peers[0].http.to_string()])
         .output()
         .expect("run leader");
@@ -48,7 +44,7 @@ async fn probes_metrics_and_the_leader_subcommand() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_quorum_no_leader_is_named() {
-    let mut c = Cluster::new(3);
+    let mut c = Cluster::new(spec(3));
     c.spawn(0);
     // Wait for the lone peer to serve, then check it stays leaderless for a while.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -67,7 +63,7 @@ async fn without_quorum_no_leader_is_named() {
         assert_eq!(c.get(0, "/v1/leader").await.expect("v1").0, 503);
         assert_eq!(c.get(0, "/readyz").await.expect("readyz").0, 503);
     }
-    let out = Command::new(exe())
+    let out = Command::new(EXE)
         .args(["leader", "--http", &c.peers[0].http.to_string()])
         .output()
         .expect("run leader");
@@ -75,7 +71,7 @@ async fn without_quorum_no_leader_is_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no leader known"));
 
     // Nothing listening: exit 2 with a clear line.
-    let out = Command::new(exe())
+    let out = Command::new(EXE)
         .args(["leader", "--http", &format!("127.0.0.1:{}", free_port())])
         .output()
         .expect("run leader");
@@ -85,7 +81,7 @@ async fn without_quorum_no_leader_is_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_of_another_election_are_refused() {
-    let c = Cluster::start(3);
+    let c = Cluster::start(spec(3));
     c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
     let url = format!("http://{}/raft/v1/vote", c.peers[0].peer_addr);
     let client = reqwest::Client::builder()
@@ -129,7 +125,7 @@ async fn peers_of_another_election_are_refused() {
 async fn statefulset_peers_that_do_not_resolve_yet_are_retried() {
     let dir = tempfile::tempdir().expect("tmp");
     let http = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(exe())
+    let mut child = Command::new(EXE)
         .args([
             "--election",
             "jobs",
@@ -173,11 +169,14 @@ async fn statefulset_peers_that_do_not_resolve_yet_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_peer_id_and_term() {
-    let mut c = Cluster::new(1);
-    c.flags = vec!["--log-format".into(), "json".into()];
-    c.spawn(0);
+    let mut spec = spec(1);
+    spec.flags = vec!["--log-format".into(), "json".into()];
+    let mut c = Cluster::start(spec);
     c.agreed_leader(&[0], Duration::from_secs(10)).await;
-    let status = c.terminate(0, Duration::from_secs(5)).expect("exited");
+    let status = c
+        .terminate(0, Duration::from_secs(5))
+        .await
+        .expect("exited");
     assert!(status.success());
     let log = c.log_text(0);
     let lines: Vec<serde_json::Value> = log
@@ -201,14 +200,14 @@ async fn json_logs_carry_peer_id_and_term() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_listener_serves_health_readiness_and_metrics_only() {
-    let mut c = Cluster::new(1);
     let probe = format!("127.0.0.1:{}", free_port());
-    c.flags = vec!["--probe-http".into(), probe.clone()];
+    let mut spec = spec(1);
+    spec.flags = vec!["--probe-http".into(), probe.clone()];
+    let mut c = Cluster::new(spec);
     // An empty secret variable means "no secret", not an error.
-    let mut cmd = c.command(0);
-    let log = std::fs::File::create(&c.peers[0].log).expect("log");
-    cmd.env("RAFT_ELECTOR_PEER_SECRET", "").stderr(log);
-    c.peers[0].child = Some(cmd.spawn().expect("spawn"));
+    c.spawn_with(0, |cmd| {
+        cmd.env("RAFT_ELECTOR_PEER_SECRET", "");
+    });
     c.agreed_leader(&[0], Duration::from_secs(10)).await;
     let client = reqwest::Client::builder()
         .no_proxy()

@@ -3,26 +3,26 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::Cluster;
+use testkit::{metric, Ask, Cluster};
+
+use crate::spec;
 
 fn secret_file(c: &Cluster, name: &str, secret: &str) -> String {
-    let path = c.dir.path().join(name);
+    let path = c.dir().join(name);
     std::fs::write(&path, format!("{secret}\n")).expect("write secret");
     path.to_str().expect("utf-8").to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_peers_with_the_secret_take_part() {
-    let mut c = Cluster::new(3);
+    let mut c = Cluster::new(spec(3));
     let good = secret_file(&c, "good", "correct horse battery staple");
     let bad = secret_file(&c, "bad", "a different secret altogether");
     for i in 0..2 {
         c.peers[i].extra = vec!["--peer-secret-file".into(), good.clone()];
     }
     c.peers[2].extra = vec!["--peer-secret-file".into(), bad];
-    for i in 0..3 {
-        c.spawn(i);
-    }
+    c.spawn_all();
     let (leader, term) = c.agreed_leader(&[0, 1], Duration::from_secs(10)).await;
     assert!(leader < 2);
 
@@ -33,10 +33,10 @@ async fn only_peers_with_the_secret_take_part() {
         assert!(a.name.is_empty() && !a.is_leader, "outsider: {a:?}");
     }
     let (_, metrics) = c.get(leader, "/metrics").await.expect("metrics");
-    let refused = metrics
-        .lines()
-        .find(|l| l.starts_with("raft_elector_peer_requests_refused_total{reason=\"auth\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    let refused = metric(
+        &metrics,
+        "raft_elector_peer_requests_refused_total{reason=\"auth\"}",
+    );
     assert!(
         refused.is_some_and(|n| n >= 1.0),
         "auth refusals not counted:\n{metrics}"

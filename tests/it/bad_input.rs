@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{exe, free_port};
+use testkit::free_port;
+
+use crate::EXE;
 
 /// Splits a command line written as one string (no argument here contains spaces).
 fn args(line: &str) -> Vec<String> {
@@ -26,10 +28,10 @@ fn run(wrapper: &[&str], args: &[String]) -> (Option<i32>, String) {
     let mut cmd = match wrapper.split_first() {
         Some((first, rest)) => {
             let mut c = Command::new(first);
-            c.args(rest).arg(exe());
+            c.args(rest).arg(EXE);
             c
         }
-        None => Command::new(exe()),
+        None => Command::new(EXE),
     };
     let out = cmd
         .args(args)

@@ -3,22 +3,19 @@
 
 use std::time::Duration;
 
-use crate::harness::Cluster;
+use testkit::{metric, Ask, Cluster};
+
+use crate::spec;
 
 fn gauge(text: &str, name: &str) -> i64 {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    metric(text, name).unwrap_or_else(|| panic!("{name} missing:\n{text}")) as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_elections_leave_a_short_log() {
-    let mut c = Cluster::new(3);
-    c.flags = vec!["--snapshot-logs".into(), "10".into()];
-    for i in 0..3 {
-        c.spawn(i);
-    }
+    let mut spec = spec(3);
+    spec.flags = vec!["--snapshot-logs".into(), "10".into()];
+    let c = Cluster::start(spec);
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))

@@ -3,26 +3,13 @@
 //! peer logs after persisting a vote).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use testkit::rng::{seed_from_env, Rng};
+use testkit::{Ask, Cluster};
 
-use crate::harness::Cluster;
-
-/// A small xorshift generator: the schedule is random but replayable from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::spec;
 
 /// Per term, whom this peer voted for (itself when it campaigned).
 fn votes(log: &str, me: &str) -> BTreeMap<u64, BTreeSet<String>> {
@@ -63,19 +50,11 @@ async fn wait_serving(c: &Cluster, i: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_elections_never_breaks_a_peer_or_doubles_a_vote() {
-    let seed = std::env::var("RAFT_ELECTOR_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-                | 1
-        });
+    // The schedule is random but replayable from the printed seed.
+    let seed = seed_from_env("RAFT_ELECTOR_CRASH_SEED");
     eprintln!("crash schedule seed: {seed} (replay with RAFT_ELECTOR_CRASH_SEED={seed})");
-    let mut rng = Rng(seed);
-    let mut c = Cluster::start(3);
+    let mut rng = Rng::new(seed);
+    let mut c = Cluster::start(spec(3));
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
@@ -98,13 +77,14 @@ async fn kill_9_during_elections_never_breaks_a_peer_or_doubles_a_vote() {
             }
         }
         // ...and crash a peer somewhere in the middle of it.
-        tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
-        let victim = rng.below(3) as usize;
+        tokio::time::sleep(rng.millis(0, 299)).await;
+        let victim = rng.below(3);
         c.kill(victim);
         // A peer stopped with SIGTERM must finish its hand-off and exit by itself.
-        if let Some(t) = terminated.filter(|&t| c.peers[t].child.is_some()) {
+        if let Some(t) = terminated.filter(|&t| c.started(t)) {
             let status = c
                 .terminate(t, Duration::from_secs(6))
+                .await
                 .expect("the SIGTERMed peer exited");
             assert!(
                 status.success() || status.code().is_none(),
@@ -112,12 +92,7 @@ async fn kill_9_during_elections_never_breaks_a_peer_or_doubles_a_vote() {
             );
         }
         for i in 0..3 {
-            if let Some(child) = c.peers[i].child.as_mut() {
-                if child.try_wait().expect("wait").is_some() {
-                    c.peers[i].child = None;
-                }
-            }
-            if c.peers[i].child.is_none() {
+            if !c.alive(i) {
                 c.spawn(i);
                 wait_serving(&c, i).await;
             }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{exe, free_port};
+use testkit::free_port;
+
+use crate::EXE;
 
 /// A single-peer election "a" that has run once, leaving a real data directory behind.
 struct Used {
@@ -20,7 +22,7 @@ fn used_data_dir() -> Used {
     let dir = tmp.path().join("data");
     let peers = format!("a=127.0.0.1:{}", free_port());
     let http = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(exe())
+    let mut child = Command::new(EXE)
         .args([
             "--election",
             "e",
@@ -38,7 +40,7 @@ fn used_data_dir() -> Used {
         .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let out = Command::new(exe())
+        let out = Command::new(EXE)
             .args(["leader", "--http", &http])
             .output()
             .expect("leader");
@@ -67,10 +69,10 @@ fn refuses(u: &Used, dir: &Path, id: &str, peers: &str, wrap: Option<&[&str]>) -
     let mut cmd = match wrap {
         Some(w) => {
             let mut c = Command::new(w[0]);
-            c.args(&w[1..]).arg(exe());
+            c.args(&w[1..]).arg(EXE);
             c
         }
-        None => Command::new(exe()),
+        None => Command::new(EXE),
     };
     let mut child = cmd
         .args([

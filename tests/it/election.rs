@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-use crate::harness::Cluster;
+use testkit::{Ask, Cluster};
+
+use crate::spec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_peers_elect_one_leader_that_all_name() {
-    let c = Cluster::start(3);
+    let c = Cluster::start(spec(3));
     let (leader, term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
     let leader_name = c.peers[leader].name.clone();
     assert!(term >= 1);
@@ -38,7 +40,7 @@ async fn three_peers_elect_one_leader_that_all_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_peers_elect_one_leader() {
-    let c = Cluster::start(5);
+    let c = Cluster::start(spec(5));
     let (leader, _) = c
         .agreed_leader(&[0, 1, 2, 3, 4], Duration::from_secs(10))
         .await;

@@ -2,13 +2,15 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::Cluster;
+use testkit::{Ask, Cluster};
+
+use crate::spec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survivors_elect_a_new_leader_after_kill_9() {
-    let mut c = Cluster::start(3);
+    let mut c = Cluster::start(spec(3));
     let (old, old_term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
-    let survivors: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let survivors = c.all_but(old);
 
     let killed = Instant::now();
     c.kill(old);

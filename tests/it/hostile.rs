@@ -5,7 +5,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::harness::Cluster;
+use testkit::{Ask, Cluster};
+
+use crate::spec;
 
 /// Sends raw bytes and returns what came back before the server closed or went quiet.
 fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
@@ -24,7 +26,7 @@ fn status_line(answer: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_leave_the_election_alone() {
-    let c = Cluster::start(3);
+    let c = Cluster::start(spec(3));
     let (leader, term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
     let target = (leader + 1) % 3;
     let (app, peer) = (c.peers[target].http, c.peers[target].peer_addr);

@@ -1,6 +1,5 @@
-//! Integration tests: real `raft-elector` processes on loopback.
-
-mod harness;
+//! Integration tests: real `raft-elector` processes on loopback, run by the shared test kit
+//! (testkit/).
 
 mod api;
 mod auth;
@@ -14,3 +13,13 @@ mod hostile;
 mod pause;
 mod restart;
 mod shutdown;
+
+/// The binary under test.
+pub const EXE: &str = env!("CARGO_BIN_EXE_raft-elector");
+
+/// `n` peers of election `test` running [`EXE`], logging at debug level.
+pub fn spec(n: usize) -> testkit::Spec {
+    let mut spec = testkit::Spec::new(EXE, n);
+    spec.log_filter = Some("info,raft_elector=debug".into());
+    spec
+}

@@ -5,13 +5,15 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::harness::Cluster;
+use testkit::{Ask, Cluster};
+
+use crate::spec;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_does_not_claim_after_waking() {
-    let c = Cluster::start(3);
+    let c = Cluster::start(spec(3));
     let (old, old_term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
-    let others: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let others = c.all_but(old);
 
     c.signal(old, Signal::SIGSTOP);
     let (new, new_term) = c.agreed_leader(&others, Duration::from_secs(10)).await;

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::harness::Cluster;
+use testkit::{Ask, Cluster};
+
+use crate::spec;
 
 async fn max_term(c: &Cluster) -> u64 {
     let answers = futures::future::join_all(c.running().into_iter().map(|i| c.ask(i))).await;
@@ -16,7 +18,7 @@ async fn max_term(c: &Cluster) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_all_peers_keeps_terms_and_elects_again() {
-    let mut c = Cluster::start(3);
+    let mut c = Cluster::start(spec(3));
     c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
     let before = max_term(&c).await;
 
@@ -35,7 +37,10 @@ async fn restarting_all_peers_keeps_terms_and_elects_again() {
 
     // Stop all three gracefully.
     for i in 0..3 {
-        let status = c.terminate(i, Duration::from_secs(5)).expect("exited");
+        let status = c
+            .terminate(i, Duration::from_secs(5))
+            .await
+            .expect("exited");
         assert!(status.success());
     }
     for i in 0..3 {
@@ -54,17 +59,17 @@ async fn restarting_all_peers_keeps_terms_and_elects_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_peer_rejoins_instead_of_bootstrapping_a_second_cluster() {
-    let mut c = Cluster::start(3);
+    let mut c = Cluster::start(spec(3));
     let (leader, term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
     let wiped = (leader + 1) % 3;
     c.kill(wiped);
-    std::fs::remove_dir_all(&c.peers[wiped].data_dir).expect("wipe");
+    std::fs::remove_dir_all(c.data_dir(wiped)).expect("wipe");
     let earlier = c.log_text(wiped).len();
     c.spawn(wiped);
 
     let (now_leader, now_term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
     assert!(now_term >= term);
-    let others: Vec<usize> = (0..3).filter(|&i| i != wiped).collect();
+    let others = c.all_but(wiped);
     assert!(
         others.contains(&now_leader),
         "the wiped peer must not lead a cluster of its own"

@@ -2,23 +2,16 @@
 //! each answer with the time its request was sent and the time the answer was read; another,
 //! slower task per peer reads the term from `/metrics`.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Deserialize;
+use testkit::http;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::history::{Answer, Clock, Failure, TermSample, UNKNOWN_PEER};
-
-#[derive(Deserialize)]
-struct Body {
-    name: String,
-    term: u64,
-    is_leader: bool,
-    id: String,
-}
+use crate::history::{Answer, Clock, Failure, Micros, TermSample, UNKNOWN_PEER};
 
 /// What the clients recorded so far, and each peer's newest answer for the nemesis.
 pub struct Recorder {
@@ -103,52 +96,56 @@ pub fn start(
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     for (peer, addr) in http.iter().enumerate() {
-        tasks.push(tokio::spawn(poll_leader(
-            rec.clone(),
+        let asker = Asker {
+            rec: rec.clone(),
             peer,
-            *addr,
-            interval,
-            stop.clone(),
-        )));
-        tasks.push(tokio::spawn(poll_term(
-            rec.clone(),
-            peer,
-            *addr,
-            Duration::from_millis(100),
-            stop.clone(),
-        )));
+            addr: *addr,
+            stop: stop.clone(),
+        };
+        tasks.push(tokio::spawn(asker.clone().poll_leader(interval)));
+        tasks.push(tokio::spawn(asker.poll_term(Duration::from_millis(100))));
     }
     tasks
 }
 
-async fn poll_leader(
+/// One client of one peer.
+#[derive(Clone)]
+struct Asker {
     rec: Arc<Recorder>,
     peer: usize,
     addr: SocketAddr,
-    interval: Duration,
     stop: CancellationToken,
-) {
-    let client = http_client();
-    let url = format!("http://{addr}/v1/leader");
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !stop.is_cancelled() {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
+}
+
+impl Asker {
+    /// Every `interval` until stopped: asks `question` and hands its result to `record` with
+    /// the times the request was sent and the answer read.
+    async fn every<T, Q: Future<Output = Option<T>>>(
+        &self,
+        interval: Duration,
+        question: impl Fn() -> Q,
+        mut record: impl FnMut(Micros, Micros, Option<T>),
+    ) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !self.stop.is_cancelled() {
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let sent = self.rec.clock.now();
+            let got = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                got = question() => got,
+            };
+            record(sent, self.rec.clock.now(), got);
         }
-        let sent = rec.clock.now();
-        let body = async {
-            let resp = client.get(&url).send().await.ok()?;
-            let bytes = resp.bytes().await.ok()?;
-            serde_json::from_slice::<Body>(&bytes).ok()
-        };
-        let body = tokio::select! {
-            _ = stop.cancelled() => return,
-            b = body => b,
-        };
-        let received = rec.clock.now();
-        match body {
+    }
+
+    async fn poll_leader(self, interval: Duration) {
+        let client = http_client();
+        let (rec, peer, addr) = (&self.rec, self.peer, self.addr);
+        let record = |sent, received, body: Option<testkit::Answer>| match body {
             Some(b) if b.id == rec.names[peer] => rec.record(Answer {
                 peer,
                 sent,
@@ -167,61 +164,26 @@ async fn poll_leader(
                 sent,
                 received,
             }),
-        }
-    }
-}
-
-/// The value of `raft_elector_term` in a metrics text.
-fn term_metric(text: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("raft_elector_term "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
-}
-
-async fn poll_term(
-    rec: Arc<Recorder>,
-    peer: usize,
-    addr: SocketAddr,
-    interval: Duration,
-    stop: CancellationToken,
-) {
-    let client = http_client();
-    let url = format!("http://{addr}/metrics");
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !stop.is_cancelled() {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let sent = rec.clock.now();
-        let text = async {
-            let resp = client.get(&url).send().await.ok()?;
-            resp.text().await.ok()
         };
-        let text = tokio::select! {
-            _ = stop.cancelled() => return,
-            t = text => t,
-        };
-        let received = rec.clock.now();
-        if let Some(term) = text.as_deref().and_then(term_metric) {
-            lock(&rec.terms).push(TermSample {
-                peer,
-                sent,
-                received,
-                term,
-            });
-        }
+        self.every(interval, || http::ask(&client, addr), record)
+            .await;
     }
-}
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_the_term_metric() {
-        let text = "# HELP raft_elector_term Current Raft term\n# TYPE raft_elector_term gauge\nraft_elector_term 17\nraft_elector_terms_x 3\n";
-        assert_eq!(super::term_metric(text), Some(17));
-        assert_eq!(super::term_metric("nothing"), None);
+    async fn poll_term(self, interval: Duration) {
+        let client = http_client();
+        let (rec, peer, addr) = (&self.rec, self.peer, self.addr);
+        let record = |sent, received, text: Option<(u16, String)>| {
+            let term = text.and_then(|(_, text)| testkit::metric(&text, "raft_elector_term"));
+            if let Some(term) = term {
+                lock(&rec.terms).push(TermSample {
+                    peer,
+                    sent,
+                    received,
+                    term: term as u64,
+                });
+            }
+        };
+        self.every(interval, || http::get(&client, addr, "/metrics"), record)
+            .await;
     }
 }

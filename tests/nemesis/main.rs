@@ -17,36 +17,29 @@
 //!
 //! `NEMESIS_SEED=<n>` replays the fault schedule of an earlier run; `NEMESIS_KINDS` (e.g.
 //! `"slow peer,pause leader"`) limits the long run to some kinds of fault.
-
-#[path = "../it/harness.rs"]
-mod harness;
+//!
+//! The clusters, their fault proxies and the [`testkit::Target`] they offer the nemesis come
+//! from the shared test kit (testkit/).
 
 mod checker;
 mod checker_tests;
 mod client;
-mod cluster;
-mod containers;
 mod history;
 mod nemesis;
-mod proxy;
-mod rng;
 mod run;
 mod summary;
-mod target;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use checker::Violation;
-use cluster::Cluster;
 use history::FaultKind;
 use run::{run, Plan};
+use testkit::docker::{self, Discovery};
+use testkit::{Cluster, Spec};
 
 fn seed() -> u64 {
-    match std::env::var("NEMESIS_SEED") {
-        Ok(s) => s.trim().parse().expect("NEMESIS_SEED must be a number"),
-        Err(_) => rng::fresh_seed(),
-    }
+    testkit::rng::seed_from_env("NEMESIS_SEED")
 }
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -61,7 +54,20 @@ fn env_number(name: &str, default: usize) -> usize {
 }
 
 fn exe() -> PathBuf {
-    PathBuf::from(harness::exe())
+    PathBuf::from(env!("CARGO_BIN_EXE_raft-elector"))
+}
+
+/// `peers` processes of `exe` on loopback, every peer behind a fault proxy that knows the
+/// sender by the header each peer request carries.
+fn processes(peers: usize, exe: &Path) -> Cluster {
+    let mut spec = Spec::new(exe, peers);
+    spec.election = "nemesis".into();
+    spec.log_filter = Some("info,openraft=off".into());
+    spec.sender_header = Some("x-raft-elector-from".into());
+    spec.dir_prefix = "raft-elector-nemesis-".into();
+    // A failing run says where its logs and data are.
+    spec.keep_failed = true;
+    Cluster::new(spec)
 }
 
 fn assert_clean(outcome: &run::Outcome) {
@@ -75,7 +81,7 @@ fn assert_clean(outcome: &run::Outcome) {
 
 async fn short_run(peers: usize) {
     let plan = Plan::new(&format!("short-{peers}"), peers, 14, seed());
-    let outcome = run(&plan, Cluster::new(peers, &exe()).await).await;
+    let outcome = run(&plan, processes(peers, &exe())).await;
     assert_clean(&outcome);
     assert!(
         outcome.report.answers > 1000,
@@ -130,7 +136,7 @@ async fn long_run() {
             seed.wrapping_add(k as u64),
         );
         plan.kinds = kinds.clone();
-        let outcome = run(&plan, Cluster::new(*peers, &exe()).await).await;
+        let outcome = run(&plan, processes(*peers, &exe())).await;
         if !outcome.report.ok() {
             failed.push(format!(
                 "{}: {} (kept {:?})",
@@ -185,7 +191,7 @@ async fn the_checker_rejects_a_build_without_the_lease() {
     plan.holds.partition = (2000, 3000);
     plan.holds.pause = (2000, 3000);
     plan.keep_failed = false;
-    let outcome = run(&plan, Cluster::new(3, &exe).await).await;
+    let outcome = run(&plan, processes(3, &exe)).await;
     let stale = outcome
         .report
         .violations
@@ -214,18 +220,21 @@ async fn the_checker_rejects_a_build_without_the_lease() {
 /// The container variant: needs Docker and the product image (docker/build.sh builds it).
 /// `RAFT_ELECTOR_SKIP_DOCKER=1` skips it on a machine without Docker, as the container tests.
 async fn container_run(label: &str, peers: usize, faults: usize) {
-    if std::env::var("RAFT_ELECTOR_SKIP_DOCKER").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED {label}: RAFT_ELECTOR_SKIP_DOCKER=1");
+    if !docker::docker_or_skip(label) {
         return;
     }
-    if let Err(why) = containers::docker_available() {
-        panic!(
-            "Docker is not usable ({why}); set RAFT_ELECTOR_SKIP_DOCKER=1 to skip the container runs"
-        );
-    }
-    let image = containers::image();
+    let spec = docker::Spec {
+        image: docker::image(),
+        peers,
+        election: "nemesis".into(),
+        discovery: Discovery::PeerList,
+        log_filter: "info,openraft=off".into(),
+        // Clients ask every peer there, also one cut off from the others.
+        clients_network: true,
+        ask_timeout: std::time::Duration::from_secs(1),
+    };
     let plan = Plan::new(label, peers, faults, seed());
-    let outcome = run(&plan, containers::Docker::new(peers, &image).await).await;
+    let outcome = run(&plan, docker::Cluster::create(&spec).await).await;
     assert_clean(&outcome);
 }
 
@@ -244,7 +253,7 @@ async fn container_long_run() {
 
 #[test]
 fn schedules_cover_every_kind() {
-    let mut rng = rng::Rng::new(7);
+    let mut rng = testkit::Rng::new(7);
     let s = nemesis::schedule(&FaultKind::ALL, 18, &mut rng);
     for kind in FaultKind::ALL {
         assert_eq!(s.iter().filter(|k| **k == kind).count(), 2, "{kind}");

@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
+use testkit::{Mode, Rng, Target};
+
 use crate::client::Recorder;
 use crate::history::{Fault, FaultKind};
-use crate::proxy::Mode;
-use crate::rng::Rng;
-use crate::target::Target;
 
 /// How long faults are held, in milliseconds.
 #[derive(Debug, Clone, Copy)]

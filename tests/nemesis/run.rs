@@ -5,15 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use testkit::{Rng, Target};
 use tokio_util::sync::CancellationToken;
 
 use crate::checker::{self, Report, Rules};
 use crate::client::{self, Recorder};
 use crate::history::{Clock, FaultKind, History};
 use crate::nemesis::{self, Holds};
-use crate::rng::Rng;
 use crate::summary;
-use crate::target::Target;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -94,6 +93,11 @@ async fn all_agree(rec: &Recorder, since: u64, timeout: Duration) -> Option<Dura
     None
 }
 
+/// Whether faults of `kind` can be injected into `cluster` (known once it runs).
+fn possible<C: Target>(kind: FaultKind, cluster: &C) -> bool {
+    kind != FaultKind::SlowPeer || cluster.can_slow()
+}
+
 /// Runs a plan to the end on `cluster` (prepared, not started) and checks it.
 pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
     let started = Instant::now();
@@ -109,12 +113,12 @@ pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
         .kinds
         .iter()
         .copied()
-        .filter(|k| cluster.supports(*k))
+        .filter(|k| possible(*k, &cluster))
         .collect();
     let skipped: Vec<&str> = plan
         .kinds
         .iter()
-        .filter(|k| !cluster.supports(**k))
+        .filter(|k| !possible(**k, &cluster))
         .map(|k| k.name())
         .collect();
     eprintln!(

@@ -1,24 +1,21 @@
 //! etcd on loopback, measured the same way as raft-elector: a 3-member cluster whose leader
-//! is killed with SIGKILL, and `etcdctl elect` for the failover an application gets.
+//! is killed with SIGKILL, and `etcdctl elect` for the failover an application gets. The
+//! processes, their directory and logs are the test kit's ([`testkit::procs`]).
 
-use std::fs::OpenOptions;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use testkit::procs::{die_with_parent, Procs};
+use testkit::{free_addr, http};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::sys;
-
+/// Where one member listens, and who it is.
 pub struct Member {
     pub name: String,
     pub client: SocketAddr,
     pub peer: SocketAddr,
-    pub data_dir: PathBuf,
-    pub log: PathBuf,
-    pub child: Option<Child>,
     /// Member id as etcd reports it (learned once the cluster runs).
     pub id: u64,
 }
@@ -32,9 +29,9 @@ pub struct Status {
 }
 
 pub struct Cluster {
-    /// Data directories and logs; removed on drop.
-    pub _dir: tempfile::TempDir,
     pub members: Vec<Member>,
+    /// The members' processes, data directories and logs; killed and removed on drop.
+    pub procs: Procs,
     pub heartbeat_ms: u64,
     pub election_ms: u64,
     token: String,
@@ -44,39 +41,29 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(n: usize, heartbeat_ms: u64, election_ms: u64) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("etcd-bench-")
-            .tempdir()
-            .expect("temp dir");
-        let members = (0..n)
-            .map(|i| {
-                let name = format!("m{i}");
-                Member {
-                    client: sys::free_addr(),
-                    peer: sys::free_addr(),
-                    data_dir: dir.path().join(&name),
-                    log: dir.path().join(format!("{name}.log")),
-                    name,
-                    child: None,
-                    id: 0,
-                }
+        let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+        let mut procs = Procs::new("etcd-bench-", names.clone());
+        procs.die_with_parent = true;
+        let members = names
+            .into_iter()
+            .map(|name| Member {
+                name,
+                client: free_addr(),
+                peer: free_addr(),
+                id: 0,
             })
             .collect();
         Cluster {
-            token: dir
-                .path()
+            token: procs
+                .dir()
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "bench".into()),
-            _dir: dir,
+            procs,
             members,
             heartbeat_ms,
             election_ms,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_millis(300))
-                .build()
-                .expect("http client"),
+            http: http::client(Duration::from_millis(300)),
             poll: Duration::from_millis(5),
         }
     }
@@ -90,14 +77,12 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         let m = &self.members[i];
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&m.log)
-            .expect("open log");
         let mut cmd = Command::new("etcd");
         cmd.arg(format!("--name={}", m.name))
-            .arg(format!("--data-dir={}", m.data_dir.display()))
+            .arg(format!(
+                "--data-dir={}",
+                self.procs.slots[i].data_dir.display()
+            ))
             .arg(format!("--listen-client-urls=http://{}", m.client))
             .arg(format!("--advertise-client-urls=http://{}", m.client))
             .arg(format!("--listen-peer-urls=http://{}", m.peer))
@@ -110,13 +95,8 @@ impl Cluster {
             .arg("--logger=zap")
             .arg("--log-outputs=stderr")
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
-        sys::die_with_parent(&mut cmd);
-        let child = cmd.spawn().expect("spawn etcd");
-        self.members[i].child = Some(child);
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        self.procs.spawn(i, cmd);
     }
 
     pub fn spawn_all(&mut self) {
@@ -125,14 +105,13 @@ impl Cluster {
         }
     }
 
+    /// SIGKILL and reap.
     pub fn kill9(&mut self, i: usize) {
-        if let Some(child) = self.members[i].child.take() {
-            sys::kill9(child);
-        }
+        self.procs.kill(i);
     }
 
     pub fn pid(&self, i: usize) -> Option<u32> {
-        self.members[i].child.as_ref().map(|c| c.id())
+        self.procs.pid(i)
     }
 
     /// `POST /v3/maintenance/status` through etcd's HTTP gateway.
@@ -200,19 +179,7 @@ impl Cluster {
     }
 
     pub fn log_tail(&self, i: usize, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.members[i].log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for m in &mut self.members {
-            if let Some(child) = m.child.take() {
-                sys::kill9(child);
-            }
-        }
+        self.procs.log_tail(i, lines)
     }
 }
 
@@ -234,13 +201,7 @@ pub async fn elect_failover(
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
+        die_with_parent(cmd.as_std_mut());
         cmd.spawn()
     };
     let mut holder = spawn("holder").map_err(|e| format!("etcdctl: {e}"))?;

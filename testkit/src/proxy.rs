@@ -1,11 +1,11 @@
-//! Per-link fault proxies for peer traffic on loopback, so that partitions, bridges and delays
-//! need no root.
+//! Fault proxies for peer traffic on loopback, one in front of each peer, so that partitions,
+//! bridges and delays need no root.
 //!
 //! Every peer is given the same `--peers` list, which points at one proxy per peer; the peer
 //! itself listens on another port (`--peer-listen`). The proxy in front of peer B reads the
-//! `x-raft-elector-from` header of the first request on each connection to learn the sender A,
-//! and from then on applies the state of the directed link A→B to that connection (requests
-//! and their answers alike). A link is:
+//! sender's header (its name is given, [`Proxies::sender_header`]) in the first request on each
+//! connection to learn the sender A, and from then on applies the state of the directed link
+//! A→B to that connection (requests and their answers alike). A link is:
 //!
 //! * `Open`, with an optional one-way delay on every chunk in both directions;
 //! * `Drop`: a black hole. Bytes already on an established connection are held and delivered
@@ -26,8 +26,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
-
-const FROM_HEADER: &str = "x-raft-elector-from";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -52,6 +50,7 @@ impl LinkState {
 
 struct Shared {
     names: Vec<String>,
+    sender_header: String,
     /// `links[from][to]`.
     links: Vec<Vec<watch::Sender<LinkState>>>,
 }
@@ -62,32 +61,48 @@ pub struct Net {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// The proxies of a cluster: where each listens and forwards to, and how senders say who
+/// they are.
+#[derive(Debug, Clone)]
+pub struct Proxies {
+    /// The peers' names, as they send them in [`Proxies::sender_header`].
+    pub names: Vec<String>,
+    /// The request header that carries the sender's name.
+    pub sender_header: String,
+    /// Where the proxy in front of peer `i` listens.
+    pub listen: Vec<SocketAddr>,
+    /// Where peer `i` itself listens.
+    pub target: Vec<SocketAddr>,
+}
+
 impl Net {
-    /// Starts one proxy per peer: `listen[i]` forwards to `target[i]`.
-    pub async fn start(
-        names: Vec<String>,
-        listen: &[SocketAddr],
-        target: &[SocketAddr],
-    ) -> std::io::Result<Net> {
-        let n = names.len();
+    /// Starts one proxy per peer (inside a Tokio runtime): `listen[i]` forwards to `target[i]`.
+    pub fn start(proxies: Proxies) -> std::io::Result<Net> {
+        let n = proxies.names.len();
         let links = (0..n)
             .map(|_| (0..n).map(|_| watch::channel(LinkState::OPEN).0).collect())
             .collect();
-        let shared = Arc::new(Shared { names, links });
+        let shared = Arc::new(Shared {
+            names: proxies.names,
+            sender_header: proxies.sender_header,
+            links,
+        });
         let mut tasks = Vec::new();
         for to in 0..n {
-            let listener = TcpListener::bind(listen[to]).await?;
+            let listener = std::net::TcpListener::bind(proxies.listen[to])?;
+            listener.set_nonblocking(true)?;
+            let listener = TcpListener::from_std(listener)?;
             tasks.push(tokio::spawn(accept_loop(
                 listener,
                 to,
-                target[to],
+                proxies.target[to],
                 shared.clone(),
             )));
         }
         Ok(Net { shared, tasks })
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.shared.names.len()
     }
 
@@ -179,7 +194,7 @@ async fn read_sender(stream: &mut TcpStream, shared: &Shared) -> Option<(Vec<u8>
             let from = head.lines().find_map(|line| {
                 let (k, v) = line.split_once(':')?;
                 k.trim()
-                    .eq_ignore_ascii_case(FROM_HEADER)
+                    .eq_ignore_ascii_case(&shared.sender_header)
                     .then(|| v.trim().to_string())
             })?;
             let index = shared.names.iter().position(|n| *n == from)?;
@@ -316,5 +331,124 @@ async fn pump(
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "x-sender";
+
+    /// An echo server behind the proxy of peer 1; returns the net and the proxy's address.
+    async fn echo_behind_proxy() -> (Net, SocketAddr) {
+        let echo = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let target = echo.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = conn.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let listen = crate::ports::free_addr();
+        let net = Net::start(Proxies {
+            names: vec!["a".into(), "b".into()],
+            sender_header: HEADER.into(),
+            listen: vec![crate::ports::free_addr(), listen],
+            target: vec![crate::ports::free_addr(), target],
+        })
+        .expect("proxies");
+        (net, listen)
+    }
+
+    /// Connects to the proxy as peer "a" and reads the echoed request head back.
+    async fn connect_as_a(proxy: SocketAddr) -> TcpStream {
+        let mut conn = TcpStream::connect(proxy).await.expect("connect");
+        let head = format!("GET / HTTP/1.1\r\n{HEADER}: a\r\n\r\n");
+        conn.write_all(head.as_bytes()).await.expect("write");
+        let mut echoed = vec![0u8; head.len()];
+        conn.read_exact(&mut echoed).await.expect("echo");
+        assert_eq!(echoed, head.as_bytes());
+        conn
+    }
+
+    #[tokio::test]
+    async fn a_dropped_link_holds_bytes_until_it_opens() {
+        let (net, proxy) = echo_behind_proxy().await;
+        let mut conn = connect_as_a(proxy).await;
+        let mut buf = [0u8; 4];
+
+        net.cut(&[0], &[1], Mode::Drop);
+        conn.write_all(b"ping").await.expect("write");
+        let held =
+            tokio::time::timeout(Duration::from_millis(200), conn.read_exact(&mut buf)).await;
+        assert!(held.is_err(), "bytes crossed a cut link");
+
+        net.heal();
+        tokio::time::timeout(Duration::from_secs(2), conn.read_exact(&mut buf))
+            .await
+            .expect("bytes released when the link opened")
+            .expect("read");
+        assert_eq!(&buf, b"ping");
+    }
+
+    #[tokio::test]
+    async fn only_the_direction_cut_is_cut() {
+        let (net, proxy) = echo_behind_proxy().await;
+        // b→a is cut; a→b (this connection's direction) stays open.
+        net.set(
+            1,
+            0,
+            LinkState {
+                mode: Mode::Reject,
+                delay: Duration::ZERO,
+            },
+        );
+        let mut conn = connect_as_a(proxy).await;
+        conn.write_all(b"pong").await.expect("write");
+        let mut buf = [0u8; 4];
+        conn.read_exact(&mut buf).await.expect("echo");
+        assert_eq!(&buf, b"pong");
+    }
+
+    #[tokio::test]
+    async fn a_rejected_link_resets_connections_and_unknown_senders_are_dropped() {
+        let (net, proxy) = echo_behind_proxy().await;
+        let mut conn = connect_as_a(proxy).await;
+        net.cut(&[0], &[1], Mode::Reject);
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf))
+            .await
+            .expect("closed at once");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+        net.heal();
+        let mut stranger = TcpStream::connect(proxy).await.expect("connect");
+        stranger
+            .write_all(format!("GET / HTTP/1.1\r\n{HEADER}: z\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        let read = tokio::time::timeout(Duration::from_secs(2), stranger.read(&mut buf))
+            .await
+            .expect("closed at once");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+
+    #[tokio::test]
+    async fn a_slow_peer_gets_its_delay_each_way() {
+        let (net, proxy) = echo_behind_proxy().await;
+        let mut conn = connect_as_a(proxy).await;
+        net.slow(1, Duration::from_millis(100));
+        let t0 = Instant::now();
+        conn.write_all(b"slow").await.expect("write");
+        let mut buf = [0u8; 4];
+        conn.read_exact(&mut buf).await.expect("echo");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            t0.elapsed()
+        );
     }
 }

@@ -1,76 +1,10 @@
-//! Processes, ports, /proc readings and the machine description.
+//! /proc readings, disk use, the load average, the date and the machine description.
 
-use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::{json, Value};
-
-/// A loopback address on a free port. The bench uses 10000-19999, below the ports the
-/// integration tests use (20000-32767) and below the kernel's ephemeral range, so neither
-/// concurrent test runs nor outgoing connections take them.
-pub fn free_addr() -> SocketAddr {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(
-        0,
-        10000 + (std::process::id() % 500) as u16 * 20,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    for _ in 0..10_000 {
-        let p = NEXT.fetch_add(1, Ordering::SeqCst);
-        let port = 10000 + (p - 10000) % 10000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return SocketAddr::from(([127, 0, 0, 1], port));
-        }
-    }
-    panic!("no free port in 10000-19999");
-}
-
-/// Makes a child die with the bench, even when the bench is killed with SIGKILL.
-pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-        })
-    }
-}
-
-pub fn pid_of(child: &Child) -> Pid {
-    Pid::from_raw(child.id() as i32)
-}
-
-pub fn signal(child: &Child, sig: Signal) {
-    let _ = kill(pid_of(child), sig);
-}
-
-/// SIGKILL and reap.
-pub fn kill9(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Waits (polling, bounded) for a child to exit; kills it at the deadline.
-pub async fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
 
 /// Resident memory (VmRSS) and its peak (VmHWM) in KiB.
 pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {

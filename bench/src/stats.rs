@@ -79,6 +79,15 @@ pub fn round(v: f64) -> Value {
     }
 }
 
+/// Rounds to 0.001 (JSON null for NaN).
+pub fn round3(v: f64) -> Value {
+    if v.is_finite() {
+        json!((v * 1000.0).round() / 1000.0)
+    } else {
+        Value::Null
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,14 +100,5 @@ mod tests {
         assert_eq!(median(&s), 10.5);
         let s: Vec<f64> = (1..=200).map(f64::from).collect();
         assert_eq!(percentile(&s, 0.99), 198.0);
-    }
-}
-
-/// Rounds to 0.001 (JSON null for NaN).
-pub fn round3(v: f64) -> Value {
-    if v.is_finite() {
-        json!((v * 1000.0).round() / 1000.0)
-    } else {
-        Value::Null
     }
 }

@@ -1,5 +1,5 @@
-//! A small seeded random generator (SplitMix64), so that a run's fault schedule depends on the
-//! printed seed alone and replays the same way on any machine and any crate version.
+//! A small seeded random generator (SplitMix64), so that a run's schedule depends on the printed
+//! seed alone and replays the same way on any machine and any crate version.
 
 use std::time::Duration;
 
@@ -9,6 +9,11 @@ pub struct Rng(u64);
 impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
+    }
+
+    /// A generator seeded from the clock, for what need not replay (names, secrets, jitter).
+    pub fn fresh() -> Rng {
+        Rng::new(fresh_seed())
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -30,6 +35,11 @@ impl Rng {
         Duration::from_millis(lo_ms + self.below(span) as u64)
     }
 
+    /// A duration in `[0, max)`, in steps of a ten-thousandth of `max`.
+    pub fn up_to(&mut self, max: Duration) -> Duration {
+        max.mul_f64(self.below(10_000) as f64 / 10_000.0)
+    }
+
     /// True with probability `num/den`.
     pub fn chance(&mut self, num: usize, den: usize) -> bool {
         self.below(den) < num
@@ -43,13 +53,25 @@ impl Rng {
     }
 }
 
-/// A seed from the clock, for runs that were not given one.
+/// A seed from the clock and the process id, for runs that were not given one.
 pub fn fresh_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     Rng::new(nanos ^ u64::from(std::process::id()) << 32).next_u64()
+}
+
+/// The seed in environment variable `var` (to replay a run), else a fresh one. A value that is
+/// not a number stops the run rather than being replaced silently.
+pub fn seed_from_env(var: &str) -> u64 {
+    match std::env::var(var) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{var} must be a number, not {s:?}")),
+        Err(_) => fresh_seed(),
+    }
 }
 
 #[cfg(test)]
@@ -68,6 +90,7 @@ mod tests {
             assert!(c.below(3) < 3);
             let d = c.millis(5, 10);
             assert!(d >= Duration::from_millis(5) && d <= Duration::from_millis(10));
+            assert!(c.up_to(Duration::from_millis(30)) < Duration::from_millis(30));
         }
     }
 }

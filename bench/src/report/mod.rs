@@ -1,0 +1,78 @@
+//! Turns results.json into docs/bench/: results.md (markdown.rs, with its sections in
+//! timing.rs and resources.rs) and the SVG charts (charts.rs picks the data, plot/ draws).
+
+mod charts;
+mod format;
+mod goals;
+mod markdown;
+mod plot;
+mod resources;
+mod timing;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Writes results.md and the charts of the results `r` into `dir`.
+pub fn write_all(dir: &Path, r: &Value) -> Result<(), String> {
+    let write = |name: &str, text: String| {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("{name}: {e}"))
+    };
+    write("failover.svg", charts::failover(r)?)?;
+    write("api.svg", charts::api(r)?)?;
+    write("disk.svg", charts::disk(r)?)?;
+    write("results.md", markdown::markdown(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::goals::goals;
+    use super::{charts, markdown};
+
+    #[test]
+    fn goals_are_judged_on_the_figures() {
+        let r = json!({
+            "date": "2026-11-29T00:00:00Z",
+            "sections": {
+                "failover": {
+                    "3": {"median_ms": 350.0, "p99_ms": 600.0, "max_ms": 600.0, "samples_ms": [350.0, 600.0]},
+                    "5": {"median_ms": 380.0, "p99_ms": 601.0, "samples_ms": [380.0]}
+                },
+                "etcd": {"default": {"median_ms": 1200.0, "samples_ms": [1200.0]}},
+                "handoff": {"3": {"p99_ms": 12.0}},
+                "api": {"runs": [{"ratio": 0.95}, {"ratio": 0.89}, {"ratio": 0.8}]},
+                "footprint": {"peers": [
+                    {"rss_kib": 10240, "cpu_percent_of_core": 0.4},
+                    {"rss_kib": 12289, "cpu_percent_of_core": 0.5}
+                ]}
+            }
+        });
+        let met: Vec<Option<bool>> = goals(&r).into_iter().map(|g| g.2).collect();
+        assert_eq!(
+            met,
+            [
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(true),
+                Some(false),
+                Some(false),
+                Some(true)
+            ]
+        );
+        let chart = charts::failover(&r).expect("chart");
+        assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
+        assert!(chart.contains("raft-elector crash, 3 peers"));
+        assert!(
+            !chart.contains("hand-off, 3 peers"),
+            "rows without samples are left out"
+        );
+        let md = markdown::markdown(&r);
+        assert!(
+            md.contains("| crash failover p99 ≤ 600 ms, defaults, 5 peers | 601 ms | **no** |"),
+            "{md}"
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! Footprint: idle RSS and CPU, binary and image size, loopback round trip.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use testkit::{Ask, Cluster};
+
+use super::{ms, started};
+use crate::cli::Args;
+use crate::{stats, sys};
+
+/// Idle RSS and CPU of 3 peers with default settings; binary and image size; loopback RTT.
+pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> {
+    let (c, cur) = started(exe, 3, &[], false).await?;
+    let all = [0, 1, 2];
+    // Let start-up work finish, then measure with nobody asking anything.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let peers = idle_usage(&all.map(|i| c.pid(i)), args.idle_secs).await;
+    let after = c
+        .agreed(&all, Duration::from_secs(5))
+        .await
+        .ok_or("no leader after the idle period")?;
+    let peers: Vec<Value> = peers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut v)| {
+            v["role"] = json!(if i == after.leader {
+                "leader"
+            } else {
+                "follower"
+            });
+            v
+        })
+        .collect();
+    let rtt = loopback_rtt(&c, cur.leader).await;
+    drop(c);
+    // What the idle cost depends on: the heartbeat rate, and peer authentication.
+    let mut variants = Vec::new();
+    for (label, flags) in [
+        (
+            "heartbeat 50 ms, election timeout 167-333 ms",
+            &[
+                "--heartbeat",
+                "50ms",
+                "--election-timeout-min",
+                "167ms",
+                "--election-timeout-max",
+                "333ms",
+            ][..],
+        ),
+        (
+            "heartbeat 100 ms, election timeout 333-667 ms",
+            &[
+                "--heartbeat",
+                "100ms",
+                "--election-timeout-min",
+                "333ms",
+                "--election-timeout-max",
+                "667ms",
+            ][..],
+        ),
+        (
+            "defaults with a peer secret (HMAC on every peer request)",
+            &["--peer-secret", "bench-secret-0123456789abcdef"][..],
+        ),
+    ] {
+        let Ok((c, cur)) = started(exe, 3, flags, false).await else {
+            variants.push(json!({ "label": label, "error": "no leader" }));
+            continue;
+        };
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut peers = idle_usage(&all.map(|i| c.pid(i)), args.idle_secs.div_ceil(2)).await;
+        for (i, p) in peers.iter_mut().enumerate() {
+            p["role"] = json!(if i == cur.leader {
+                "leader"
+            } else {
+                "follower"
+            });
+        }
+        variants.push(json!({ "label": label, "flags": flags.join(" "), "peers": peers }));
+    }
+    let binary = std::fs::metadata(exe).map(|m| m.len()).unwrap_or(0);
+    let stripped = stripped_size(exe);
+    let image = args.image.as_deref().and_then(image_size);
+    Ok(json!({
+        "peers": peers,
+        "idle_secs": args.idle_secs,
+        "variants": variants,
+        "same_leader_throughout": after.leader == cur.leader && after.term == cur.term,
+        "loopback_http_rtt_ms": stats::round3(rtt),
+        "binary_bytes": binary,
+        "binary_stripped_bytes": stripped,
+        "image": args.image,
+        "image_bytes": image,
+    }))
+}
+
+/// RSS and CPU share of processes over an idle period.
+pub(super) async fn idle_usage(pids: &[Option<u32>], secs: u64) -> Vec<Value> {
+    let hz = sys::clock_ticks_per_sec();
+    let t0: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(sys::cpu_ticks)).collect();
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    pids.iter()
+        .zip(t0)
+        .map(|(p, t0)| {
+            let t1 = p.and_then(sys::cpu_ticks);
+            let cpu = match (t0, t1) {
+                (Some(a), Some(b)) => (b - a) as f64 / hz / elapsed * 100.0,
+                _ => f64::NAN,
+            };
+            let mem = p.and_then(sys::rss_kib);
+            json!({
+                "rss_kib": mem.map(|m| m.0),
+                "peak_rss_kib": mem.map(|m| m.1),
+                "cpu_percent_of_core": stats::round3(cpu),
+            })
+        })
+        .collect()
+}
+
+/// Median of 200 sequential `GET /healthz` round trips on a kept-alive connection.
+async fn loopback_rtt(c: &Cluster, i: usize) -> f64 {
+    let url = format!("http://{}/healthz", c.peers[i].http);
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        if let Ok(r) = c.client.get(&url).send().await {
+            let _ = r.bytes().await;
+            samples.push(ms(t.elapsed()));
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    stats::median(&samples)
+}
+
+fn stripped_size(exe: &Path) -> Option<u64> {
+    let dir = tempfile::tempdir().ok()?;
+    let copy = dir.path().join("raft-elector");
+    std::fs::copy(exe, &copy).ok()?;
+    let ok = std::process::Command::new("strip")
+        .arg(&copy)
+        .status()
+        .ok()?
+        .success();
+    ok.then(|| std::fs::metadata(&copy).ok().map(|m| m.len()))
+        .flatten()
+}
+
+fn image_size(image: &str) -> Option<u64> {
+    let out = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Size}}", image])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}

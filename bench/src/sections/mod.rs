@@ -1,0 +1,88 @@
+//! The measurements, one module per section of the report, and what they share: the cluster
+//! of raft-elector processes (the test kit's, testkit/) and the settle time between trials.
+//! Each trial waits a random extra bit, so that trials do not lock to the heartbeat.
+
+mod api;
+mod coldstart;
+mod disk;
+mod etcd;
+mod failover;
+mod footprint;
+mod partition;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::{Agreed, Ask, Cluster, Spec};
+
+use crate::cli::Args;
+
+/// Every section, in the order a run measures them.
+pub(crate) const SECTIONS: &[&str] = &[
+    "failover",
+    "handoff",
+    "coldstart",
+    "partition",
+    "api",
+    "footprint",
+    "disk",
+    "etcd",
+    "etcd-elect",
+];
+
+/// A duration in milliseconds.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `n` peers of `exe` (not started) with `flags`, asked every 5 ms; with `proxied`, behind
+/// fault proxies so that links can be cut. Peers die with the benchmark.
+fn cluster(exe: &Path, n: usize, flags: &[&str], proxied: bool) -> Cluster {
+    let mut spec = Spec::new(exe, n);
+    spec.election = "bench".into();
+    spec.flags = flags.iter().map(|f| f.to_string()).collect();
+    spec.sender_header = proxied.then(|| "x-raft-elector-from".into());
+    spec.ask_timeout = Duration::from_millis(300);
+    spec.poll = Duration::from_millis(5);
+    spec.dir_prefix = "raft-elector-bench-".into();
+    spec.die_with_parent = true;
+    Cluster::new(spec)
+}
+
+/// [`cluster`], started, once its peers agree on a first leader (within 30 s).
+async fn started(
+    exe: &Path,
+    n: usize,
+    flags: &[&str],
+    proxied: bool,
+) -> Result<(Cluster, Agreed), String> {
+    let mut c = cluster(exe, n, flags, proxied);
+    c.spawn_all();
+    match c.agreed(&c.all(), Duration::from_secs(30)).await {
+        Some(first) => Ok((c, first)),
+        None => Err(format!(
+            "{n} peers: no leader at start\n{}",
+            c.log_tail(0, 20)
+        )),
+    }
+}
+
+/// Pause before each trial, so that the previous one has settled.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Measures one section (a name from [`SECTIONS`]) against the binary `exe`.
+pub(crate) async fn measure(name: &str, exe: &Path, args: &Args) -> Result<Value, String> {
+    match name {
+        "failover" => failover::failovers(exe, args, false).await,
+        "handoff" => failover::failovers(exe, args, true).await,
+        "coldstart" => coldstart::cold_starts(exe, args).await,
+        "partition" => partition::partitions(exe, args).await,
+        "api" => api::api(exe, args).await,
+        "footprint" => footprint::footprint(exe, args).await,
+        "disk" => disk::disk(exe, args).await,
+        "etcd" => etcd::etcd_failovers(args).await,
+        "etcd-elect" => etcd::etcd_elect(args).await,
+        _ => Err(format!("unknown section {name:?}")),
+    }
+}

@@ -1,0 +1,74 @@
+//! The answer of `GET /v1/leader` (and of `raft-elector leader --json`), as the application API
+//! promises it: every field required, no other field accepted. A change of that JSON contract
+//! makes every question of every suite fail to parse, instead of passing unnoticed.
+
+use serde::Deserialize;
+
+/// A peer's Raft role as the API names it (informational; `is_leader` is what counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+    Learner,
+    Stopped,
+}
+
+/// What `GET /v1/leader` answered. About the peer asked: its name (`id`), `election` and
+/// `role`. Its answer: the leader's `name` (empty when it knows none for sure), the `term` of
+/// that leadership (else its current term), whether it `is_leader` (checked against its lease),
+/// and for how long, at most, all this stays true (`valid_ms`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    pub id: String,
+    pub election: String,
+    pub role: Role,
+    pub name: String,
+    pub term: u64,
+    pub is_leader: bool,
+    pub valid_ms: u64,
+}
+
+impl Answer {
+    /// Parses an answer; `None` for anything that breaks the contract.
+    pub fn parse(body: &[u8]) -> Option<Answer> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEADER: &str = r#"{"name":"web-1","term":7,"is_leader":true,"id":"web-1","election":"jobs","role":"leader","valid_ms":150}"#;
+
+    #[test]
+    fn reads_every_field_of_the_contract() {
+        let a = Answer::parse(LEADER.as_bytes()).expect("parses");
+        assert_eq!(
+            a,
+            Answer {
+                id: "web-1".into(),
+                election: "jobs".into(),
+                role: Role::Leader,
+                name: "web-1".into(),
+                term: 7,
+                is_leader: true,
+                valid_ms: 150,
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_an_extra_or_a_mistyped_field_breaks_the_contract() {
+        let missing = LEADER.replace(r#","valid_ms":150"#, "");
+        let extra = LEADER.replace(r#""valid_ms":150"#, r#""valid_ms":150,"x":1"#);
+        let role = LEADER.replace(r#""leader""#, r#""boss""#);
+        let term = LEADER.replace(r#""term":7"#, r#""term":"7""#);
+        for body in [missing, extra, role, term] {
+            assert_eq!(Answer::parse(body.as_bytes()), None, "{body}");
+        }
+    }
+}

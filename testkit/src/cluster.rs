@@ -1,0 +1,293 @@
+//! A cluster of real `raft-elector` processes on loopback: their command lines and addresses,
+//! optionally behind fault proxies, and the questions a test asks them.
+//!
+//! The binary under test is passed in ([`Spec::exe`]): tests use
+//! `env!("CARGO_BIN_EXE_raft-elector")`, the benchmark its release build. Ports come from
+//! [`crate::ports`]; the processes, their directory and logs from [`crate::procs`].
+//!
+//! Without proxies every peer listens for peer traffic at the address the peer list gives it.
+//! With proxies ([`Spec::sender_header`]), the peer list names one fault proxy per peer
+//! ([`crate::proxy`]) and each peer listens behind its own (`--peer-listen`), so that all peer
+//! traffic crosses them. The application API is always asked directly.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::agree::Ask;
+use crate::answer::Answer;
+use crate::http;
+use crate::metrics::metric;
+use crate::ports::free_addr;
+use crate::procs::Procs;
+use crate::proxy::{Net, Proxies};
+
+/// What to run; [`Spec::new`] gives the defaults of the tests.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    /// The `raft-elector` binary.
+    pub exe: PathBuf,
+    pub peers: usize,
+    pub election: String,
+    /// Flags added to every peer's command line.
+    pub flags: Vec<String>,
+    /// `RAFT_ELECTOR_LOG` of every peer; `None` leaves it unset (the binary's default).
+    pub log_filter: Option<String>,
+    /// Put every peer behind a fault proxy that learns the sender from this request header.
+    pub sender_header: Option<String>,
+    /// How long one question to a peer may take.
+    pub ask_timeout: Duration,
+    /// Pause between two rounds of questions while waiting for agreement.
+    pub poll: Duration,
+    /// Prefix of the temporary directory.
+    pub dir_prefix: String,
+    /// Keep logs and data of a failing test (see [`crate::procs`]).
+    pub keep_failed: bool,
+    /// Peers get SIGKILL when the thread that started them ends (for the benchmark).
+    pub die_with_parent: bool,
+}
+
+impl Spec {
+    /// `peers` peers of election `test`, no proxies, the binary's own log filter.
+    pub fn new(exe: impl Into<PathBuf>, peers: usize) -> Spec {
+        Spec {
+            exe: exe.into(),
+            peers,
+            election: "test".into(),
+            ask_timeout: Duration::from_secs(2),
+            poll: Duration::from_millis(10),
+            dir_prefix: "raft-elector-test-".into(),
+            ..Spec::default()
+        }
+    }
+}
+
+/// Where one peer answers.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub name: String,
+    /// Application API.
+    pub http: SocketAddr,
+    /// Where the peer itself listens for peer traffic.
+    pub peer_addr: SocketAddr,
+    /// The fault proxy in front of it, when the cluster has proxies.
+    pub proxy: Option<SocketAddr>,
+    /// Flags for this peer only.
+    pub extra: Vec<String>,
+}
+
+impl Peer {
+    /// The address the other peers are told to use.
+    pub fn listed_addr(&self) -> SocketAddr {
+        self.proxy.unwrap_or(self.peer_addr)
+    }
+}
+
+/// A cluster of peer processes.
+pub struct Cluster {
+    pub spec: Spec,
+    pub peers: Vec<Peer>,
+    pub procs: Procs,
+    /// The fault proxies, when [`Spec::sender_header`] asked for them.
+    pub net: Option<Net>,
+    pub client: reqwest::Client,
+}
+
+impl Cluster {
+    /// Prepares the peers (and their proxies, inside a Tokio runtime) without starting them.
+    pub fn new(spec: Spec) -> Cluster {
+        let names: Vec<String> = (0..spec.peers).map(|i| format!("peer-{i}")).collect();
+        let peers: Vec<Peer> = names
+            .iter()
+            .map(|name| Peer {
+                name: name.clone(),
+                http: free_addr(),
+                peer_addr: free_addr(),
+                proxy: spec.sender_header.as_ref().map(|_| free_addr()),
+                extra: Vec::new(),
+            })
+            .collect();
+        let net = spec.sender_header.as_ref().map(|header| {
+            Net::start(Proxies {
+                names: names.clone(),
+                sender_header: header.clone(),
+                listen: peers.iter().map(Peer::listed_addr).collect(),
+                target: peers.iter().map(|p| p.peer_addr).collect(),
+            })
+            .expect("start the fault proxies")
+        });
+        let mut procs = Procs::new(&spec.dir_prefix, names);
+        procs.keep_failed = spec.keep_failed;
+        procs.die_with_parent = spec.die_with_parent;
+        let client = http::client(spec.ask_timeout);
+        Cluster {
+            spec,
+            peers,
+            procs,
+            net,
+            client,
+        }
+    }
+
+    /// Prepares the peers and starts them all.
+    pub fn start(spec: Spec) -> Cluster {
+        let mut c = Cluster::new(spec);
+        c.spawn_all();
+        c
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// The `--peers` list every peer gets.
+    pub fn peer_list(&self) -> String {
+        self.peers
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.listed_addr()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The command line of peer `i`.
+    pub fn command(&self, i: usize) -> Command {
+        let p = &self.peers[i];
+        let mut cmd = Command::new(&self.spec.exe);
+        cmd.args(["--election", &self.spec.election, "--id", &p.name])
+            .args(["--peers", &self.peer_list()]);
+        if p.proxy.is_some() {
+            cmd.args(["--peer-listen", &p.peer_addr.to_string()]);
+        }
+        cmd.arg("--data-dir")
+            .arg(self.data_dir(i))
+            .args(["--http", &p.http.to_string()])
+            .args(&self.spec.flags)
+            .args(&p.extra)
+            .env_remove("HOSTNAME");
+        match &self.spec.log_filter {
+            Some(filter) => cmd.env("RAFT_ELECTOR_LOG", filter),
+            None => cmd.env_remove("RAFT_ELECTOR_LOG"),
+        };
+        cmd
+    }
+
+    /// Starts (or restarts, with its data) peer `i`, appending to its log.
+    pub fn spawn(&mut self, i: usize) {
+        self.spawn_with(i, |_| {});
+    }
+
+    /// Like [`Cluster::spawn`], after `adjust` changed the command (environment, say).
+    pub fn spawn_with(&mut self, i: usize, adjust: impl FnOnce(&mut Command)) {
+        let mut cmd = self.command(i);
+        adjust(&mut cmd);
+        self.procs.spawn(i, cmd);
+    }
+
+    pub fn spawn_all(&mut self) {
+        for i in 0..self.len() {
+            self.spawn(i);
+        }
+    }
+
+    /// Whether peer `i` has a process not yet reaped (it may have exited by itself).
+    pub fn started(&self, i: usize) -> bool {
+        self.procs.started(i)
+    }
+
+    /// Whether peer `i`'s process still runs; reaps it if it exited.
+    pub fn alive(&mut self, i: usize) -> bool {
+        self.procs.alive(i)
+    }
+
+    /// The peers with a process not yet reaped.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.len()).filter(|&i| self.started(i)).collect()
+    }
+
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.procs.pid(i)
+    }
+
+    pub fn signal(&self, i: usize, sig: Signal) {
+        self.procs.signal(i, sig);
+    }
+
+    /// kill -9 and reap.
+    pub fn kill(&mut self, i: usize) {
+        self.procs.kill(i);
+    }
+
+    /// SIGTERM and wait (up to `timeout`, then kill -9) for the exit status.
+    pub async fn terminate(&mut self, i: usize, timeout: Duration) -> Option<ExitStatus> {
+        self.procs.terminate(i, timeout).await
+    }
+
+    /// Waits (up to `timeout`, then kill -9) for peer `i` to exit by itself.
+    pub async fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<ExitStatus> {
+        self.procs.wait_exit(i, timeout).await
+    }
+
+    pub fn data_dir(&self, i: usize) -> &Path {
+        &self.procs.slots[i].data_dir
+    }
+
+    /// The temporary directory of the cluster (data directories and logs).
+    pub fn dir(&self) -> PathBuf {
+        self.procs.dir()
+    }
+
+    pub fn log_text(&self, i: usize) -> String {
+        self.procs.log_text(i)
+    }
+
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        self.procs.log_tail(i, lines)
+    }
+
+    /// The fault proxies in front of the peers.
+    pub fn proxies(&self) -> &Net {
+        self.net
+            .as_ref()
+            .expect("network faults need a cluster behind proxies (Spec::sender_header)")
+    }
+
+    /// Index of a peer by name.
+    pub fn index(&self, name: &str) -> usize {
+        self.peers
+            .iter()
+            .position(|p| p.name == name)
+            .unwrap_or_else(|| panic!("unknown peer {name:?}"))
+    }
+
+    /// `GET path` on peer `i`'s application API: status and body.
+    pub async fn get(&self, i: usize, path: &str) -> Option<(u16, String)> {
+        http::get(&self.client, self.peers[i].http, path).await
+    }
+
+    /// One sample of peer `i`'s metrics (see [`crate::metrics::metric`]).
+    pub async fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        let (_, text) = self.get(i, "/metrics").await?;
+        metric(&text, name)
+    }
+}
+
+impl Ask for Cluster {
+    fn names(&self) -> Vec<String> {
+        self.peers.iter().map(|p| p.name.clone()).collect()
+    }
+
+    async fn ask(&self, i: usize) -> Option<Answer> {
+        http::ask(&self.client, self.peers[i].http).await
+    }
+
+    fn poll(&self) -> Duration {
+        self.spec.poll
+    }
+}

@@ -1,0 +1,40 @@
+//! Asking a peer's application API over HTTP: the client every harness uses, `GET` of a path,
+//! and the question "who leads?".
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::answer::Answer;
+
+/// A client for loopback and container addresses: no proxy from the environment, answers
+/// within `timeout`.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .timeout(timeout)
+        .build()
+        .expect("http client")
+}
+
+/// `GET path` at `addr`: status and body; `None` if no whole answer came.
+pub async fn get(client: &reqwest::Client, addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let resp = client
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.text().await.ok()?))
+}
+
+/// `GET /v1/leader` at `addr`, whatever the status (503 when no leader is known); `None` if no
+/// answer came or it breaks the contract.
+pub async fn ask(client: &reqwest::Client, addr: SocketAddr) -> Option<Answer> {
+    let resp = client
+        .get(format!("http://{addr}/v1/leader"))
+        .send()
+        .await
+        .ok()?;
+    Answer::parse(&resp.bytes().await.ok()?)
+}

@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::view::{NodeView, Resigned};
+use super::view::{NodeView, Observation, Resigned};
 
 type AppState = Arc<dyn NodeView>;
 
@@ -57,14 +57,18 @@ async fn is_leader(State(view): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "isLeader": view.observe().is_leader }))
 }
 
-async fn leader(State(view): State<AppState>) -> Response {
-    let obs = view.observe();
-    let status = if obs.leader_known() {
+/// 200 while a leader is known, else 503.
+fn known_or_unavailable(obs: &Observation) -> StatusCode {
+    if obs.leader_known() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(obs)).into_response()
+    }
+}
+
+async fn leader(State(view): State<AppState>) -> Response {
+    let obs = view.observe();
+    (known_or_unavailable(&obs), Json(obs)).into_response()
 }
 
 async fn resign(State(view): State<AppState>) -> Response {
@@ -74,21 +78,20 @@ async fn resign(State(view): State<AppState>) -> Response {
             Json(json!({ "resigned": true, "leader": to, "term": term, "elapsed_ms": elapsed.as_millis() as u64 })),
         )
             .into_response(),
-        Resigned::NotLeader => {
-            (StatusCode::CONFLICT, Json(json!({ "resigned": false, "reason": "this peer is not the leader" })))
-                .into_response()
-        }
-        Resigned::Alone => (
+        Resigned::NotLeader => not_resigned(StatusCode::CONFLICT, "this peer is not the leader"),
+        Resigned::Alone => not_resigned(
             StatusCode::CONFLICT,
-            Json(json!({ "resigned": false, "reason": "this peer is the only one of its election" })),
-        )
-            .into_response(),
-        Resigned::TimedOut => (
+            "this peer is the only one of its election",
+        ),
+        Resigned::TimedOut => not_resigned(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "resigned": false, "reason": "no other peer took over in time; this peer still leads" })),
-        )
-            .into_response(),
+            "no other peer took over in time; this peer still leads",
+        ),
     }
+}
+
+fn not_resigned(status: StatusCode, reason: &str) -> Response {
+    (status, Json(json!({ "resigned": false, "reason": reason }))).into_response()
 }
 
 async fn healthz() -> &'static str {
@@ -98,12 +101,7 @@ async fn healthz() -> &'static str {
 async fn readyz(State(view): State<AppState>) -> Response {
     let obs = view.observe();
     let body = json!({ "ready": obs.leader_known(), "leader": obs.name, "term": obs.term });
-    let status = if obs.leader_known() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    (known_or_unavailable(&obs), Json(body)).into_response()
 }
 
 async fn metrics(State(view): State<AppState>) -> Response {
@@ -124,7 +122,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::api::view::{BoxFuture, Observation, Role};
+    use crate::api::view::{BoxFuture, Role};
 
     struct Fixed(Observation);
 

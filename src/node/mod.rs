@@ -1,6 +1,6 @@
 //! One peer, wired together as a linear sequence: [`Node::start`] opens the store, starts Raft
-//! and the listeners and spawns the background tasks; [`Node::wait`] runs until the shutdown
-//! future completes or Raft fails; [`Node::stop`], the one exit path, hands leadership over
+//! and the listeners and spawns the background tasks; `Node::wait` runs until the shutdown
+//! future completes or Raft fails; `Node::stop`, the one exit path, hands leadership over
 //! (on a requested shutdown), stops Raft and the listeners, and awaits every task, each step
 //! bounded by its share of `--shutdown-timeout` ([`ShutdownBudget`]).
 

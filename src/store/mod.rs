@@ -4,7 +4,7 @@
 //! sled's `flush` ends in `sync_file_range`, which does not make a grown file's size or its
 //! metadata durable. Every write that Raft relies on (the vote before it is acknowledged, log
 //! entries before they are reported flushed, the purge point, the applied state) is therefore
-//! followed by [`Db::sync`]: sled's flush, then `fdatasync` on sled's data file. Writes are rare
+//! followed by `Db::sync`: sled's flush, then `fdatasync` on sled's data file. Writes are rare
 //! (one blank entry and one vote per election; heartbeats write nothing), so the cost is small.
 //!
 //! The database also records which election and which peer it belongs to, so a data directory

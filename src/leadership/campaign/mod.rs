@@ -1,0 +1,255 @@
+//! When this peer may campaign, and when as leader it goes quiet: pre-vote gating with the fast
+//! campaign, the split-vote hold and check-quorum, as one pure step (what the loop observed →
+//! what to do). The step has no clock, no randomness and no I/O of its own: the caller passes
+//! the time and a random fraction, runs the pre-vote round it asks for, switches openraft's
+//! elections and heartbeats, campaigns, logs and sleeps. Why each controller exists and what it
+//! prevents: docs/DESIGN.md, "Pre-vote" and "Check-quorum".
+
+use std::time::{Duration, Instant};
+
+use crate::config::Timing;
+
+/// How often the step wants to run while no leader is fresh and this peer does not lead, so
+/// that a campaign starts close to its chosen moment.
+const POLL: Duration = Duration::from_millis(5);
+
+/// openraft's server state, as the controllers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaftState {
+    Leader,
+    Candidate,
+    Follower,
+    Learner,
+    Shutdown,
+}
+
+/// What the loop observed, all at `now`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Inputs {
+    pub now: Instant,
+    pub state: RaftState,
+    pub term: u64,
+    /// This peer's leader lease holds for `term` at `now`.
+    pub leased: bool,
+    /// How long the leader this peer last heard from is still fresh, if it is.
+    pub fresh_leader: Option<Duration>,
+    /// When this peer last accepted an append-entries of any leader (or started).
+    pub last_append: Instant,
+    /// The peer is shutting down: elections and heartbeats belong to the hand-off now.
+    pub relinquished: bool,
+    /// The outcome of the pre-vote round the previous step asked for; `None` otherwise.
+    pub pre_vote: Option<PreVote>,
+    /// A random fraction in [0, 1), drawn afresh for every step.
+    pub random: f64,
+}
+
+/// The outcome of one pre-vote round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreVote {
+    /// A quorum, this peer included, granted it.
+    pub granted: bool,
+    /// When the round ended: the next one is due a heartbeat interval later.
+    pub finished: Instant,
+}
+
+/// What to do, in this order: the switches, the log lines, the campaign, then sleep.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Actions {
+    /// The peer relinquished: end the loop, do nothing else.
+    pub stop: bool,
+    /// Run a pre-vote round now, then step again with the same inputs, its outcome in
+    /// `pre_vote` and the lease, `relinquished` and `last_append` read again. Nothing else
+    /// was decided in this step.
+    pub pre_vote_round: bool,
+    /// Switch the leader's heartbeats on or off.
+    pub heartbeats: Option<bool>,
+    /// Switch openraft's elections on or off.
+    pub elections: Option<bool>,
+    /// Campaign now (`trigger().elect()`).
+    pub campaign: bool,
+    /// What to log, in order.
+    pub events: Vec<Event>,
+    /// How long to sleep after carrying the actions out.
+    pub sleep: Duration,
+}
+
+/// A decision worth a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Check-quorum silenced this leader of `term`.
+    HeartbeatsStopped { term: u64 },
+    /// Pre-vote switched openraft's elections (the switch-off at start is not reported).
+    ElectionsSwitched { on: bool },
+    /// The fast campaign starts.
+    Campaigning,
+}
+
+/// The state of the three controllers of one peer.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    timing: Timing,
+    gate: PreVoteGate,
+    hold: SplitVoteHold,
+    campaign: FastCampaign,
+    quorum: CheckQuorum,
+}
+
+/// Pre-vote gating: openraft's elections are on only after a granted round while no leader is
+/// fresh, this peer does not lead and no hold is on.
+#[derive(Debug, Clone)]
+struct PreVoteGate {
+    granted: bool,
+    next_round: Instant,
+    /// What openraft's elections were last switched to; `None` before the first switch.
+    elections: Option<bool>,
+}
+
+/// The split-vote hold: a peer seen still a candidate in a new term holds its elections off
+/// for a random part of `election_max`, once per term.
+#[derive(Debug, Clone, Default)]
+struct SplitVoteHold {
+    until: Option<Instant>,
+    term: u64,
+}
+
+impl SplitVoteHold {
+    fn observe(&mut self, i: &Inputs, election_max: Duration) {
+        if i.state == RaftState::Candidate && i.term > self.term {
+            self.term = i.term;
+            self.until = Some(i.now + election_max.mul_f64(i.random));
+        }
+    }
+
+    fn holds(&self, now: Instant) -> bool {
+        self.until.is_some_and(|until| now < until)
+    }
+}
+
+/// The fast campaign: the moment a ready follower campaigns, drawn once per wait.
+#[derive(Debug, Clone, Default)]
+struct FastCampaign {
+    at: Option<Instant>,
+}
+
+impl FastCampaign {
+    /// Whether to campaign now; `ready` says the follower may.
+    fn step(&mut self, ready: bool, i: &Inputs, election_min: Duration) -> bool {
+        if !ready {
+            self.at = None;
+            return false;
+        }
+        let at = *self
+            .at
+            .get_or_insert_with(|| i.now + election_min.mul_f64(i.random));
+        let now = i.now >= at;
+        if now {
+            self.at = None;
+        }
+        now
+    }
+}
+
+/// Check-quorum: a leader unleased for `2 × election_max` stops its heartbeats.
+#[derive(Debug, Clone)]
+struct CheckQuorum {
+    unleased_since: Option<Instant>,
+    heartbeats: bool,
+}
+
+impl CheckQuorum {
+    /// The heartbeat switch to make, if any.
+    fn step(&mut self, i: &Inputs, election_max: Duration) -> Option<bool> {
+        if i.state != RaftState::Leader || i.leased {
+            self.unleased_since = None;
+        } else {
+            self.unleased_since.get_or_insert(i.now);
+        }
+        let beat = self
+            .unleased_since
+            .is_none_or(|since| i.now < since + election_max * 2);
+        (self.heartbeats != beat).then(|| {
+            self.heartbeats = beat;
+            beat
+        })
+    }
+}
+
+impl Controller {
+    /// Controllers for a peer started at `now`: heartbeats on, elections not switched yet, a
+    /// pre-vote round due at once.
+    pub fn new(timing: Timing, now: Instant) -> Self {
+        Controller {
+            timing,
+            gate: PreVoteGate {
+                granted: false,
+                next_round: now,
+                elections: None,
+            },
+            hold: SplitVoteHold::default(),
+            campaign: FastCampaign::default(),
+            quorum: CheckQuorum {
+                unleased_since: None,
+                heartbeats: true,
+            },
+        }
+    }
+
+    /// One decision. A pre-vote outcome passed when no round is due is ignored.
+    pub fn step(&mut self, i: &Inputs) -> Actions {
+        let t = self.timing;
+        if i.relinquished {
+            return Actions {
+                stop: true,
+                ..Actions::default()
+            };
+        }
+        self.hold.observe(i, t.election_max);
+        let following = i.state == RaftState::Leader || i.fresh_leader.is_some();
+        let held = self.hold.holds(i.now);
+        if following || held {
+            self.gate.granted = false;
+        } else if i.now >= self.gate.next_round {
+            let Some(round) = i.pre_vote else {
+                return Actions {
+                    pre_vote_round: true,
+                    ..Actions::default()
+                };
+            };
+            self.gate.granted = round.granted;
+            self.gate.next_round = round.finished + t.heartbeat;
+        }
+        let mut a = Actions {
+            sleep: match (i.state, i.fresh_leader) {
+                (RaftState::Leader, _) => t.heartbeat,
+                (_, Some(left)) => left.min(t.heartbeat),
+                _ => POLL,
+            },
+            ..Actions::default()
+        };
+        if let Some(beat) = self.quorum.step(i, t.election_max) {
+            a.heartbeats = Some(beat);
+            if !beat {
+                a.events.push(Event::HeartbeatsStopped { term: i.term });
+            }
+        }
+        let want = self.gate.granted && !following && !held;
+        if self.gate.elections != Some(want) {
+            if want || self.gate.elections.is_some() {
+                a.events.push(Event::ElectionsSwitched { on: want });
+            }
+            self.gate.elections = Some(want);
+            a.elections = Some(want);
+        }
+        // Every follower last heard the lost leader at about the same moment as this one.
+        let leases_out = i.last_append + t.election_max + t.heartbeat / 5;
+        let ready = want && i.state == RaftState::Follower && i.now >= leases_out;
+        if self.campaign.step(ready, i, t.election_min) {
+            a.campaign = true;
+            a.events.push(Event::Campaigning);
+        }
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests;

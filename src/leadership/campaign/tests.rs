@@ -1,0 +1,401 @@
+//! The campaign controllers' step, driven with synthetic instants: no clock, no runtime.
+
+use super::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// One peer's controllers, stepped at synthetic instants; a round the step asks for
+/// takes `round_takes` and is granted as the caller says.
+struct Peer {
+    c: Controller,
+    t0: Instant,
+    round_takes: Duration,
+    rounds: Vec<u64>,
+}
+
+impl Peer {
+    fn new() -> Self {
+        let t0 = Instant::now();
+        Peer {
+            // Heartbeat 30 ms, election timeout 100-200 ms: every follower's lease on a
+            // leader last heard at t0 has run out at 200 + 30/5 = 206 ms.
+            c: Controller::new(Timing::default(), t0),
+            t0,
+            round_takes: Duration::ZERO,
+            rounds: Vec::new(),
+        }
+    }
+
+    /// A follower of term 1 that hears no leader, `n` ms after start.
+    fn at(&self, n: u64) -> Inputs {
+        Inputs {
+            now: self.t0 + ms(n),
+            state: RaftState::Follower,
+            term: 1,
+            leased: false,
+            fresh_leader: None,
+            last_append: self.t0,
+            relinquished: false,
+            pre_vote: None,
+            random: 0.0,
+        }
+    }
+
+    fn leader(&self, n: u64, leased: bool) -> Inputs {
+        Inputs {
+            state: RaftState::Leader,
+            term: 3,
+            leased,
+            ..self.at(n)
+        }
+    }
+
+    /// Steps as the loop does: runs the round the step asks for, then steps again.
+    fn step(&mut self, mut i: Inputs, grant: bool) -> Actions {
+        let a = self.c.step(&i);
+        if !a.pre_vote_round {
+            return a;
+        }
+        assert_eq!(
+            a,
+            Actions {
+                pre_vote_round: true,
+                ..Actions::default()
+            }
+        );
+        self.rounds.push((i.now - self.t0).as_millis() as u64);
+        i.pre_vote = Some(PreVote {
+            granted: grant,
+            finished: i.now + self.round_takes,
+        });
+        let a = self.c.step(&i);
+        assert!(!a.pre_vote_round, "an outcome is used, not asked for again");
+        a
+    }
+
+    /// The instants (ms) in `range` at which a follower stepped every ms campaigns.
+    fn campaigns(&mut self, range: std::ops::RangeInclusive<u64>, random: f64) -> Vec<u64> {
+        range
+            .filter(|&n| {
+                self.step(
+                    Inputs {
+                        random,
+                        ..self.at(n)
+                    },
+                    true,
+                )
+                .campaign
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_follower_hearing_a_fresh_leader_never_asks_for_pre_votes() {
+    let mut p = Peer::new();
+    for n in (0..2000).step_by(5) {
+        let a = p.step(
+            Inputs {
+                fresh_leader: Some(ms(40)),
+                ..p.at(n)
+            },
+            true,
+        );
+        assert_ne!(a.elections, Some(true));
+        assert!(!a.campaign);
+    }
+    assert!(p.rounds.is_empty());
+}
+
+#[test]
+fn a_leader_never_asks_for_pre_votes_and_keeps_elections_off() {
+    let mut p = Peer::new();
+    let a = p.step(p.leader(0, true), true);
+    assert_eq!(a.elections, Some(false));
+    assert!(a.events.is_empty(), "the switch-off at start is not logged");
+    for n in (30..2000).step_by(30) {
+        assert_eq!(
+            p.step(p.leader(n, true), true),
+            Actions {
+                sleep: ms(30),
+                ..Actions::default()
+            }
+        );
+    }
+    assert!(p.rounds.is_empty());
+}
+
+#[test]
+fn without_a_fresh_leader_a_round_runs_every_heartbeat_interval_after_the_last() {
+    let mut p = Peer::new();
+    for n in 0..=100 {
+        p.step(p.at(n), false);
+    }
+    assert_eq!(p.rounds, [0, 30, 60, 90]);
+    let mut p = Peer::new();
+    p.round_takes = ms(10);
+    for n in 0..=100 {
+        p.step(p.at(n), false);
+    }
+    assert_eq!(p.rounds, [0, 40, 80], "counted from the end of a round");
+}
+
+#[test]
+fn elections_are_on_only_after_a_granted_round_while_no_leader_is_fresh() {
+    let mut p = Peer::new();
+    let a = p.step(p.at(0), false);
+    assert_eq!((a.elections, a.events), (Some(false), vec![]));
+    let a = p.step(p.at(5), true);
+    assert_eq!(a.elections, None, "no round before the next is due");
+    let a = p.step(p.at(30), true);
+    assert_eq!(a.elections, Some(true));
+    assert_eq!(a.events, [Event::ElectionsSwitched { on: true }]);
+    let a = p.step(p.at(60), false);
+    assert_eq!(a.elections, Some(false));
+    assert_eq!(a.events, [Event::ElectionsSwitched { on: false }]);
+    assert_eq!(p.step(p.at(90), true).elections, Some(true));
+    let a = p.step(
+        Inputs {
+            fresh_leader: Some(ms(100)),
+            ..p.at(95)
+        },
+        true,
+    );
+    assert_eq!(
+        a.elections,
+        Some(false),
+        "a fresh leader switches them off at once"
+    );
+    let a = p.step(p.at(100), true);
+    assert_eq!(
+        a.elections, None,
+        "once the leader is stale, a new round must grant"
+    );
+    assert_eq!(p.step(p.at(120), true).elections, Some(true));
+    assert_eq!(p.rounds, [0, 30, 60, 90, 120]);
+}
+
+#[test]
+fn a_ready_follower_does_not_campaign_before_every_followers_lease_ran_out() {
+    let mut p = Peer::new();
+    assert_eq!(p.campaigns(0..=206, 0.0), [206]);
+    let mut p = Peer::new();
+    let candidate = Inputs {
+        state: RaftState::Candidate,
+        ..p.at(500)
+    };
+    assert!(
+        !p.step(candidate, true).campaign,
+        "only a follower campaigns"
+    );
+}
+
+#[test]
+fn a_ready_follower_campaigns_after_the_random_delay() {
+    let mut p = Peer::new();
+    // 0.5 × election_min = 50 ms after the leases ran out.
+    assert_eq!(p.campaigns(0..=256, 0.5), [256]);
+}
+
+#[test]
+fn the_campaign_delay_is_drawn_once_per_wait() {
+    let mut p = Peer::new();
+    assert!(p.campaigns(0..=206, 0.5).is_empty());
+    // Drawn again, 0 would campaign at once; the delay drawn at 206 ms holds.
+    assert_eq!(p.campaigns(207..=256, 0.0), [256]);
+    // The next wait draws anew: 0.3 × 100 ms from 257 ms.
+    assert!(p.campaigns(257..=257, 0.3).is_empty());
+    assert_eq!(p.campaigns(258..=287, 0.0), [287]);
+    // A wait that ends before its moment (here a refused round) is forgotten.
+    let mut p = Peer::new();
+    assert!(p.campaigns(0..=209, 0.5).is_empty());
+    assert!(!p.step(p.at(210), false).campaign);
+    assert_eq!(p.campaigns(211..=240, 0.0), [240]);
+}
+
+#[test]
+fn a_candidate_still_candidate_holds_elections_off_for_random_times_election_max() {
+    let mut p = Peer::new();
+    assert_eq!(p.step(p.at(0), true).elections, Some(true));
+    let candidate = |p: &Peer, n, random| Inputs {
+        state: RaftState::Candidate,
+        term: 2,
+        random,
+        ..p.at(n)
+    };
+    // Seen a candidate of term 2 at 300 ms with 0.25: held until 300 + 50 ms.
+    let a = p.step(candidate(&p, 300, 0.25), true);
+    assert_eq!(a.elections, Some(false));
+    assert_eq!(a.events, [Event::ElectionsSwitched { on: false }]);
+    let rounds = p.rounds.len();
+    for n in 301..350 {
+        assert_eq!(p.step(candidate(&p, n, 0.9), true).elections, None);
+    }
+    assert_eq!(p.rounds.len(), rounds, "no round while held");
+    assert_eq!(p.step(candidate(&p, 350, 0.9), true).elections, Some(true));
+    assert_eq!(p.rounds.len(), rounds + 1);
+}
+
+#[test]
+fn the_split_vote_hold_is_taken_once_per_term() {
+    let mut p = Peer::new();
+    let candidate = |p: &Peer, n, term| Inputs {
+        state: RaftState::Candidate,
+        term,
+        random: 0.5,
+        ..p.at(n)
+    };
+    assert_eq!(p.step(candidate(&p, 0, 2), true).elections, Some(false));
+    assert_eq!(p.step(candidate(&p, 100, 2), true).elections, Some(true));
+    for n in 101..=400 {
+        assert_eq!(
+            p.step(candidate(&p, n, 2), true).elections,
+            None,
+            "at {n} ms"
+        );
+    }
+    assert_eq!(p.step(candidate(&p, 401, 3), true).elections, Some(false));
+    assert_eq!(p.step(candidate(&p, 501, 3), true).elections, Some(true));
+}
+
+#[test]
+fn the_first_campaign_after_a_leader_is_lost_is_never_held() {
+    let mut p = Peer::new();
+    for n in 0..300 {
+        let a = p.step(
+            Inputs {
+                random: 0.99,
+                ..p.at(n)
+            },
+            true,
+        );
+        assert_ne!(a.elections, Some(false), "at {n} ms");
+    }
+    // 206 ms + 0.99 × 100 ms: the fast campaign's own delay only.
+    assert_eq!(p.campaigns(300..=305, 0.99), [305]);
+    let a = p.step(
+        Inputs {
+            state: RaftState::Candidate,
+            term: 2,
+            random: 0.5,
+            ..p.at(310)
+        },
+        true,
+    );
+    assert_eq!(
+        a.elections,
+        Some(false),
+        "only a campaign that did not win is held"
+    );
+}
+
+#[test]
+fn a_leader_stops_heartbeats_exactly_two_election_timeouts_after_its_lease_lapsed() {
+    let mut p = Peer::new();
+    for n in (0..100).step_by(30) {
+        assert_eq!(p.step(p.leader(n, true), true).heartbeats, None);
+    }
+    for n in [100, 130, 250, 499] {
+        assert_eq!(
+            p.step(p.leader(n, false), true).heartbeats,
+            None,
+            "at {n} ms"
+        );
+    }
+    let a = p.step(p.leader(500, false), true);
+    assert_eq!(a.heartbeats, Some(false));
+    assert!(a.events.contains(&Event::HeartbeatsStopped { term: 3 }));
+    assert_eq!(
+        p.step(p.leader(530, false), true).heartbeats,
+        None,
+        "switched once"
+    );
+}
+
+#[test]
+fn heartbeats_resume_once_the_leader_is_leased_again_or_no_longer_leads() {
+    let mut p = Peer::new();
+    p.step(p.leader(0, false), true);
+    assert_eq!(p.step(p.leader(400, false), true).heartbeats, Some(false));
+    let a = p.step(p.leader(430, true), true);
+    assert_eq!((a.heartbeats, a.events), (Some(true), vec![]));
+    p.step(p.leader(460, false), true);
+    assert_eq!(p.step(p.leader(860, false), true).heartbeats, Some(false));
+    assert_eq!(p.step(p.at(890), true).heartbeats, Some(true));
+}
+
+#[test]
+fn a_lease_that_holds_again_restarts_the_check_quorum_count() {
+    let mut p = Peer::new();
+    p.step(p.leader(0, false), true);
+    p.step(p.leader(390, true), true);
+    for n in [420, 819] {
+        assert_eq!(
+            p.step(p.leader(n, false), true).heartbeats,
+            None,
+            "at {n} ms"
+        );
+    }
+    assert_eq!(p.step(p.leader(820, false), true).heartbeats, Some(false));
+}
+
+#[test]
+fn a_follower_never_stops_heartbeats() {
+    let mut p = Peer::new();
+    for n in (0..10_000).step_by(5) {
+        assert_eq!(p.step(p.at(n), false).heartbeats, None, "at {n} ms");
+    }
+}
+
+#[test]
+fn nothing_is_switched_once_relinquished() {
+    let stop = Actions {
+        stop: true,
+        ..Actions::default()
+    };
+    // A leader about to be silenced.
+    let mut p = Peer::new();
+    p.step(p.leader(0, false), true);
+    let last = Inputs {
+        relinquished: true,
+        ..p.leader(400, false)
+    };
+    assert_eq!(p.step(last, true), stop);
+    // A follower about to campaign, and about to switch elections on.
+    let mut p = Peer::new();
+    assert!(p.campaigns(0..=206, 0.5).is_empty());
+    let last = Inputs {
+        relinquished: true,
+        ..p.at(256)
+    };
+    assert_eq!(p.step(last, true), stop);
+    // A peer that relinquished during a pre-vote round.
+    let mut p = Peer::new();
+    p.step(p.at(0), false);
+    assert!(p.c.step(&p.at(30)).pre_vote_round);
+    let outcome = PreVote {
+        granted: true,
+        finished: p.t0 + ms(35),
+    };
+    let last = Inputs {
+        relinquished: true,
+        pre_vote: Some(outcome),
+        ..p.at(30)
+    };
+    assert_eq!(p.c.step(&last), stop);
+}
+
+#[test]
+fn the_loop_sleeps_a_heartbeat_as_leader_until_a_fresh_leader_goes_stale_and_5_ms_otherwise() {
+    let mut p = Peer::new();
+    assert_eq!(p.step(p.leader(0, true), true).sleep, ms(30));
+    let fresh = |p: &Peer, n, left| Inputs {
+        fresh_leader: Some(ms(left)),
+        ..p.at(n)
+    };
+    assert_eq!(p.step(fresh(&p, 10, 12), true).sleep, ms(12));
+    assert_eq!(p.step(fresh(&p, 20, 100), true).sleep, ms(30));
+    assert_eq!(p.step(p.at(30), true).sleep, ms(5));
+}

@@ -302,3 +302,6 @@ async fn handoff<S: PeerService>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,277 @@
+//! The peer handlers against a fake local peer: admission, decoding and dispatch, with no Raft.
+
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use axum::http::Request;
+use tower::ServiceExt;
+
+use super::*;
+use crate::peer::auth::MIN_SECRET;
+
+/// Answers every request the same way and counts the calls that reached it.
+#[derive(Default)]
+struct Fake {
+    calls: AtomicUsize,
+    leader: Option<NodeId>,
+}
+
+impl Fake {
+    fn called(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl PeerService for Arc<Fake> {
+    async fn append(
+        &self,
+        _: AppendRequest,
+        _: bool,
+        _: Instant,
+    ) -> Result<AppendResponse, RaftError> {
+        self.called();
+        Ok(AppendResponse::Success)
+    }
+    async fn vote(&self, req: VoteRequest) -> Result<VoteResponse, RaftError> {
+        self.called();
+        Ok(VoteResponse::new(req.vote, req.last_log_id, false))
+    }
+    async fn snapshot(
+        &self,
+        _: SnapshotRequest,
+    ) -> Result<SnapshotResponse, RaftError<InstallSnapshotError>> {
+        unreachable!("no snapshot in these tests")
+    }
+    async fn pre_vote(&self, _: PreVoteRequest) -> PreVoteResponse {
+        self.called();
+        PreVoteResponse { granted: true }
+    }
+    fn status(&self) -> PeerStatus {
+        self.called();
+        PeerStatus {
+            election: "jobs".into(),
+            peer: "a".into(),
+            members_digest: 7,
+            initialized: true,
+            term: 3,
+            last_log_index: Some(9),
+        }
+    }
+    async fn handoff(&self, from: NodeId) -> Result<(), HandoffRefused> {
+        self.called();
+        match self.leader == Some(from) {
+            true => Ok(()),
+            false => Err(HandoffRefused::NotMyLeader),
+        }
+    }
+}
+
+const SECRET: &[u8; MIN_SECRET] = b"0123456789abcdef";
+
+fn server(fake: &Arc<Fake>, secret: bool) -> (Router, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new("jobs", "a"));
+    let auth = secret.then(|| {
+        Arc::new(PeerAuth::new(SECRET, Duration::from_secs(30)).expect("secret long enough"))
+    });
+    let admission = Admission {
+        election: "jobs".into(),
+        me: "a".into(),
+        members: ["a", "b", "c"].iter().map(|s| s.to_string()).collect(),
+        metrics: metrics.clone(),
+        auth,
+    };
+    (router(admission, fake.clone()), metrics)
+}
+
+/// A request as peer `from` of `election` sends it now, signed when `secret` is given.
+fn request(
+    method: &str,
+    path: &str,
+    election: &str,
+    from: &str,
+    body: Vec<u8>,
+    secret: Option<&[u8]>,
+) -> Request<Body> {
+    request_at(method, path, election, from, body, secret, auth::now_ms())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn request_at(
+    method: &str,
+    path: &str,
+    election: &str,
+    from: &str,
+    body: Vec<u8>,
+    secret: Option<&[u8]>,
+    time_ms: u64,
+) -> Request<Body> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(protocol::ELECTION_HEADER, election)
+        .header(protocol::FROM_HEADER, from)
+        .header(protocol::PROTOCOL_HEADER, protocol::PROTOCOL_VERSION)
+        .header(auth::TO_HEADER, "a")
+        .header(auth::TIME_HEADER, time_ms.to_string());
+    if let Some(secret) = secret {
+        let signer = PeerAuth::new(secret, Duration::from_secs(30)).expect("secret");
+        let signed = Signed {
+            method,
+            path,
+            election,
+            from,
+            to: "a",
+            time_ms,
+        };
+        req = req.header(auth::MAC_HEADER, signer.sign(&signed, &body));
+    }
+    req.body(Body::from(body)).expect("request")
+}
+
+async fn send(router: &Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
+    let resp = router.clone().oneshot(req).await.expect("response");
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (status, body.to_vec())
+}
+
+fn refused(metrics: &Metrics, reason: &str) -> bool {
+    metrics
+        .render()
+        .lines()
+        .any(|l| l.contains(&format!("reason=\"{reason}\"")) && l.ends_with(" 1"))
+}
+
+#[tokio::test]
+async fn a_request_of_another_election_is_refused_before_anything_is_decoded() {
+    let fake = Arc::new(Fake::default());
+    let (router, metrics) = server(&fake, false);
+    let garbage = vec![0xff; 64];
+    let (status, body) = send(
+        &router,
+        request("POST", protocol::VOTE_PATH, "other", "b", garbage, None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&body).contains("not \"other\""));
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+    assert!(refused(&metrics, "election"));
+}
+
+#[tokio::test]
+async fn a_stranger_and_this_peer_s_own_name_are_refused() {
+    let fake = Arc::new(Fake::default());
+    let (router, metrics) = server(&fake, false);
+    for from in ["z", "a"] {
+        let req = request("GET", protocol::STATUS_PATH, "jobs", from, vec![], None);
+        assert_eq!(send(&router, req).await.0, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+    assert!(metrics.render().contains("reason=\"sender\""));
+}
+
+#[tokio::test]
+async fn another_protocol_version_is_refused() {
+    let fake = Arc::new(Fake::default());
+    let (router, metrics) = server(&fake, false);
+    let mut req = request("GET", protocol::STATUS_PATH, "jobs", "b", vec![], None);
+    req.headers_mut()
+        .insert(protocol::PROTOCOL_HEADER, "99".parse().expect("header"));
+    assert_eq!(send(&router, req).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+    assert!(refused(&metrics, "protocol"));
+}
+
+#[tokio::test]
+async fn a_member_s_malformed_body_is_refused_and_never_reaches_the_peer() {
+    let fake = Arc::new(Fake::default());
+    let (router, metrics) = server(&fake, false);
+    let req = request(
+        "POST",
+        protocol::VOTE_PATH,
+        "jobs",
+        "b",
+        vec![1, 2, 3],
+        None,
+    );
+    assert_eq!(send(&router, req).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+    assert!(refused(&metrics, "malformed"));
+}
+
+#[tokio::test]
+async fn an_admitted_request_is_answered_by_the_local_peer() {
+    let fake = Arc::new(Fake::default());
+    let (router, _) = server(&fake, false);
+    let req = request("GET", protocol::STATUS_PATH, "jobs", "b", vec![], None);
+    let (status, body) = send(&router, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: PeerStatus = wire::decode(&body).expect("a status record");
+    assert_eq!((answer.term, answer.last_log_index), (3, Some(9)));
+    let req = request(
+        "POST",
+        protocol::PREVOTE_PATH,
+        "jobs",
+        "c",
+        wire::encode(&PreVoteRequest { last_log_id: None }),
+        None,
+    );
+    let (status, body) = send(&router, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: PreVoteResponse = wire::decode(&body).expect("a pre-vote answer");
+    assert!(answer.granted);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_hand_off_from_a_peer_that_is_not_the_leader_is_refused_with_409() {
+    let fake = Arc::new(Fake {
+        leader: Some(node_id("b")),
+        ..Fake::default()
+    });
+    let (router, metrics) = server(&fake, false);
+    let handoff = |from| {
+        request(
+            "POST",
+            protocol::HANDOFF_PATH,
+            "jobs",
+            from,
+            wire::encode(&()),
+            None,
+        )
+    };
+    assert_eq!(send(&router, handoff("c")).await.0, StatusCode::CONFLICT);
+    assert!(refused(&metrics, "handoff"));
+    assert_eq!(send(&router, handoff("b")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_a_secret_only_signed_requests_get_through() {
+    let fake = Arc::new(Fake::default());
+    let (router, metrics) = server(&fake, true);
+    let unsigned = request("GET", protocol::STATUS_PATH, "jobs", "b", vec![], None);
+    assert_eq!(send(&router, unsigned).await.0, StatusCode::UNAUTHORIZED);
+    let wrong = request(
+        "GET",
+        protocol::STATUS_PATH,
+        "jobs",
+        "b",
+        vec![],
+        Some(b"another-secret-of-16"),
+    );
+    assert_eq!(send(&router, wrong).await.0, StatusCode::UNAUTHORIZED);
+    assert!(metrics.render().contains("reason=\"auth\""));
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
+    let now = auth::now_ms();
+    let signed = || {
+        let path = protocol::STATUS_PATH;
+        request_at("GET", path, "jobs", "b", vec![], Some(SECRET), now)
+    };
+    assert_eq!(send(&router, signed()).await.0, StatusCode::OK);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+    // The very same request again is a replay.
+    assert_eq!(send(&router, signed()).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}

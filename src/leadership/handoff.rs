@@ -28,6 +28,14 @@ pub enum Outcome {
     Alone,
 }
 
+/// Whether a hand-off silences this leader's heartbeats (on shutdown) or not (on resign: if
+/// nobody takes over, this peer leads on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heartbeats {
+    StopWhenAsking,
+    Keep,
+}
+
 /// Everything a hand-off needs.
 #[derive(Clone)]
 pub struct Handoff {
@@ -46,9 +54,7 @@ impl Handoff {
         if !self.leading() {
             return Outcome::NotLeader;
         }
-        // Followers' leases on this peer then run out as early as possible (5+ peers).
-        self.raft.runtime_config().heartbeat(false);
-        self.transfer(budget).await
+        self.transfer(budget, Heartbeats::StopWhenAsking).await
     }
 
     /// Resign on request: stop claiming and hand over. If nobody takes over, this peer
@@ -58,7 +64,7 @@ impl Handoff {
             return Outcome::NotLeader;
         }
         self.leadership.resign_term(u64::MAX);
-        let outcome = self.transfer(budget).await;
+        let outcome = self.transfer(budget, Heartbeats::Keep).await;
         self.leadership.resign_term(0);
         outcome
     }
@@ -67,7 +73,7 @@ impl Handoff {
         RaftStatus::of(&self.raft).reported_leader(self.config.me.id)
     }
 
-    async fn transfer(&self, budget: Duration) -> Outcome {
+    async fn transfer(&self, budget: Duration, heartbeats: Heartbeats) -> Outcome {
         if self.config.peers.len() == 1 {
             return Outcome::Alone;
         }
@@ -101,6 +107,13 @@ impl Handoff {
             let Some(peer) = self.config.peers.iter().find(|p| p.id == *target) else {
                 continue;
             };
+            if heartbeats == Heartbeats::StopWhenAsking {
+                // The followers' leases on this peer then run out as early as possible (with
+                // 5+ peers the others vote only after that). Not before the wait above: while
+                // this leader waits out its first election timeout, silent heartbeats would
+                // let an ordinary election race the hand-off.
+                self.raft.runtime_config().heartbeat(false);
+            }
             if let Err(e) = self.client.handoff(&peer.node(), timing.election_max).await {
                 tracing::warn!(to = %peer.name, error = %crate::errors::chain(&e), "hand-off request failed; trying another peer");
                 continue;

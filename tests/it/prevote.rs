@@ -23,7 +23,10 @@ async fn hold_still(
     let mut seen = 0;
     while Instant::now() < until {
         for &i in among {
-            let name = &c.peers[i].name;
+            let name = match i == watched {
+                true => format!("the cut-off peer {}", c.peers[i].name),
+                false => c.peers[i].name.clone(),
+            };
             if let Some(t) = c.metric(i, "raft_elector_term").await {
                 assert_eq!(t, term as f64, "{name}'s term moved from {term}");
                 seen += usize::from(i == watched);

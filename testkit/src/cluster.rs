@@ -79,13 +79,15 @@ impl Spec {
 /// Where one peer answers.
 #[derive(Debug, Clone)]
 pub struct Peer {
+    /// Its `--id`.
     pub name: String,
     /// Application API.
     pub http: SocketAddr,
+    /// The fault proxy in front of it, when the cluster has proxies: the address the other
+    /// peers are given.
+    pub proxy: Option<SocketAddr>,
     /// Where the peer itself listens for peer traffic.
     pub peer_addr: SocketAddr,
-    /// The fault proxy in front of it, when the cluster has proxies.
-    pub proxy: Option<SocketAddr>,
     /// Flags for this peer only.
     pub extra: Vec<String>,
 }
@@ -116,8 +118,8 @@ impl Cluster {
             .map(|name| Peer {
                 name: name.clone(),
                 http: free_addr(),
-                peer_addr: free_addr(),
                 proxy: spec.sender_header.as_ref().map(|_| free_addr()),
+                peer_addr: free_addr(),
                 extra: Vec::new(),
             })
             .collect();

@@ -51,23 +51,38 @@ async fn connect_as_a(proxy: SocketAddr) -> TcpStream {
     conn
 }
 
+/// Long enough for a byte to cross loopback and a proxy.
+const SOON: Duration = Duration::from_secs(2);
+/// How long a held byte must stay away.
+const QUIET: Duration = Duration::from_millis(200);
+
+/// The next `len` bytes echoed back on `conn`, if they come within `within`.
+async fn echoed(conn: &mut TcpStream, len: usize, within: Duration) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    tokio::time::timeout(within, conn.read_exact(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Some(buf)
+}
+
 #[tokio::test]
 async fn a_dropped_link_holds_bytes_until_it_opens() {
     let (net, proxy) = echo_behind_proxy().await;
     let mut conn = connect_as_a(proxy).await;
-    let mut buf = [0u8; 4];
 
     net.cut(&[0], &[1], Mode::Drop);
     conn.write_all(b"ping").await.expect("write");
-    let held = tokio::time::timeout(Duration::from_millis(200), conn.read_exact(&mut buf)).await;
-    assert!(held.is_err(), "bytes crossed a cut link");
+    let held = echoed(&mut conn, 4, QUIET).await;
+    assert_eq!(held, None, "bytes crossed a cut link");
 
     net.heal();
-    tokio::time::timeout(Duration::from_secs(2), conn.read_exact(&mut buf))
-        .await
-        .expect("bytes released when the link opened")
-        .expect("read");
-    assert_eq!(&buf, b"ping");
+    let released = echoed(&mut conn, 4, SOON).await;
+    assert_eq!(
+        released.as_deref(),
+        Some(&b"ping"[..]),
+        "released when the link opened"
+    );
 }
 
 #[tokio::test]
@@ -75,36 +90,30 @@ async fn a_lost_direction_is_held_while_the_other_flows() {
     let (net, proxy, mut heard) = echo_behind_proxy_heard().await;
     let mut conn = connect_as_a(proxy).await;
     while heard.try_recv().is_ok() {}
-    let mut buf = [0u8; 4];
-    let quiet = Duration::from_millis(200);
 
     // b's answers to a are lost: a's bytes still reach b, b's echo does not come back.
     net.lose(1, 0, true);
     conn.write_all(b"ping").await.expect("write");
-    let got = tokio::time::timeout(Duration::from_secs(2), heard.recv())
-        .await
-        .expect("a's bytes reached b");
-    assert_eq!(got.as_deref(), Some(&b"ping"[..]));
-    let held = tokio::time::timeout(quiet, conn.read_exact(&mut buf)).await;
-    assert!(held.is_err(), "b's answer crossed a lost direction");
+    let got = tokio::time::timeout(SOON, heard.recv()).await;
+    assert_eq!(got, Ok(Some(b"ping".to_vec())), "a's bytes reached b");
+    let held = echoed(&mut conn, 4, QUIET).await;
+    assert_eq!(held, None, "b's answer crossed a lost direction");
     net.lose(1, 0, false);
-    tokio::time::timeout(Duration::from_secs(2), conn.read_exact(&mut buf))
-        .await
-        .expect("the answer released when the loss ended")
-        .expect("read");
-    assert_eq!(&buf, b"ping");
+    let released = echoed(&mut conn, 4, SOON).await;
+    assert_eq!(
+        released.as_deref(),
+        Some(&b"ping"[..]),
+        "released when the loss ended"
+    );
 
     // a's requests to b are lost: nothing reaches b until heal.
     net.lose(0, 1, true);
     conn.write_all(b"pong").await.expect("write");
-    let reached = tokio::time::timeout(quiet, heard.recv()).await;
+    let reached = tokio::time::timeout(QUIET, heard.recv()).await;
     assert!(reached.is_err(), "a's bytes crossed a lost direction");
     net.heal();
-    tokio::time::timeout(Duration::from_secs(2), conn.read_exact(&mut buf))
-        .await
-        .expect("released by heal")
-        .expect("read");
-    assert_eq!(&buf, b"pong");
+    let released = echoed(&mut conn, 4, SOON).await;
+    assert_eq!(released.as_deref(), Some(&b"pong"[..]), "released by heal");
 }
 
 #[tokio::test]

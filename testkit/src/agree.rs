@@ -121,6 +121,38 @@ pub trait Ask {
     async fn agreed_leader(&self, among: &[usize], timeout: Duration) -> (usize, u64) {
         self.agreed_leader_where(among, timeout, |_, _| true).await
     }
+
+    /// Waits until the peers `among` have agreed on one leader and term, round after round
+    /// without a break, for `held` (a leadership past its first moments); returns its index
+    /// and the term. Panics at the deadline, with the last answers.
+    async fn settled_leader(
+        &self,
+        among: &[usize],
+        held: Duration,
+        timeout: Duration,
+    ) -> (usize, u64) {
+        let names = self.names();
+        let deadline = Instant::now() + timeout;
+        let mut since: Option<Agreed> = None;
+        loop {
+            let answers = self.ask_all(among).await;
+            let at = Instant::now();
+            match (agreement(&names, among, &answers), since) {
+                (Some(now), Some(s)) if now == (s.leader, s.term) => {
+                    if at >= s.at + held {
+                        return now;
+                    }
+                }
+                (Some((leader, term)), _) => since = Some(Agreed { leader, term, at }),
+                (None, _) => since = None,
+            }
+            assert!(
+                at < deadline,
+                "no leader agreed on among {among:?} for {held:?} within {timeout:?}; last answers: {answers:?}"
+            );
+            tokio::time::sleep(self.poll()).await;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -175,5 +207,42 @@ mod tests {
         // A stranger, or a leader outside the peers asked.
         assert_eq!(agreement(&NAMES, &[0], &[says("z", 1, false)]), None);
         assert_eq!(agreement(&NAMES, &[0], &[says("b", 1, false)]), None);
+    }
+
+    /// One peer, "a", whose answer to question `k` is `script[k]` (then the last one again).
+    struct Scripted {
+        script: Vec<Option<Answer>>,
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Ask for Scripted {
+        fn names(&self) -> Vec<String> {
+            vec!["a".into()]
+        }
+
+        async fn ask(&self, _: usize) -> Option<Answer> {
+            let k = self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.script[k.min(self.script.len() - 1)].clone()
+        }
+
+        fn poll(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    #[tokio::test]
+    async fn a_settled_leader_is_one_agreed_on_without_a_break() {
+        let leads = |term| says("a", term, true);
+        let peer = Scripted {
+            script: vec![leads(1), None, leads(1), leads(2), leads(2), leads(2)],
+            asked: Default::default(),
+        };
+        // The break and the new term each restart the count: the first two rounds in a row
+        // that agree on one leadership are the fourth and the fifth.
+        let settled = peer
+            .settled_leader(&[0], Duration::ZERO, Duration::from_secs(5))
+            .await;
+        assert_eq!(settled, (0, 2));
+        assert_eq!(peer.asked.into_inner(), 5);
     }
 }

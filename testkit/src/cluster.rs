@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
@@ -24,6 +24,17 @@ use crate::metrics::metric;
 use crate::ports::free_addr;
 use crate::procs::Procs;
 use crate::proxy::{Net, Proxies};
+
+/// The header in which every peer request names its sender: what the fault proxies read
+/// ([`Spec::sender_header`]).
+pub const SENDER_HEADER: &str = "x-raft-elector-from";
+
+/// The binary's `--shutdown-timeout` when the command line does not set it.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How much longer than its `--shutdown-timeout` a peer asked to stop may take to be gone
+/// (the exit itself and the reaping, on a loaded machine).
+pub const STOP_MARGIN: Duration = Duration::from_secs(2);
 
 /// What to run; [`Spec::new`] gives the defaults of the tests.
 #[derive(Debug, Clone, Default)]
@@ -68,13 +79,15 @@ impl Spec {
 /// Where one peer answers.
 #[derive(Debug, Clone)]
 pub struct Peer {
+    /// Its `--id`.
     pub name: String,
     /// Application API.
     pub http: SocketAddr,
+    /// The fault proxy in front of it, when the cluster has proxies: the address the other
+    /// peers are given.
+    pub proxy: Option<SocketAddr>,
     /// Where the peer itself listens for peer traffic.
     pub peer_addr: SocketAddr,
-    /// The fault proxy in front of it, when the cluster has proxies.
-    pub proxy: Option<SocketAddr>,
     /// Flags for this peer only.
     pub extra: Vec<String>,
 }
@@ -105,8 +118,8 @@ impl Cluster {
             .map(|name| Peer {
                 name: name.clone(),
                 http: free_addr(),
-                peer_addr: free_addr(),
                 proxy: spec.sender_header.as_ref().map(|_| free_addr()),
+                peer_addr: free_addr(),
                 extra: Vec::new(),
             })
             .collect();
@@ -232,6 +245,47 @@ impl Cluster {
     /// Waits (up to `timeout`, then kill -9) for peer `i` to exit by itself.
     pub async fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<ExitStatus> {
         self.procs.wait_exit(i, timeout).await
+    }
+
+    /// Peer `i`'s `--shutdown-timeout`, read from its command line
+    /// ([`DEFAULT_SHUTDOWN_TIMEOUT`] when it has none).
+    pub fn shutdown_timeout(&self, i: usize) -> Duration {
+        let args: Vec<&String> = self.spec.flags.iter().chain(&self.peers[i].extra).collect();
+        let value = args.iter().enumerate().rev().find_map(|(k, arg)| {
+            match arg.strip_prefix("--shutdown-timeout") {
+                Some("") => args.get(k + 1).map(|v| v.as_str()),
+                Some(rest) => rest.strip_prefix('='),
+                None => None,
+            }
+        });
+        value.map_or(DEFAULT_SHUTDOWN_TIMEOUT, |v| {
+            humantime::parse_duration(v)
+                .unwrap_or_else(|e| panic!("--shutdown-timeout {v:?} of peer {i}: {e}"))
+        })
+    }
+
+    /// Asks peer `i` to stop (SIGTERM) and checks that it does: see [`Cluster::expect_stopped`].
+    pub async fn stop(&mut self, i: usize) -> Duration {
+        let sent = Instant::now();
+        self.signal(i, nix::sys::signal::Signal::SIGTERM);
+        self.expect_stopped(i, sent).await
+    }
+
+    /// Waits for peer `i`, sent SIGTERM at `sent`, to exit; panics unless it exits with code 0
+    /// within its shutdown timeout and [`STOP_MARGIN`] of `sent` (at that deadline it is
+    /// killed). Returns how long after `sent` it was gone.
+    pub async fn expect_stopped(&mut self, i: usize, sent: Instant) -> Duration {
+        let name = self.peers[i].name.clone();
+        assert!(self.started(i), "{name} was not running");
+        let allowed = self.shutdown_timeout(i) + STOP_MARGIN;
+        let left = (sent + allowed).saturating_duration_since(Instant::now());
+        let status = self.procs.wait_exit(i, left).await;
+        let took = sent.elapsed();
+        match status {
+            Some(status) if status.code() == Some(0) => took,
+            Some(status) => panic!("{name}, asked to stop, ended with {status}"),
+            None => panic!("{name} had not exited {allowed:?} after SIGTERM"),
+        }
     }
 
     pub fn data_dir(&self, i: usize) -> &Path {

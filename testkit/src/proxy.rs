@@ -13,6 +13,10 @@
 //!   connections opened during the cut never reach B and are closed when the link opens;
 //! * `Reject`: every connection is reset at once and new ones are reset on arrival.
 //!
+//! Apart from the links, traffic can be lost in one direction only ([`Net::lose`]): every byte
+//! peer A sends to peer B, its requests to B and its answers to B's requests alike, is held as
+//! on a dropped link, while B's bytes to A still flow.
+//!
 //! The links are keyed by sender name rather than by address because the addresses a peer
 //! dials come from the Raft membership, written by whichever peer bootstrapped the cluster.
 
@@ -53,6 +57,8 @@ struct Shared {
     sender_header: String,
     /// `links[from][to]`.
     links: Vec<Vec<watch::Sender<LinkState>>>,
+    /// `lost[from][to]`: every byte `from` sends to `to` is held.
+    lost: Vec<Vec<watch::Sender<bool>>>,
 }
 
 /// The proxies of a cluster and the state of every directed link.
@@ -82,10 +88,14 @@ impl Net {
         let links = (0..n)
             .map(|_| (0..n).map(|_| watch::channel(LinkState::OPEN).0).collect())
             .collect();
+        let lost = (0..n)
+            .map(|_| (0..n).map(|_| watch::channel(false).0).collect())
+            .collect();
         let shared = Arc::new(Shared {
             names: proxies.names,
             sender_header: proxies.sender_header,
             links,
+            lost,
         });
         let mut tasks = Vec::new();
         for to in 0..n {
@@ -141,11 +151,23 @@ impl Net {
         }
     }
 
-    /// Opens every link with no delay.
+    /// Loses (`true`) or delivers again (`false`) every byte that `from` sends to `to`: its
+    /// requests to `to` and its answers to `to`'s requests. What `to` sends to `from` still
+    /// flows. Lost bytes are held, as on a dropped link, and delivered when it ends.
+    pub fn lose(&self, from: usize, to: usize, lost: bool) {
+        self.shared.lost[from][to].send_replace(lost);
+    }
+
+    /// Opens every link with no delay and ends every one-way loss.
     pub fn heal(&self) {
         for row in &self.shared.links {
             for link in row {
                 link.send_replace(LinkState::OPEN);
+            }
+        }
+        for row in &self.shared.lost {
+            for lost in row {
+                lost.send_replace(false);
             }
         }
     }
@@ -239,8 +261,20 @@ async fn connection(mut inbound: TcpStream, to: usize, target: SocketAddr, share
     let _ = outbound.set_nodelay(true);
     let (in_rd, in_wr) = inbound.into_split();
     let (out_rd, out_wr) = outbound.into_split();
-    let up = pump(in_rd, out_wr, first, link.clone());
-    let down = pump(out_rd, in_wr, Vec::new(), link);
+    let up = pump(
+        in_rd,
+        out_wr,
+        first,
+        link.clone(),
+        shared.lost[from][to].subscribe(),
+    );
+    let down = pump(
+        out_rd,
+        in_wr,
+        Vec::new(),
+        link,
+        shared.lost[to][from].subscribe(),
+    );
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
     while !(up_done && down_done) {
@@ -262,13 +296,15 @@ async fn connection(mut inbound: TcpStream, to: usize, target: SocketAddr, share
 
 type Halves = Option<(OwnedReadHalf, OwnedWriteHalf)>;
 
-/// Copies `rd` to `wr` (after `first`), applying the link's delay and cut. Returns `Err` when
-/// the link was set to `Reject`, with the halves when they can be reset.
+/// Copies `rd` to `wr` (after `first`), applying the link's delay and cut and this direction's
+/// loss (`lost`). Returns `Err` when the link was set to `Reject`, with the halves when they
+/// can be reset.
 async fn pump(
     mut rd: OwnedReadHalf,
     mut wr: OwnedWriteHalf,
     first: Vec<u8>,
     mut link: watch::Receiver<LinkState>,
+    mut lost: watch::Receiver<bool>,
 ) -> Result<(), Halves> {
     let (tx, mut queue) = mpsc::unbounded_channel::<(Instant, Option<Vec<u8>>)>();
     let delay_now = |link: &watch::Receiver<LinkState>| link.borrow().delay;
@@ -307,14 +343,19 @@ async fn pump(
             return Ok(());
         };
         tokio::time::sleep_until(due).await;
-        // Held while the link is cut; reset if it is rejected.
+        // Held while the link is cut or this direction lost; reset if the link is rejected.
         loop {
             let mode = link.borrow_and_update().mode;
-            match mode {
-                Mode::Open => break,
-                Mode::Reject => return Err(rd_back.map(|rd| (rd, wr))),
-                Mode::Drop => {
-                    if link.changed().await.is_err() {
+            let held = *lost.borrow_and_update();
+            match (mode, held) {
+                (Mode::Open, false) => break,
+                (Mode::Reject, _) => return Err(rd_back.map(|rd| (rd, wr))),
+                _ => {
+                    let changed = tokio::select! {
+                        c = link.changed() => c,
+                        c = lost.changed() => c,
+                    };
+                    if changed.is_err() {
                         return Err(None);
                     }
                 }
@@ -335,120 +376,4 @@ async fn pump(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HEADER: &str = "x-sender";
-
-    /// An echo server behind the proxy of peer 1; returns the net and the proxy's address.
-    async fn echo_behind_proxy() -> (Net, SocketAddr) {
-        let echo = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let target = echo.local_addr().expect("addr");
-        tokio::spawn(async move {
-            while let Ok((mut conn, _)) = echo.accept().await {
-                tokio::spawn(async move {
-                    let (mut r, mut w) = conn.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
-        let listen = crate::ports::free_addr();
-        let net = Net::start(Proxies {
-            names: vec!["a".into(), "b".into()],
-            sender_header: HEADER.into(),
-            listen: vec![crate::ports::free_addr(), listen],
-            target: vec![crate::ports::free_addr(), target],
-        })
-        .expect("proxies");
-        (net, listen)
-    }
-
-    /// Connects to the proxy as peer "a" and reads the echoed request head back.
-    async fn connect_as_a(proxy: SocketAddr) -> TcpStream {
-        let mut conn = TcpStream::connect(proxy).await.expect("connect");
-        let head = format!("GET / HTTP/1.1\r\n{HEADER}: a\r\n\r\n");
-        conn.write_all(head.as_bytes()).await.expect("write");
-        let mut echoed = vec![0u8; head.len()];
-        conn.read_exact(&mut echoed).await.expect("echo");
-        assert_eq!(echoed, head.as_bytes());
-        conn
-    }
-
-    #[tokio::test]
-    async fn a_dropped_link_holds_bytes_until_it_opens() {
-        let (net, proxy) = echo_behind_proxy().await;
-        let mut conn = connect_as_a(proxy).await;
-        let mut buf = [0u8; 4];
-
-        net.cut(&[0], &[1], Mode::Drop);
-        conn.write_all(b"ping").await.expect("write");
-        let held =
-            tokio::time::timeout(Duration::from_millis(200), conn.read_exact(&mut buf)).await;
-        assert!(held.is_err(), "bytes crossed a cut link");
-
-        net.heal();
-        tokio::time::timeout(Duration::from_secs(2), conn.read_exact(&mut buf))
-            .await
-            .expect("bytes released when the link opened")
-            .expect("read");
-        assert_eq!(&buf, b"ping");
-    }
-
-    #[tokio::test]
-    async fn only_the_direction_cut_is_cut() {
-        let (net, proxy) = echo_behind_proxy().await;
-        // b→a is cut; a→b (this connection's direction) stays open.
-        net.set(
-            1,
-            0,
-            LinkState {
-                mode: Mode::Reject,
-                delay: Duration::ZERO,
-            },
-        );
-        let mut conn = connect_as_a(proxy).await;
-        conn.write_all(b"pong").await.expect("write");
-        let mut buf = [0u8; 4];
-        conn.read_exact(&mut buf).await.expect("echo");
-        assert_eq!(&buf, b"pong");
-    }
-
-    #[tokio::test]
-    async fn a_rejected_link_resets_connections_and_unknown_senders_are_dropped() {
-        let (net, proxy) = echo_behind_proxy().await;
-        let mut conn = connect_as_a(proxy).await;
-        net.cut(&[0], &[1], Mode::Reject);
-        let mut buf = [0u8; 1];
-        let read = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf))
-            .await
-            .expect("closed at once");
-        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-
-        net.heal();
-        let mut stranger = TcpStream::connect(proxy).await.expect("connect");
-        stranger
-            .write_all(format!("GET / HTTP/1.1\r\n{HEADER}: z\r\n\r\n").as_bytes())
-            .await
-            .expect("write");
-        let read = tokio::time::timeout(Duration::from_secs(2), stranger.read(&mut buf))
-            .await
-            .expect("closed at once");
-        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    }
-
-    #[tokio::test]
-    async fn a_slow_peer_gets_its_delay_each_way() {
-        let (net, proxy) = echo_behind_proxy().await;
-        let mut conn = connect_as_a(proxy).await;
-        net.slow(1, Duration::from_millis(100));
-        let t0 = Instant::now();
-        conn.write_all(b"slow").await.expect("write");
-        let mut buf = [0u8; 4];
-        conn.read_exact(&mut buf).await.expect("echo");
-        assert!(
-            t0.elapsed() >= Duration::from_millis(200),
-            "{:?}",
-            t0.elapsed()
-        );
-    }
-}
+mod tests;

@@ -173,11 +173,7 @@ async fn json_logs_carry_peer_id_and_term() {
     spec.flags = vec!["--log-format".into(), "json".into()];
     let mut c = Cluster::start(spec);
     c.agreed_leader(&[0], Duration::from_secs(10)).await;
-    let status = c
-        .terminate(0, Duration::from_secs(5))
-        .await
-        .expect("exited");
-    assert!(status.success());
+    c.stop(0).await;
     let log = c.log_text(0);
     let lines: Vec<serde_json::Value> = log
         .lines()

@@ -5,66 +5,44 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::free_port;
+use testkit::{free_port, Ask, Cluster, Spec};
 
 use crate::EXE;
 
-/// A single-peer election "a" that has run once, leaving a real data directory behind.
+/// A single-peer election "e" that has run once and was stopped (exit 0 within its shutdown
+/// timeout), leaving a real data directory behind.
 struct Used {
-    _tmp: tempfile::TempDir,
+    /// Holds the directory.
+    _cluster: Cluster,
     dir: PathBuf,
+    /// The peer's name, and the peer list and application API it ran with.
+    id: String,
     peers: String,
     http: String,
 }
 
 fn used_data_dir() -> Used {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let dir = tmp.path().join("data");
-    let peers = format!("a=127.0.0.1:{}", free_port());
-    let http = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(EXE)
-        .args([
-            "--election",
-            "e",
-            "--id",
-            "a",
-            "--peers",
-            &peers,
-            "--http",
-            &http,
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = Command::new(EXE)
-            .args(["leader", "--http", &http])
-            .output()
-            .expect("leader");
-        if out.status.success() {
-            break;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut spec = Spec::new(EXE, 1);
+        spec.election = "e".into();
+        let mut c = Cluster::start(spec);
+        c.agreed_leader(&[0], Duration::from_secs(10)).await;
+        c.stop(0).await;
+        Used {
+            dir: c.data_dir(0).to_path_buf(),
+            id: c.peers[0].name.clone(),
+            peers: c.peer_list(),
+            http: c.peers[0].http.to_string(),
+            _cluster: c,
         }
-        assert!(Instant::now() < deadline, "the single peer did not lead");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
-    assert!(child.wait().expect("wait").success());
-    Used {
-        _tmp: tmp,
-        dir,
-        peers,
-        http,
-    }
+    })
 }
 
-/// Starts peer "a" on `dir` and expects it to refuse: returns its last stderr line.
+/// Starts peer `id` on `dir` and expects it to refuse: returns its last stderr line.
 fn refuses(u: &Used, dir: &Path, id: &str, peers: &str, wrap: Option<&[&str]>) -> String {
     let mut cmd = match wrap {
         Some(w) => {
@@ -125,7 +103,7 @@ fn truncated_database() {
         .expect("open")
         .set_len(0)
         .expect("truncate");
-    let line = refuses(&u, &u.dir, "a", &u.peers, None);
+    let line = refuses(&u, &u.dir, &u.id, &u.peers, None);
     // sled either notices the truncation itself or opens empty, which the identity file
     // beside it reveals: both stop the peer and say what to do.
     assert!(line.contains("damaged") && line.contains("aside"), "{line}");
@@ -145,7 +123,7 @@ fn database_that_lost_its_records() {
             std::fs::remove_file(&path).expect("remove");
         }
     }
-    let line = refuses(&u, &u.dir, "a", &u.peers, None);
+    let line = refuses(&u, &u.dir, &u.id, &u.peers, None);
     assert!(line.contains("lost its records"), "{line}");
 }
 
@@ -160,7 +138,7 @@ fn corrupted_vote_record() {
             .expect("insert");
         db.flush().expect("flush");
     }
-    let line = refuses(&u, &u.dir, "a", &u.peers, None);
+    let line = refuses(&u, &u.dir, &u.id, &u.peers, None);
     assert!(line.contains("damaged record \"vote\""), "{line}");
 }
 
@@ -169,7 +147,8 @@ fn data_directory_of_another_peer() {
     let u = used_data_dir();
     let peers = format!("{},b=127.0.0.1:{}", u.peers, free_port());
     let line = refuses(&u, &u.dir, "b", &peers, None);
-    assert!(line.contains("belongs to peer \"a\", not \"b\""), "{line}");
+    let owner = format!("belongs to peer \"{}\", not \"b\"", u.id);
+    assert!(line.contains(&owner), "{line}");
 }
 
 #[test]
@@ -184,7 +163,7 @@ fn unreadable_data_directory() {
         "--regid=65534",
         "--clear-groups",
     ];
-    let line = refuses(&u, &u.dir, "a", &u.peers, Some(nobody));
+    let line = refuses(&u, &u.dir, &u.id, &u.peers, Some(nobody));
     assert!(line.contains("Permission denied"), "{line}");
 }
 
@@ -218,6 +197,6 @@ fn full_disk() {
     while std::io::Write::write_all(&mut w, &block).is_ok() {}
     drop(w);
     let dir = mnt.join("data");
-    let line = refuses(&u, &dir, "a", &u.peers, None);
+    let line = refuses(&u, &dir, &u.id, &u.peers, None);
     assert!(line.contains("No space left on device"), "{line}");
 }

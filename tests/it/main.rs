@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod bad_input;
+mod check_quorum;
 mod compaction;
 mod crashes;
 mod damaged;
@@ -11,6 +12,7 @@ mod election;
 mod failover;
 mod hostile;
 mod pause;
+mod prevote;
 mod restart;
 mod shutdown;
 
@@ -21,5 +23,12 @@ pub const EXE: &str = env!("CARGO_BIN_EXE_raft-elector");
 pub fn spec(n: usize) -> testkit::Spec {
     let mut spec = testkit::Spec::new(EXE, n);
     spec.log_filter = Some("info,raft_elector=debug".into());
+    spec
+}
+
+/// Like [`spec`], every peer behind a fault proxy ([`testkit::proxy`]).
+pub fn proxied_spec(n: usize) -> testkit::Spec {
+    let mut spec = spec(n);
+    spec.sender_header = Some(testkit::cluster::SENDER_HEADER.into());
     spec
 }

@@ -16,42 +16,43 @@ async fn max_term(c: &Cluster) -> u64 {
         .unwrap_or(0)
 }
 
+/// How every peer is ended before the restart.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// kill -9.
+    Crash,
+    /// SIGTERM, each peer after the other, each exiting 0 within its shutdown timeout.
+    Stop,
+}
+
+/// Ends every peer, starts them all again with their data and waits for a leader; its term
+/// must not be below `before`. Returns it.
+async fn restart_all(c: &mut Cluster, ending: Ending, before: u64) -> u64 {
+    for i in c.all() {
+        match ending {
+            Ending::Crash => c.kill(i),
+            Ending::Stop => {
+                c.stop(i).await;
+            }
+        }
+    }
+    c.spawn_all();
+    let (_, after) = c.agreed_leader(&c.all(), Duration::from_secs(10)).await;
+    assert!(
+        after >= before,
+        "after {ending:?}, the term went back from {before} to {after}"
+    );
+    after
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_all_peers_keeps_terms_and_elects_again() {
     let mut c = Cluster::start(spec(3));
-    c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
+    c.agreed_leader(&c.all(), Duration::from_secs(10)).await;
     let before = max_term(&c).await;
-
-    // Crash all three.
-    for i in 0..3 {
-        c.kill(i);
-    }
-    for i in 0..3 {
-        c.spawn(i);
-    }
-    let (_, after_crash) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
-    assert!(
-        after_crash >= before,
-        "term went back from {before} to {after_crash}"
-    );
-
-    // Stop all three gracefully.
-    for i in 0..3 {
-        let status = c
-            .terminate(i, Duration::from_secs(5))
-            .await
-            .expect("exited");
-        assert!(status.success());
-    }
-    for i in 0..3 {
-        c.spawn(i);
-    }
-    let (_, after_stop) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
-    assert!(
-        after_stop >= after_crash,
-        "term went back from {after_crash} to {after_stop}"
-    );
-    for i in 0..3 {
+    let after_crash = restart_all(&mut c, Ending::Crash, before).await;
+    restart_all(&mut c, Ending::Stop, after_crash).await;
+    for i in c.all() {
         let bootstraps = c.log_text(i).matches("bootstrapped a new cluster").count();
         assert!(bootstraps <= 1, "peer {i} bootstrapped {bootstraps} times");
     }

@@ -1,0 +1,98 @@
+//! Check-quorum (docs/DESIGN.md, "Check-quorum"): a leader whose followers still hear it but
+//! whose acknowledgements no longer count (a link slower than the lease, or one that loses the
+//! answers) goes quiet, so that the followers elect another leader; never two claim at once.
+
+use std::time::{Duration, Instant};
+
+use testkit::proxy::Net;
+use testkit::{agreement, Ask, Cluster};
+
+use crate::proxied_spec;
+
+/// Far above what check-quorum needs here (about 1 s: the lease lapses, two election timeouts
+/// later heartbeats stop, one more and the followers elect), far below "never".
+const NEW_LEADER_WITHIN: Duration = Duration::from_secs(10);
+
+/// Starts three peers behind proxies, lets `fault` degrade the links of the leader (its index
+/// and its followers'), then asks every peer, round after round: at most one claims to lead
+/// in any round, the followers agree on a new leader of a higher term within
+/// [`NEW_LEADER_WITHIN`], and for a second after it the old leader never claims. The old
+/// leader logs that check-quorum stopped its heartbeats; once healed, all agree again.
+async fn the_followers_replace_a_leader_whose_link(fault: impl FnOnce(&Net, usize, &[usize])) {
+    let c = Cluster::start(proxied_spec(3));
+    let all = c.all();
+    let names = c.names();
+    let (old, old_term) = c.agreed_leader(&all, Duration::from_secs(10)).await;
+    let followers = c.all_but(old);
+    let logged = c.log_text(old).len();
+
+    fault(c.proxies(), old, &followers);
+    let faulted = Instant::now();
+    let mut replaced: Option<Instant> = None;
+    loop {
+        let answers = c.ask_all(&all).await;
+        let claims: Vec<&str> = answers
+            .iter()
+            .flatten()
+            .filter(|a| a.is_leader)
+            .map(|a| a.id.as_str())
+            .collect();
+        assert!(claims.len() <= 1, "two claims at once: {answers:?}");
+        match replaced {
+            None => {
+                let among: Vec<_> = followers.iter().map(|&i| answers[i].clone()).collect();
+                if let Some((new, term)) = agreement(&names, &followers, &among) {
+                    assert!(term > old_term, "{answers:?}");
+                    eprintln!(
+                        "{} replaced {} ms after the fault",
+                        names[new],
+                        faulted.elapsed().as_millis()
+                    );
+                    replaced = Some(Instant::now());
+                }
+                assert!(
+                    faulted.elapsed() < NEW_LEADER_WITHIN,
+                    "no new leader {NEW_LEADER_WITHIN:?} after the fault; last answers: {answers:?}"
+                );
+            }
+            Some(at) => {
+                assert!(
+                    !answers[old].as_ref().is_some_and(|a| a.is_leader),
+                    "the old leader claims again: {answers:?}"
+                );
+                if at.elapsed() > Duration::from_secs(1) {
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(c.spec.poll).await;
+    }
+    let log = &c.log_text(old)[logged..];
+    assert!(
+        log.contains("heartbeats stopped"),
+        "check-quorum did not silence the old leader:\n{log}"
+    );
+
+    c.proxies().heal();
+    c.agreed_leader(&all, Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_round_trips_outlast_its_lease_is_replaced() {
+    // 100 ms each way: a 200 ms round trip, above the 150 ms lease.
+    the_followers_replace_a_leader_whose_link(|net, leader, _| {
+        net.slow(leader, Duration::from_millis(100))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_hears_no_answers_is_replaced() {
+    // Everything the followers send the leader is lost; its heartbeats still arrive.
+    the_followers_replace_a_leader_whose_link(|net, leader, followers| {
+        for &f in followers {
+            net.lose(f, leader, true);
+        }
+    })
+    .await;
+}

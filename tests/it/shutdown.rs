@@ -14,17 +14,26 @@ use crate::spec;
 /// by time on a loaded machine: the terms and the logs tell it apart.
 const HANDOFF_WITHIN: Duration = Duration::from_secs(1);
 
-/// How long the leader has led before it is stopped. Within its first election timeout
-/// (200 ms) a hand-off must wait that timeout out first (openraft refuses every vote then),
-/// while the followers' leases on the silent leader run out: an ordinary election can then
-/// race the hand-off's. Past it, the hand-off asks at once.
-const LEADING_FOR: Duration = Duration::from_millis(400);
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_hands_leadership_to_the_chosen_follower_and_exits_0() {
+    // Past its first election timeout (200 ms), the leader asks at once.
+    hand_off_after_leading_for(Duration::from_millis(400)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_an_election_still_hands_over_in_one_election() {
+    // Within its first election timeout the hand-off first waits that out (openraft refuses
+    // every vote then); the leader's heartbeats must go on meanwhile, or the followers'
+    // leases run out and an ordinary election races the hand-off.
+    hand_off_after_leading_for(Duration::ZERO).await;
+}
+
+/// Stops a leader that has led (as the peers agree) for `leading_for`, and checks that the
+/// follower it chose took over in the next term.
+async fn hand_off_after_leading_for(leading_for: Duration) {
     let mut c = Cluster::start(spec(3));
     let (old, old_term) = c
-        .settled_leader(&c.all(), LEADING_FOR, Duration::from_secs(10))
+        .settled_leader(&c.all(), leading_for, Duration::from_secs(10))
         .await;
     let survivors = c.all_but(old);
     let logged: Vec<usize> = (0..3).map(|i| c.log_text(i).len()).collect();

@@ -78,31 +78,29 @@ pub fn seed_from_env(var: &str) -> u64 {
 mod tests {
     use super::*;
 
+    /// The first three numbers of seed `seed`.
+    fn first_three(seed: u64) -> [u64; 3] {
+        let mut r = Rng::new(seed);
+        [r.next_u64(), r.next_u64(), r.next_u64()]
+    }
+
     #[test]
     fn seed_0_gives_the_published_splitmix64_outputs() {
         // SplitMix64 (Steele, Lea, Flood 2014; Vigna's splitmix64.c) seeded with 0, computed
         // apart from this code from the definition: x += 0x9E3779B97F4A7C15, then the two
         // xor-shift-multiply rounds and a final xor-shift.
-        let mut r = Rng::new(0);
-        let first: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
-        assert_eq!(
-            first,
-            [
-                0xE220_A839_7B1D_CDAF,
-                0x6E78_9E6A_A1B9_65F4,
-                0x06C4_5D18_8009_454F
-            ]
-        );
-        let mut r = Rng::new(42);
-        let first: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
-        assert_eq!(
-            first,
-            [
-                0xBDD7_3226_2FEB_6E95,
-                0x28EF_E333_B266_F103,
-                0x4752_6757_130F_9F52
-            ]
-        );
+        let zero = [
+            0xE220_A839_7B1D_CDAF,
+            0x6E78_9E6A_A1B9_65F4,
+            0x06C4_5D18_8009_454F,
+        ];
+        assert_eq!(first_three(0), zero);
+        let forty_two = [
+            0xBDD7_3226_2FEB_6E95,
+            0x28EF_E333_B266_F103,
+            0x4752_6757_130F_9F52,
+        ];
+        assert_eq!(first_three(42), forty_two);
     }
 
     #[test]

@@ -70,25 +70,42 @@ impl Window {
     }
 }
 
+/// How many, and the largest (microseconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub count: usize,
+    pub max: Micros,
+}
+
+impl Tally {
+    pub fn add(&mut self, after: Micros) {
+        self.count += 1;
+        self.max = self.max.max(after);
+    }
+}
+
 /// What the checker found.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub violations: Vec<Violation>,
+    /// Answers checked.
     pub answers: usize,
+    /// Of them, leader claims.
     pub claims: usize,
+    /// Of them, followers naming a leader.
     pub naming: usize,
+    /// Of them, answers naming nobody.
     pub unknown: usize,
+    /// Terms read from the peers' metrics.
     pub term_samples: usize,
     /// Follower answers naming a leader already replaced (sent after the newer claim came
-    /// back) within `delivery + follower_window`: allowed, counted; and the latest of them.
-    pub replaced_named: usize,
-    pub replaced_named_max: Micros,
+    /// back) within `delivery + follower_window`, allowed; the largest is how long after.
+    pub replaced_named: Tally,
     /// Such answers sent later, allowed only because a fault held heartbeats back.
-    pub excused: usize,
-    pub excused_max: Micros,
-    /// Peers stopped with SIGTERM, and the slowest exit among them.
-    pub stops: usize,
-    pub slowest_exit: Option<Micros>,
+    pub excused: Tally,
+    /// Peers stopped with SIGTERM, and the slowest exit after the signal.
+    pub exits: Tally,
+    /// Stretches without a leader agreed by a majority.
     pub windows: Vec<Window>,
     /// Per fault: microseconds from its repair until all peers agreed.
     pub recovery: Vec<Option<Micros>>,
@@ -112,7 +129,6 @@ pub fn check(h: &History, rules: &Rules) -> Report {
             .count(),
         unknown: h.answers.iter().filter(|a| a.leader.is_none()).count(),
         term_samples: h.terms.len(),
-        stops: h.stops.len(),
         ..Report::default()
     };
     shape(h, &mut r);
@@ -274,10 +290,8 @@ fn terms_down(h: &History, r: &mut Report) {
 fn exits(h: &History, rules: &Rules, r: &mut Report) {
     let bound = std::time::Duration::from_micros(rules.shutdown_bound);
     for stop in &h.stops {
-        if let Some(took) = stop.exit.took {
-            let took = took.as_micros() as Micros;
-            r.slowest_exit = Some(r.slowest_exit.map_or(took, |m| m.max(took)));
-        }
+        r.exits
+            .add(stop.exit.took.map_or(0, |t| t.as_micros() as Micros));
         if !stop.exit.clean(bound) {
             r.violations.push(Violation::UncleanExit {
                 stop: stop.clone(),

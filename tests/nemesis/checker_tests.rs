@@ -99,14 +99,28 @@ pub fn assert_found(r: &Report, rule: &str, n: usize) {
     assert_eq!(found, n, "{rule}: {:?}", r.violations);
 }
 
+/// [`leader_change`] with `extra` answers planted and `faults`, and the checker's report.
+fn planted_with(extra: Vec<Answer>, faults: Vec<Fault>) -> (History, Report) {
+    let mut answers = leader_change();
+    answers.extend(extra);
+    let h = history(answers, faults);
+    let r = check(&h, &rules());
+    (h, r)
+}
+
+/// The report on [`leader_change`] with `extra` answers planted, without faults.
+fn planted(extra: Vec<Answer>) -> Report {
+    planted_with(extra, Vec::new()).1
+}
+
 #[test]
 fn a_clean_history_passes() {
-    let mut answers = leader_change();
     // The old leader answers once more, but its request left before the new claim came back:
     // the two are concurrent, not a violation.
-    answers.push(answer(0, 1299, 1310, Some(0), 1));
-    let h = history(answers, vec![fault(1000, 1500)]);
-    let r = check(&h, &rules());
+    let (_, r) = planted_with(
+        vec![answer(0, 1299, 1310, Some(0), 1)],
+        vec![fault(1000, 1500)],
+    );
     assert!(r.ok(), "{r}: {:?}", r.violations);
     assert_eq!(r.recovery, vec![Some(2 * MS)]);
     // One window without a leader: from when the old answers went stale to the new leader.
@@ -116,23 +130,15 @@ fn a_clean_history_passes() {
 
 #[test]
 fn a_planted_stale_claim_fails() {
-    let mut answers = leader_change();
     // Sent at 1.4 s, after peer-1's claim of term 2 came back at 1.302 s.
-    answers.push(answer(0, 1400, 1401, Some(0), 1));
-    let h = history(answers, vec![fault(1000, 1500)]);
-    let r = check(&h, &rules());
+    let (h, r) = planted_with(
+        vec![answer(0, 1400, 1401, Some(0), 1)],
+        vec![fault(1000, 1500)],
+    );
     assert_found(&r, "stale leader", 1);
     let text = r.violations[0].explain(&h);
     assert!(text.contains("STALE LEADER"), "{text}");
     assert!(text.contains("peer-0 answered [1.400000s"), "{text}");
-}
-
-#[test]
-fn two_leaders_in_one_term_fail() {
-    let mut answers = leader_change();
-    answers.push(answer(2, 500, 501, Some(2), 1));
-    let r = check(&history(answers, vec![]), &rules());
-    assert_found(&r, "two leaders in one term", 1);
 }
 
 #[test]
@@ -152,21 +158,19 @@ fn a_term_going_down_fails() {
 }
 
 #[test]
-fn a_stale_follower_fails_after_the_window() {
-    let mut answers = leader_change();
-    // peer-2 reported term 2 at 1.302 s, then names peer-0 for term 1 at 1.6 s, 298 ms after
-    // peer-1's claim of term 2 came back: later than the 50 ms delivery and 150 ms window.
-    answers.push(answer(2, 1600, 1601, Some(0), 1));
-    let r = check(&history(answers, vec![]), &rules());
-    assert_found(&r, "stale follower", 1);
-}
-
-#[test]
-fn naming_another_peer_than_the_one_that_claimed_the_term_fails() {
-    let mut answers = leader_change();
-    answers.push(answer(2, 2000, 2001, Some(0), 2));
-    let r = check(&history(answers, vec![]), &rules());
-    assert_found(&r, "wrong leader for term", 1);
+fn each_planted_answer_breaks_its_rule() {
+    let cases = [
+        // A second claim of term 1, by peer-2.
+        (answer(2, 500, 501, Some(2), 1), "two leaders in one term"),
+        // peer-2 reported term 2 at 1.302 s, then names peer-0 for term 1 at 1.6 s, 298 ms after
+        // peer-1's claim of term 2 came back: later than the 50 ms delivery and 150 ms window.
+        (answer(2, 1600, 1601, Some(0), 1), "stale follower"),
+        // Term 2 was claimed by peer-1, not by peer-0.
+        (answer(2, 2000, 2001, Some(0), 2), "wrong leader for term"),
+    ];
+    for (extra, rule) in cases {
+        assert_found(&planted(vec![extra]), rule, 1);
+    }
 }
 
 #[test]
@@ -193,12 +197,9 @@ fn no_leader_after_a_repair_fails() {
 
 #[test]
 fn a_claim_naming_another_peer_and_unknown_names_fail() {
-    let mut answers = leader_change();
     let mut bad = answer(2, 2000, 2001, Some(1), 2);
     bad.is_leader = true;
-    answers.push(bad);
-    answers.push(answer(2, 2100, 2101, Some(UNKNOWN_PEER), 2));
-    let r = check(&history(answers, vec![]), &rules());
+    let r = planted(vec![bad, answer(2, 2100, 2101, Some(UNKNOWN_PEER), 2)]);
     assert_found(&r, "bad claim", 1);
     assert_found(&r, "unknown name", 1);
 }

@@ -119,14 +119,10 @@ pub fn stale_followers(h: &History, rules: &Rules, r: &mut Report) {
         let (arrival, extended_by) = latest_arrival(h, rules, leader, a.peer, newer.received);
         let limit = arrival + rules.follower_window;
         if a.sent <= limit {
-            if extended_by.is_some()
-                && a.sent > newer.received + rules.delivery + rules.follower_window
-            {
-                r.excused += 1;
-                r.excused_max = r.excused_max.max(late);
-            } else {
-                r.replaced_named += 1;
-                r.replaced_named_max = r.replaced_named_max.max(late);
+            let plain = rules.delivery + rules.follower_window;
+            match extended_by {
+                Some(_) if late > plain => r.excused.add(late),
+                _ => r.replaced_named.add(late),
             }
             continue;
         }

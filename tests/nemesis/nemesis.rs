@@ -5,7 +5,7 @@ use std::time::Duration;
 use testkit::{FaultResult, Mode, Rng, Target};
 
 use crate::client::Recorder;
-use crate::history::{Fault, FaultKind, Held, Micros, Stop};
+use crate::history::{Clock, Fault, FaultKind, Held, Micros, Stop};
 use crate::run::Plan;
 
 /// How long faults are held, in milliseconds.
@@ -98,6 +98,33 @@ fn names<C: Target>(c: &C, peers: &[usize]) -> String {
     format!("{{{}}}", list.join(","))
 }
 
+/// Drop (silent) or Reject (reset), at even odds.
+fn drop_or_reject(rng: &mut Rng) -> Mode {
+    if rng.chance(1, 2) {
+        Mode::Drop
+    } else {
+        Mode::Reject
+    }
+}
+
+/// Cuts side `a` from side `b` (the mode, then the hold in `hold_ms`, drawn from `rng`), holds,
+/// heals: when it began, how it was done and how long it lasted (ms).
+async fn cut_for_a_while<C: Target>(
+    c: &mut C,
+    clock: Clock,
+    rng: &mut Rng,
+    hold_ms: (u64, u64),
+    (a, b): (&[usize], &[usize]),
+) -> FaultResult<(Micros, String, u128)> {
+    let mode = drop_or_reject(rng);
+    let d = rng.millis(hold_ms.0, hold_ms.1);
+    let start = clock.now();
+    let how = c.cut(a, b, mode).await?;
+    tokio::time::sleep(d).await;
+    c.heal().await?;
+    Ok((start, how, d.as_millis()))
+}
+
 /// Half of the time the leader (or a random peer if none is known), else any peer.
 async fn leader_or_any(rec: &Recorder, n: usize, rng: &mut Rng) -> (usize, &'static str) {
     if rng.chance(1, 2) {
@@ -140,13 +167,6 @@ pub async fn inject<C: Target>(
     let holds = &plan.holds;
     let exit_within = Duration::from_micros(plan.rules.shutdown_bound);
     let hold = |r: (u64, u64), rng: &mut Rng| rng.millis(r.0, r.1);
-    let mode = |rng: &mut Rng| {
-        if rng.chance(1, 2) {
-            Mode::Drop
-        } else {
-            Mode::Reject
-        }
-    };
     let mut majority_healthy = true;
     let mut held = Vec::new();
     let mut stopped = Vec::new();
@@ -181,7 +201,7 @@ pub async fn inject<C: Target>(
         }
         FaultKind::IsolateLeader => {
             let (t, why) = leader_or_random(rec, n, rng).await;
-            let mode = mode(rng);
+            let mode = drop_or_reject(rng);
             let d = hold(holds.partition, rng);
             let start = clock.now();
             held.push(Held::Cut(vec![t], (0..n).filter(|&j| j != t).collect()));
@@ -199,13 +219,9 @@ pub async fn inject<C: Target>(
             rng.shuffle(&mut all);
             let (minority, majority) = all.split_at((n - 1) / 2);
             let lead = leader(rec).await;
-            let mode = mode(rng);
-            let d = hold(holds.partition, rng);
-            let start = clock.now();
+            let sides = (minority, majority);
+            let (start, how, ms) = cut_for_a_while(c, clock, rng, holds.partition, sides).await?;
             held.push(Held::Cut(minority.to_vec(), majority.to_vec()));
-            let how = c.cut(minority, majority, mode).await?;
-            tokio::time::sleep(d).await;
-            c.heal().await?;
             let side = match lead {
                 Some(l) if minority.contains(&l) => "leader in the minority",
                 Some(_) => "leader in the majority",
@@ -219,7 +235,7 @@ pub async fn inject<C: Target>(
                     minority.len(),
                     names(c, majority),
                     names(c, minority),
-                    d.as_millis()
+                    ms
                 ),
             )
         }
@@ -228,13 +244,9 @@ pub async fn inject<C: Target>(
             rng.shuffle(&mut all);
             let (bridge, rest) = (all[0], &all[1..]);
             let (left, right) = rest.split_at(rest.len() / 2);
-            let mode = mode(rng);
-            let d = hold(holds.partition, rng);
-            let start = clock.now();
+            let (start, how, ms) =
+                cut_for_a_while(c, clock, rng, holds.partition, (left, right)).await?;
             held.push(Held::Cut(left.to_vec(), right.to_vec()));
-            let how = c.cut(left, right, mode).await?;
-            tokio::time::sleep(d).await;
-            c.heal().await?;
             (
                 start,
                 format!(
@@ -243,7 +255,7 @@ pub async fn inject<C: Target>(
                     names(c, &[bridge]),
                     names(c, right),
                     name[bridge],
-                    d.as_millis()
+                    ms
                 ),
             )
         }

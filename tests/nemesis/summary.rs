@@ -136,16 +136,16 @@ pub fn render(plan: &Plan, target: &str, h: &History, r: &Report, elapsed: Durat
     }
     out += &format!(
         "follower answers naming a leader already replaced: {} within {} ms of the replacement (at most {} ms after it), {} later while a fault held heartbeats back (at most {} ms after it)\n",
-        r.replaced_named,
+        r.replaced_named.count,
         ms(plan.rules.delivery + plan.rules.follower_window),
-        ms(r.replaced_named_max),
-        r.excused,
-        ms(r.excused_max)
+        ms(r.replaced_named.max),
+        r.excused.count,
+        ms(r.excused.max)
     );
     out += &format!(
         "peers stopped with SIGTERM: {} (slowest exit {} ms)\n",
-        r.stops,
-        r.slowest_exit.map_or("-".into(), ms)
+        r.exits.count,
+        ms(r.exits.max)
     );
     out += &format!(
         "bounds: all peers agree within {} ms of each repair; no outage over {} ms while a majority is up and connected; follower window {} ms after a heartbeat arrived, heartbeats arrive within {} ms unless a fault held them; exit 0 within {} ms of SIGTERM; answers fresh for {} ms\n",

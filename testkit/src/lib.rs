@@ -43,4 +43,4 @@ pub use metrics::metric;
 pub use ports::{free_addr, free_port};
 pub use proxy::Mode;
 pub use rng::Rng;
-pub use target::Target;
+pub use target::{Exit, FaultResult, Target};

@@ -20,6 +20,16 @@ use crate::logs;
 /// Set to keep the logs and data of a failing test for a post-mortem.
 pub const KEEP_LOGS_ENV: &str = "RAFT_ELECTOR_KEEP_LOGS";
 
+/// How a process asked to stop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    pub slot: usize,
+    /// Its status; `None` when it still ran at the deadline and was killed.
+    pub status: Option<ExitStatus>,
+    /// When it was reaped, after the signal.
+    pub after: Duration,
+}
+
 /// One process slot.
 pub struct Proc {
     pub name: String,
@@ -180,17 +190,42 @@ impl Procs {
         self.wait_exit(i, timeout).await
     }
 
-    /// SIGTERM to every process at once, then waits for all (kill -9 after `timeout`).
-    pub async fn terminate_all(&mut self, timeout: Duration) {
-        for i in 0..self.len() {
+    /// SIGTERM to every started process at once, then waits for all, polling each (kill -9 at
+    /// `timeout`): how each ended and how long after the SIGTERM.
+    pub async fn terminate_all(&mut self, timeout: Duration) -> Vec<Ended> {
+        let t0 = Instant::now();
+        let mut left: Vec<usize> = (0..self.len()).filter(|&i| self.started(i)).collect();
+        for &i in &left {
             self.resume(i);
             self.signal(i, Signal::SIGTERM);
         }
-        let deadline = Instant::now() + timeout;
-        for i in 0..self.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            self.wait_exit(i, left).await;
+        let mut ended = Vec::new();
+        while !left.is_empty() {
+            let expired = t0.elapsed() >= timeout;
+            left.retain(|&slot| {
+                let child = self.slots[slot].child.as_mut();
+                let status = child.and_then(|c| c.try_wait().ok().flatten());
+                if status.is_none() && !expired {
+                    return true;
+                }
+                if let Some(mut child) = self.slots[slot].child.take() {
+                    if status.is_none() {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                }
+                ended.push(Ended {
+                    slot,
+                    status,
+                    after: t0.elapsed(),
+                });
+                false
+            });
+            if !left.is_empty() {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
         }
+        ended
     }
 
     /// Kills every process (paused ones too).
@@ -306,6 +341,33 @@ mod tests {
         p.spawn(0, sleeper());
         p.pause(0);
         assert!(p.terminate(0, Duration::from_secs(5)).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn terminate_all_reports_how_each_process_ended() {
+        let names = vec!["clean".into(), "signalled".into(), "stubborn".into()];
+        let mut p = Procs::new("testkit-procs-", names);
+        let shell = |script: &str| {
+            let mut sh = Command::new("sh");
+            sh.args(["-c", script]);
+            sh
+        };
+        p.spawn(0, shell("trap 'exit 0' TERM; while :; do sleep 0.01; done"));
+        p.spawn(1, sleeper());
+        p.spawn(2, shell("trap '' TERM; while :; do sleep 0.01; done"));
+        // Let the shells install their traps.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut ended = p.terminate_all(Duration::from_millis(700)).await;
+        ended.sort_by_key(|e| e.slot);
+        let codes: Vec<_> = ended.iter().map(|e| e.status.map(|s| s.code())).collect();
+        assert_eq!(codes, vec![Some(Some(0)), Some(None), None], "{ended:?}");
+        assert_eq!(
+            ended[1].status.and_then(|s| s.signal()),
+            Some(Signal::SIGTERM as i32)
+        );
+        assert!(ended[0].after < Duration::from_millis(500), "{ended:?}");
+        assert!(ended[2].after >= Duration::from_millis(700), "{ended:?}");
+        assert!(!p.started(2), "the stubborn one was killed and reaped");
     }
 
     #[tokio::test]

@@ -12,218 +12,47 @@
 //!    repaired, every peer must name the same leader with the same term and that leader must
 //!    claim it (answers sent after the repair). Also, while a majority of peers is up and
 //!    connected, the cluster may not be without an agreed leader for longer than
-//!    [`Rules::outage_bound`].
-//! 5. **Stale follower.** A follower names leader L for term t although it had already seen a
-//!    newer term (it reported one before the request was sent) and L had been replaced (a claim
-//!    with a higher term was received) more than [`Rules::lease`] before the request was sent.
-//!    A follower naming for term t a peer other than the one that claimed term t is reported
-//!    too.
+//!    [`Rules::outage_bound`] ([`crate::liveness`]).
+//! 5. **Stale follower** ([`crate::followers`]). Let R be when the first claim of a term above t
+//!    was RECEIVED. A follower F names leader L for term t in a request SENT after
+//!    `A + follower_window`, where A is the latest time a heartbeat L sent before R can have
+//!    reached F: `R + delivery` (50 ms), or later when a recorded fault held messages between
+//!    L and F back: L or F paused, or F cut from L, until `healed` (A = `max(R, healed) +
+//!    delivery`, for a fault that began by `R + delivery`); L or F slowed by d (A =
+//!    `min(R, healed) + d + delivery`, for a slow that began by R). This holds whether or not
+//!    F had seen the newer term: a follower on a minority side still hearing the old leader
+//!    must stop naming it. A follower naming for term t a peer other than the one that claimed
+//!    term t is reported too.
 //! 6. A claim that names another peer (or nobody), and a name that is no peer of the cluster.
+//! 7. **Unclean exit.** Every peer the nemesis stopped with SIGTERM (restarts, the end of the
+//!    run) exited with code 0 within [`Rules::shutdown_bound`] of the signal.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::history::{ms, Answer, History, Micros, UNKNOWN_PEER};
+use crate::followers::stale_followers;
+use crate::history::{Answer, History, Micros, UNKNOWN_PEER};
+use crate::liveness::liveness;
+pub use crate::violation::Violation;
 
 /// The bounds the checker applies.
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
-    /// How long after a leader was replaced a follower that saw the newer term may still name
-    /// it: the product's follower window, 3/4 of the maximum election timeout (150 ms at the
-    /// default timings).
-    pub lease: Micros,
+    /// How long after a leased heartbeat ARRIVED a follower may name its sender: the product's
+    /// follower window, 3/4 of the maximum election timeout (150 ms at the default timings).
+    pub follower_window: Micros,
+    /// How late a heartbeat may reach the follower's handler after its leader checked its lease,
+    /// when no recorded fault held it back (the trip through a proxy, a busy machine).
+    pub delivery: Micros,
     /// How soon after a fault was repaired all peers must agree on one leader.
     pub heal_bound: Micros,
     /// The longest time without an agreed leader while a majority is up and connected.
     pub outage_bound: Micros,
     /// How long a peer's last answer stands for its current view, when measuring agreement.
     pub fresh: Micros,
-}
-
-/// One broken rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Violation {
-    StaleLeader {
-        newer: Answer,
-        stale: Answer,
-        /// How many stale claims of the same peer and term followed the same newer claim.
-        count: usize,
-    },
-    SameTerm {
-        first: Answer,
-        second: Answer,
-    },
-    TermDown {
-        peer: usize,
-        higher: (Micros, Micros, u64, &'static str),
-        lower: (Micros, Micros, u64, &'static str),
-    },
-    FollowerStale {
-        answer: Answer,
-        seen_term: u64,
-        seen_at: Micros,
-        replaced_by: Answer,
-    },
-    WrongLeaderForTerm {
-        answer: Answer,
-        claimed_by: Answer,
-    },
-    BadClaim {
-        answer: Answer,
-    },
-    UnknownName {
-        answer: Answer,
-    },
-    NoLeaderAfterHeal {
-        fault: usize,
-        healed: Micros,
-        agreed: Option<Micros>,
-    },
-    LongOutage {
-        from: Micros,
-        to: Micros,
-        counted_from: Micros,
-    },
-}
-
-impl Violation {
-    pub fn rule(&self) -> &'static str {
-        match self {
-            Violation::StaleLeader { .. } => "stale leader",
-            Violation::SameTerm { .. } => "two leaders in one term",
-            Violation::TermDown { .. } => "term went down",
-            Violation::FollowerStale { .. } => "stale follower",
-            Violation::WrongLeaderForTerm { .. } => "wrong leader for term",
-            Violation::BadClaim { .. } => "bad claim",
-            Violation::UnknownName { .. } => "unknown name",
-            Violation::NoLeaderAfterHeal { .. } => "no leader after heal",
-            Violation::LongOutage { .. } => "long outage",
-        }
-    }
-
-    /// A readable account, with the answers around it.
-    pub fn explain(&self, h: &History) -> String {
-        let mut out = String::new();
-        let (from, to) = match self {
-            Violation::StaleLeader {
-                newer,
-                stale,
-                count,
-            } => {
-                out += &format!(
-                    "STALE LEADER: {} claimed term {} in a request sent at {}, after {} had claimed the newer term {} in an answer received at {} ({} such claims)\n  newer: {}\n  stale: {}\n",
-                    h.name(Some(stale.peer)), stale.term, ms(stale.sent), h.name(Some(newer.peer)), newer.term, ms(newer.received), count, h.show(newer), h.show(stale)
-                );
-                (newer.sent, stale.received)
-            }
-            Violation::SameTerm { first, second } => {
-                out += &format!(
-                    "TWO LEADERS IN TERM {}:\n  {}\n  {}\n",
-                    first.term,
-                    h.show(first),
-                    h.show(second)
-                );
-                (
-                    first.sent.min(second.sent),
-                    first.received.max(second.received),
-                )
-            }
-            Violation::TermDown {
-                peer,
-                higher,
-                lower,
-            } => {
-                out += &format!(
-                    "TERM WENT DOWN on {}: {} {} [{} .. {}], then {} {} [{} .. {}]\n",
-                    h.name(Some(*peer)),
-                    higher.3,
-                    higher.2,
-                    ms(higher.0),
-                    ms(higher.1),
-                    lower.3,
-                    lower.2,
-                    ms(lower.0),
-                    ms(lower.1)
-                );
-                (higher.0, lower.1)
-            }
-            Violation::FollowerStale {
-                answer,
-                seen_term,
-                seen_at,
-                replaced_by,
-            } => {
-                out += &format!(
-                    "STALE FOLLOWER: {}\n  it had reported term {} at {}, and {} claimed term {} at {} (more than the lease earlier)\n",
-                    h.show(answer), seen_term, ms(*seen_at), h.name(Some(replaced_by.peer)), replaced_by.term, ms(replaced_by.received)
-                );
-                (replaced_by.sent, answer.received)
-            }
-            Violation::WrongLeaderForTerm { answer, claimed_by } => {
-                out += &format!(
-                    "WRONG LEADER FOR TERM {}: {}\n  but term {} was claimed by: {}\n",
-                    answer.term,
-                    h.show(answer),
-                    answer.term,
-                    h.show(claimed_by)
-                );
-                (
-                    answer.sent.min(claimed_by.sent),
-                    answer.received.max(claimed_by.received),
-                )
-            }
-            Violation::BadClaim { answer } => {
-                out += &format!(
-                    "BAD CLAIM (is_leader but names another): {}\n",
-                    h.show(answer)
-                );
-                (answer.sent, answer.received)
-            }
-            Violation::UnknownName { answer } => {
-                out += &format!("UNKNOWN NAME: {}\n", h.show(answer));
-                (answer.sent, answer.received)
-            }
-            Violation::NoLeaderAfterHeal {
-                fault,
-                healed,
-                agreed,
-            } => {
-                let f = &h.faults[*fault];
-                out += &format!(
-                    "NO LEADER AFTER HEAL: fault #{fault} {} ({}) healed at {}; all peers agreed {}\n",
-                    f.kind,
-                    f.detail,
-                    ms(*healed),
-                    match agreed {
-                        Some(t) => format!("only at {} ({} ms later)", ms(*t), (t - healed) / 1000),
-                        None => "never".to_string(),
-                    }
-                );
-                (*healed, healed + 2_000_000)
-            }
-            Violation::LongOutage {
-                from,
-                to,
-                counted_from,
-            } => {
-                out += &format!(
-                    "LONG OUTAGE: no leader agreed by a majority from {} to {} ({} ms counted from {}, while a majority was up and connected)\n",
-                    ms(*from), ms(*to), (to - counted_from) / 1000, ms(*counted_from)
-                );
-                (*from, (*from + 1_000_000).min(*to))
-            }
-        };
-        let lines = h.excerpt(from.saturating_sub(30_000), to + 30_000);
-        let shown = lines.len().min(60);
-        out += "  history around it:\n";
-        for l in &lines[..shown] {
-            out += &format!("    {l}\n");
-        }
-        if lines.len() > shown {
-            out += &format!("    ... {} more lines\n", lines.len() - shown);
-        }
-        out
-    }
+    /// How soon after SIGTERM a peer must have exited with code 0: its `--shutdown-timeout`
+    /// plus a margin.
+    pub shutdown_bound: Micros,
 }
 
 /// An interval without a leader agreed by a majority.
@@ -241,19 +70,42 @@ impl Window {
     }
 }
 
+/// How many, and the largest (microseconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub count: usize,
+    pub max: Micros,
+}
+
+impl Tally {
+    pub fn add(&mut self, after: Micros) {
+        self.count += 1;
+        self.max = self.max.max(after);
+    }
+}
+
 /// What the checker found.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub violations: Vec<Violation>,
+    /// Answers checked.
     pub answers: usize,
+    /// Of them, leader claims.
     pub claims: usize,
+    /// Of them, followers naming a leader.
     pub naming: usize,
+    /// Of them, answers naming nobody.
     pub unknown: usize,
+    /// Terms read from the peers' metrics.
     pub term_samples: usize,
-    /// Follower answers naming a leader that had been replaced more than the lease earlier,
-    /// where the follower had not seen the newer term (a minority side): allowed, counted.
-    pub followers_behind: usize,
-    pub followers_behind_max: Micros,
+    /// Follower answers naming a leader already replaced (sent after the newer claim came
+    /// back) within `delivery + follower_window`, allowed; the largest is how long after.
+    pub replaced_named: Tally,
+    /// Such answers sent later, allowed only because a fault held heartbeats back.
+    pub excused: Tally,
+    /// Peers stopped with SIGTERM, and the slowest exit after the signal.
+    pub exits: Tally,
+    /// Stretches without a leader agreed by a majority.
     pub windows: Vec<Window>,
     /// Per fault: microseconds from its repair until all peers agreed.
     pub recovery: Vec<Option<Micros>>,
@@ -282,8 +134,10 @@ pub fn check(h: &History, rules: &Rules) -> Report {
     shape(h, &mut r);
     stale_leaders(h, &mut r);
     same_term(h, &mut r);
-    terms_and_followers(h, rules, &mut r);
+    terms_down(h, &mut r);
+    stale_followers(h, rules, &mut r);
     liveness(h, rules, &mut r);
+    exits(h, rules, &mut r);
     r
 }
 
@@ -373,78 +227,35 @@ fn same_term(h: &History, r: &mut Report) {
 
 /// A term a peer reported, from an answer or from its metrics.
 #[derive(Debug, Clone, Copy)]
-struct Seen<'a> {
+struct Seen {
     sent: Micros,
     received: Micros,
     term: u64,
-    answer: Option<&'a Answer>,
+    source: &'static str,
 }
 
-impl Seen<'_> {
-    fn source(&self) -> &'static str {
-        if self.answer.is_some() {
-            "answered term"
-        } else {
-            "metrics term"
-        }
-    }
-}
-
-/// Rules 3 and 5: per peer, every report against the highest term it reported before.
-fn terms_and_followers(h: &History, rules: &Rules, r: &mut Report) {
+/// Rule 3: per peer, every report against the highest term it reported before.
+fn terms_down(h: &History, r: &mut Report) {
     let n = h.peers.len();
-    // Who claimed each term, and for each term the earliest claim with a higher term.
-    let mut claimer: HashMap<u64, &Answer> = HashMap::new();
-    let mut claims: Vec<&Answer> = h.answers.iter().filter(|a| a.is_claim()).collect();
-    claims.sort_by_key(|a| a.received);
-    for a in &claims {
-        claimer.entry(a.term).or_insert(a);
-    }
-    // (term, earliest claim of a term >= it), ascending by term, suffix minimum by received.
-    let mut firsts: Vec<(u64, &Answer)> = Vec::new();
-    {
-        let mut by_term: BTreeMap<u64, &Answer> = BTreeMap::new();
-        for a in &claims {
-            by_term.entry(a.term).or_insert(a);
-        }
-        let mut best: Option<&Answer> = None;
-        for (term, a) in by_term.iter().rev() {
-            if best.is_none_or(|b| a.received < b.received) {
-                best = Some(a);
-            }
-            if let Some(b) = best {
-                firsts.push((*term, b));
-            }
-        }
-        firsts.reverse();
-    }
-    let replaced = |t: u64| -> Option<&Answer> {
-        let i = firsts.partition_point(|(term, _)| *term <= t);
-        firsts.get(i).map(|(_, a)| *a)
-    };
-
     let mut per_peer: Vec<Vec<Seen>> = vec![Vec::new(); n];
-    for a in &h.answers {
-        if a.peer < n {
-            per_peer[a.peer].push(Seen {
-                sent: a.sent,
-                received: a.received,
-                term: a.term,
-                answer: Some(a),
+    let answers = h
+        .answers
+        .iter()
+        .map(|a| (a.peer, a.sent, a.received, a.term, "answered term"));
+    let samples = h
+        .terms
+        .iter()
+        .map(|s| (s.peer, s.sent, s.received, s.term, "metrics term"));
+    for (peer, sent, received, term, source) in answers.chain(samples) {
+        if peer < n {
+            per_peer[peer].push(Seen {
+                sent,
+                received,
+                term,
+                source,
             });
         }
     }
-    for s in &h.terms {
-        if s.peer < n {
-            per_peer[s.peer].push(Seen {
-                sent: s.sent,
-                received: s.received,
-                term: s.term,
-                answer: None,
-            });
-        }
-    }
-    let mut wrong_reported = 0;
     for (peer, seen) in per_peer.iter().enumerate() {
         let mut by_received: Vec<Seen> = seen.clone();
         by_received.sort_by_key(|s| s.received);
@@ -453,7 +264,6 @@ fn terms_and_followers(h: &History, rules: &Rules, r: &mut Report) {
         let mut max: Option<Seen> = None;
         let mut j = 0;
         let mut downs: BTreeMap<(u64, u64), (Seen, Seen)> = BTreeMap::new();
-        let mut stale: BTreeMap<(usize, u64), Violation> = BTreeMap::new();
         for s in by_sent {
             while j < by_received.len() && by_received[j].received < s.sent {
                 let b = by_received[j];
@@ -462,209 +272,33 @@ fn terms_and_followers(h: &History, rules: &Rules, r: &mut Report) {
                 }
                 j += 1;
             }
-            if let Some(m) = max {
-                if s.term < m.term {
-                    downs.entry((m.term, s.term)).or_insert((m, s));
-                }
-            }
-            // Rule 5, for answers naming another peer.
-            let Some(a) = s.answer else { continue };
-            let Some(leader) = a.leader else { continue };
-            if a.is_leader || leader == peer || leader == UNKNOWN_PEER {
-                continue;
-            }
-            if let Some(c) = claimer.get(&a.term) {
-                if c.peer != leader && wrong_reported < 5 {
-                    wrong_reported += 1;
-                    r.violations.push(Violation::WrongLeaderForTerm {
-                        answer: a.clone(),
-                        claimed_by: (*c).clone(),
-                    });
-                }
-            }
-            let Some(newer) = replaced(a.term) else {
-                continue;
-            };
-            if a.sent <= newer.received + rules.lease {
-                continue;
-            }
-            match max {
-                Some(m) if m.term > a.term => {
-                    stale
-                        .entry((leader, a.term))
-                        .or_insert(Violation::FollowerStale {
-                            answer: a.clone(),
-                            seen_term: m.term,
-                            seen_at: m.received,
-                            replaced_by: newer.clone(),
-                        });
-                }
-                _ => {
-                    r.followers_behind += 1;
-                    r.followers_behind_max = r.followers_behind_max.max(a.sent - newer.received);
-                }
+            if let Some(m) = max.filter(|m| s.term < m.term) {
+                downs.entry((m.term, s.term)).or_insert((m, s));
             }
         }
         for (higher, lower) in downs.into_values() {
             r.violations.push(Violation::TermDown {
                 peer,
-                higher: (higher.sent, higher.received, higher.term, higher.source()),
-                lower: (lower.sent, lower.received, lower.term, lower.source()),
-            });
-        }
-        r.violations.extend(stale.into_values());
-    }
-}
-
-/// The state of one peer at a moment, as its newest answer says.
-#[derive(Clone, Copy)]
-struct View {
-    received: Micros,
-    leader: Option<usize>,
-    term: u64,
-    is_leader: bool,
-}
-
-/// An answer or a failed request of one peer, in order of reception.
-enum Event<'a> {
-    Answer(&'a Answer),
-    Failed(usize, Micros),
-}
-
-impl Event<'_> {
-    fn at(&self) -> Micros {
-        match self {
-            Event::Answer(a) => a.received,
-            Event::Failed(_, t) => *t,
-        }
-    }
-}
-
-fn events(h: &History) -> Vec<Event<'_>> {
-    let mut ev: Vec<Event> = h.answers.iter().map(Event::Answer).collect();
-    ev.extend(h.failures.iter().map(|f| Event::Failed(f.peer, f.received)));
-    ev.sort_by_key(|e| e.at());
-    ev
-}
-
-fn apply(views: &mut [Option<View>], e: &Event, min_sent: Micros) {
-    match *e {
-        Event::Answer(a) if a.peer < views.len() && a.sent >= min_sent => {
-            views[a.peer] = Some(View {
-                received: a.received,
-                leader: a.leader,
-                term: a.term,
-                is_leader: a.is_leader,
-            })
-        }
-        Event::Failed(p, _) if p < views.len() => views[p] = None,
-        _ => {}
-    }
-}
-
-/// The leader named by at least `needed` fresh views (its own claim included), if any.
-fn agreed(views: &[Option<View>], now: Micros, fresh: Micros, needed: usize) -> Option<usize> {
-    let live = |v: &Option<View>| v.filter(|v| v.received + fresh >= now);
-    for (p, v) in views.iter().enumerate() {
-        let Some(v) = live(v) else { continue };
-        if !v.is_leader {
-            continue;
-        }
-        let count = views
-            .iter()
-            .filter_map(live)
-            .filter(|w| w.leader == Some(p) && w.term == v.term)
-            .count();
-        if count >= needed {
-            return Some(p);
-        }
-    }
-    None
-}
-
-/// Rule 4, and the availability measurements.
-fn liveness(h: &History, rules: &Rules, r: &mut Report) {
-    let n = h.peers.len();
-    let ev = events(h);
-    // All peers agree, with answers sent after each repair.
-    for (i, f) in h.faults.iter().enumerate() {
-        let start = ev.partition_point(|e| e.at() < f.healed);
-        let mut views: Vec<Option<View>> = vec![None; n];
-        let mut found = None;
-        for e in &ev[start..] {
-            apply(&mut views, e, f.healed);
-            if agreed(&views, e.at(), rules.fresh, n).is_some() {
-                found = Some(e.at());
-                break;
-            }
-        }
-        r.recovery.push(found.map(|t| t - f.healed));
-        if found.is_none_or(|t| t - f.healed > rules.heal_bound) {
-            r.violations.push(Violation::NoLeaderAfterHeal {
-                fault: i,
-                healed: f.healed,
-                agreed: found,
+                higher: (higher.sent, higher.received, higher.term, higher.source),
+                lower: (lower.sent, lower.received, lower.term, lower.source),
             });
         }
     }
-    // Windows without a leader agreed by a majority, on a 1 ms grid.
-    let Some(first) = ev.first().map(Event::at) else {
-        return;
-    };
-    let majority = n / 2 + 1;
-    let mut views: Vec<Option<View>> = vec![None; n];
-    let mut j = 0;
-    let mut open: Option<Micros> = None;
-    let mut t = first;
-    while t <= h.end {
-        while j < ev.len() && ev[j].at() <= t {
-            apply(&mut views, &ev[j], 0);
-            j += 1;
-        }
-        let up = agreed(&views, t, rules.fresh, majority).is_some();
-        match (up, open) {
-            (false, None) => open = Some(t),
-            (true, Some(from)) => {
-                r.windows.push(window(h, from, t));
-                open = None;
-            }
-            _ => {}
-        }
-        t += 1000;
-    }
-    if let Some(from) = open {
-        r.windows.push(window(h, from, h.end));
-    }
-    // Outages while a majority was up and connected.
-    let mut long = 0;
-    for w in &r.windows {
-        if w.fault.is_none() {
-            continue; // the first election
-        }
-        let excused = h
-            .faults
-            .iter()
-            .filter(|f| !f.majority_healthy && f.start <= w.to && f.healed >= w.from)
-            .map(|f| f.healed)
-            .max()
-            .unwrap_or(0);
-        let counted_from = w.from.max(excused);
-        if w.to > counted_from && w.to - counted_from > rules.outage_bound {
-            long += 1;
-            if long <= 10 {
-                r.violations.push(Violation::LongOutage {
-                    from: w.from,
-                    to: w.to,
-                    counted_from,
-                });
-            }
-        }
-    }
 }
 
-fn window(h: &History, from: Micros, to: Micros) -> Window {
-    let fault = h.faults.iter().rposition(|f| f.start <= from);
-    Window { from, to, fault }
+/// Rule 7: every peer stopped with SIGTERM exited with code 0 within the bound.
+fn exits(h: &History, rules: &Rules, r: &mut Report) {
+    let bound = std::time::Duration::from_micros(rules.shutdown_bound);
+    for stop in &h.stops {
+        r.exits
+            .add(stop.exit.took.map_or(0, |t| t.as_micros() as Micros));
+        if !stop.exit.clean(bound) {
+            r.violations.push(Violation::UncleanExit {
+                stop: stop.clone(),
+                bound: rules.shutdown_bound,
+            });
+        }
+    }
 }
 
 impl fmt::Display for Report {

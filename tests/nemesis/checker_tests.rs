@@ -1,22 +1,26 @@
-//! The checker against planted histories: clean ones pass, each kind of violation fails.
+//! The checker against planted histories: clean ones pass, each kind of violation fails. The
+//! planted histories of the follower and exit rules are in `followers_tests.rs`; the helpers
+//! here serve both.
 
 #![cfg(test)]
 
-use crate::checker::{check, Report, Rules, Violation};
+use crate::checker::{check, Report, Rules};
 use crate::history::{Answer, Fault, FaultKind, History, Micros, TermSample, UNKNOWN_PEER};
 
-const MS: Micros = 1000;
+pub const MS: Micros = 1000;
 
-fn rules() -> Rules {
+pub fn rules() -> Rules {
     Rules {
-        lease: 150 * MS,
+        follower_window: 150 * MS,
+        delivery: 50 * MS,
         heal_bound: 2000 * MS,
         outage_bound: 2000 * MS,
         fresh: 50 * MS,
+        shutdown_bound: 6000 * MS,
     }
 }
 
-fn answer(peer: usize, sent_ms: u64, recv_ms: u64, leader: Option<usize>, term: u64) -> Answer {
+pub fn answer(peer: usize, sent_ms: u64, recv_ms: u64, leader: Option<usize>, term: u64) -> Answer {
     Answer {
         peer,
         sent: sent_ms * MS,
@@ -27,38 +31,57 @@ fn answer(peer: usize, sent_ms: u64, recv_ms: u64, leader: Option<usize>, term: 
     }
 }
 
-/// Three peers polled every 10 ms from `from_ms` to `to_ms`, all naming `leader` in `term`.
-fn steady(from_ms: u64, to_ms: u64, leader: usize, term: u64) -> Vec<Answer> {
+/// `peers` polled every 10 ms from `from_ms` to `to_ms`, each answer from `answer(peer, t)`.
+pub fn polled(
+    peers: &[usize],
+    from_ms: u64,
+    to_ms: u64,
+    answer_of: impl Fn(usize, u64) -> (Option<usize>, u64),
+) -> Vec<Answer> {
     let mut out = Vec::new();
     let mut t = from_ms;
     while t < to_ms {
-        for p in 0..3 {
-            out.push(answer(p, t, t + 2, Some(leader), term));
+        for &p in peers {
+            let (leader, term) = answer_of(p, t);
+            out.push(answer(p, t, t + 2, leader, term));
         }
         t += 10;
     }
     out
 }
 
-fn history(answers: Vec<Answer>, faults: Vec<Fault>) -> History {
+/// Three peers polled every 10 ms from `from_ms` to `to_ms`, all naming `leader` in `term`.
+pub fn steady(from_ms: u64, to_ms: u64, leader: usize, term: u64) -> Vec<Answer> {
+    polled(&[0, 1, 2], from_ms, to_ms, |_, _| (Some(leader), term))
+}
+
+/// A history of `peers` peers.
+pub fn history_of(peers: usize, answers: Vec<Answer>, faults: Vec<Fault>) -> History {
     let end = answers.iter().map(|a| a.received).max().unwrap_or(0) + MS;
     History {
-        peers: vec!["peer-0".into(), "peer-1".into(), "peer-2".into()],
+        peers: (0..peers).map(|i| format!("peer-{i}")).collect(),
         answers,
         terms: Vec::new(),
         faults,
         failures: Vec::new(),
+        stops: Vec::new(),
         end,
     }
 }
 
-fn fault(start_ms: u64, healed_ms: u64) -> Fault {
+/// Three peers.
+pub fn history(answers: Vec<Answer>, faults: Vec<Fault>) -> History {
+    history_of(3, answers, faults)
+}
+
+pub fn fault(start_ms: u64, healed_ms: u64) -> Fault {
     Fault {
         kind: FaultKind::IsolateLeader,
         detail: "planted".into(),
         start: start_ms * MS,
         healed: healed_ms * MS,
         majority_healthy: true,
+        held: Vec::new(),
     }
 }
 
@@ -69,18 +92,35 @@ fn leader_change() -> Vec<Answer> {
     a
 }
 
-fn count(r: &Report, f: impl Fn(&Violation) -> bool) -> usize {
-    r.violations.iter().filter(|v| f(v)).count()
+/// Asserts that the report holds `n` violations of the rule named `rule`.
+#[track_caller]
+pub fn assert_found(r: &Report, rule: &str, n: usize) {
+    let found = r.violations.iter().filter(|v| v.rule() == rule).count();
+    assert_eq!(found, n, "{rule}: {:?}", r.violations);
+}
+
+/// [`leader_change`] with `extra` answers planted and `faults`, and the checker's report.
+fn planted_with(extra: Vec<Answer>, faults: Vec<Fault>) -> (History, Report) {
+    let mut answers = leader_change();
+    answers.extend(extra);
+    let h = history(answers, faults);
+    let r = check(&h, &rules());
+    (h, r)
+}
+
+/// The report on [`leader_change`] with `extra` answers planted, without faults.
+fn planted(extra: Vec<Answer>) -> Report {
+    planted_with(extra, Vec::new()).1
 }
 
 #[test]
 fn a_clean_history_passes() {
-    let mut answers = leader_change();
     // The old leader answers once more, but its request left before the new claim came back:
     // the two are concurrent, not a violation.
-    answers.push(answer(0, 1299, 1310, Some(0), 1));
-    let h = history(answers, vec![fault(1000, 1500)]);
-    let r = check(&h, &rules());
+    let (_, r) = planted_with(
+        vec![answer(0, 1299, 1310, Some(0), 1)],
+        vec![fault(1000, 1500)],
+    );
     assert!(r.ok(), "{r}: {:?}", r.violations);
     assert_eq!(r.recovery, vec![Some(2 * MS)]);
     // One window without a leader: from when the old answers went stale to the new leader.
@@ -90,33 +130,15 @@ fn a_clean_history_passes() {
 
 #[test]
 fn a_planted_stale_claim_fails() {
-    let mut answers = leader_change();
     // Sent at 1.4 s, after peer-1's claim of term 2 came back at 1.302 s.
-    answers.push(answer(0, 1400, 1401, Some(0), 1));
-    let h = history(answers, vec![fault(1000, 1500)]);
-    let r = check(&h, &rules());
-    assert_eq!(
-        count(&r, |v| matches!(v, Violation::StaleLeader { .. })),
-        1,
-        "{:?}",
-        r.violations
+    let (h, r) = planted_with(
+        vec![answer(0, 1400, 1401, Some(0), 1)],
+        vec![fault(1000, 1500)],
     );
+    assert_found(&r, "stale leader", 1);
     let text = r.violations[0].explain(&h);
     assert!(text.contains("STALE LEADER"), "{text}");
     assert!(text.contains("peer-0 answered [1.400000s"), "{text}");
-}
-
-#[test]
-fn two_leaders_in_one_term_fail() {
-    let mut answers = leader_change();
-    answers.push(answer(2, 500, 501, Some(2), 1));
-    let r = check(&history(answers, vec![]), &rules());
-    assert_eq!(
-        count(&r, |v| matches!(v, Violation::SameTerm { .. })),
-        1,
-        "{:?}",
-        r.violations
-    );
 }
 
 #[test]
@@ -132,57 +154,23 @@ fn a_term_going_down_fails() {
         term: 1,
     });
     let r = check(&h, &rules());
-    assert_eq!(
-        count(&r, |v| matches!(v, Violation::TermDown { .. })),
-        2,
-        "{:?}",
-        r.violations
-    );
+    assert_found(&r, "term went down", 2);
 }
 
 #[test]
-fn a_stale_follower_fails_after_the_lease() {
-    let mut answers = leader_change();
-    // peer-2 reported term 2 at 1.302 s, then names peer-0 for term 1 at 1.6 s, 298 ms after
-    // peer-1 claimed term 2: longer than the 150 ms lease.
-    answers.push(answer(2, 1600, 1601, Some(0), 1));
-    let r = check(&history(answers, vec![]), &rules());
-    assert_eq!(
-        count(&r, |v| matches!(v, Violation::FollowerStale { .. })),
-        1,
-        "{:?}",
-        r.violations
-    );
-}
-
-#[test]
-fn a_follower_that_never_saw_the_newer_term_is_only_counted() {
-    let mut answers = steady(0, 1000, 0, 1);
-    // peer-0 and peer-1 move on to term 2; peer-2 (cut off with peer-0, say) still names
-    // peer-0 for term 1 and never reports a newer term.
-    let mut t = 1300;
-    while t < 3000 {
-        answers.push(answer(0, t, t + 2, Some(1), 2));
-        answers.push(answer(1, t, t + 2, Some(1), 2));
-        answers.push(answer(2, t, t + 2, Some(0), 1));
-        t += 10;
+fn each_planted_answer_breaks_its_rule() {
+    let cases = [
+        // A second claim of term 1, by peer-2.
+        (answer(2, 500, 501, Some(2), 1), "two leaders in one term"),
+        // peer-2 reported term 2 at 1.302 s, then names peer-0 for term 1 at 1.6 s, 298 ms after
+        // peer-1's claim of term 2 came back: later than the 50 ms delivery and 150 ms window.
+        (answer(2, 1600, 1601, Some(0), 1), "stale follower"),
+        // Term 2 was claimed by peer-1, not by peer-0.
+        (answer(2, 2000, 2001, Some(0), 2), "wrong leader for term"),
+    ];
+    for (extra, rule) in cases {
+        assert_found(&planted(vec![extra]), rule, 1);
     }
-    let r = check(&history(answers, vec![]), &rules());
-    assert!(r.ok(), "{:?}", r.violations);
-    assert!(r.followers_behind > 100, "{}", r.followers_behind);
-}
-
-#[test]
-fn naming_another_peer_than_the_one_that_claimed_the_term_fails() {
-    let mut answers = leader_change();
-    answers.push(answer(2, 2000, 2001, Some(0), 2));
-    let r = check(&history(answers, vec![]), &rules());
-    assert_eq!(
-        count(&r, |v| matches!(v, Violation::WrongLeaderForTerm { .. })),
-        1,
-        "{:?}",
-        r.violations
-    );
 }
 
 #[test]
@@ -196,18 +184,8 @@ fn no_leader_after_a_repair_fails() {
         t += 10;
     }
     let r = check(&history(answers, vec![fault(1000, 1200)]), &rules());
-    assert_eq!(
-        count(&r, |v| matches!(v, Violation::NoLeaderAfterHeal { .. })),
-        1,
-        "{:?}",
-        r.violations
-    );
-    assert_eq!(
-        count(&r, |v| matches!(v, Violation::LongOutage { .. })),
-        1,
-        "{:?}",
-        r.violations
-    );
+    assert_found(&r, "no leader after heal", 1);
+    assert_found(&r, "long outage", 1);
     // Without a healthy majority (all peers restarted), only the time after the repair counts.
     let mut f = fault(1000, 4000);
     f.majority_healthy = false;
@@ -219,22 +197,9 @@ fn no_leader_after_a_repair_fails() {
 
 #[test]
 fn a_claim_naming_another_peer_and_unknown_names_fail() {
-    let mut answers = leader_change();
     let mut bad = answer(2, 2000, 2001, Some(1), 2);
     bad.is_leader = true;
-    answers.push(bad);
-    answers.push(answer(2, 2100, 2101, Some(UNKNOWN_PEER), 2));
-    let r = check(&history(answers, vec![]), &rules());
-    assert_eq!(
-        count(&r, |v| matches!(v, Violation::BadClaim { .. })),
-        1,
-        "{:?}",
-        r.violations
-    );
-    assert_eq!(
-        count(&r, |v| matches!(v, Violation::UnknownName { .. })),
-        1,
-        "{:?}",
-        r.violations
-    );
+    let r = planted(vec![bad, answer(2, 2100, 2101, Some(UNKNOWN_PEER), 2)]);
+    assert_found(&r, "bad claim", 1);
+    assert_found(&r, "unknown name", 1);
 }

@@ -1,5 +1,6 @@
 //! What a run records: every answer of every peer with the times its request was sent and its
-//! answer came back, the terms peers reported in their metrics, and the faults injected.
+//! answer came back, the terms peers reported in their metrics, the faults injected (with the
+//! peers whose messages each could hold back), and how every peer stopped with SIGTERM ended.
 //!
 //! Times are microseconds since the start of the run, from one monotonic clock in the test
 //! process. An answer is valid over the whole interval [sent, received]: the peer computed it
@@ -129,6 +130,36 @@ impl fmt::Display for FaultKind {
     }
 }
 
+/// How a fault may hold messages between peers back, so that one sent before or during it
+/// arrives late (what the follower rule of the checker allows for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// The peer was stopped (SIGSTOP, the cgroup freezer): requests sent to it, and requests it
+    /// was about to send, move on only when it resumes.
+    Paused(usize),
+    /// Every message to and from the peer took up to `delay` longer.
+    Slowed { peer: usize, delay: Micros },
+    /// The links between the two sides were cut: bytes already on their way (held by a fault
+    /// proxy, or retransmitted by TCP after an iptables DROP) may arrive when the cut heals.
+    Cut(Vec<usize>, Vec<usize>),
+}
+
+impl Held {
+    /// Whether it may hold back what `leader` sends to `follower`; with the extra delay of a
+    /// slow link (`None`: held until the fault was repaired).
+    pub fn holds(&self, leader: usize, follower: usize) -> Option<Option<Micros>> {
+        let sides = |a: &[usize], b: &[usize]| a.contains(&leader) && b.contains(&follower);
+        match self {
+            Held::Paused(p) if *p == leader || *p == follower => Some(None),
+            Held::Slowed { peer, delay } if *peer == leader || *peer == follower => {
+                Some(Some(*delay))
+            }
+            Held::Cut(a, b) if sides(a, b) || sides(b, a) => Some(None),
+            _ => None,
+        }
+    }
+}
+
 /// One injected fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
@@ -141,6 +172,30 @@ pub struct Fault {
     /// Whether a majority of peers stayed up and connected throughout, so that a leader is
     /// expected even before the fault heals.
     pub majority_healthy: bool,
+    /// The messages it may have held back.
+    pub held: Vec<Held>,
+}
+
+impl Fault {
+    pub fn describe(&self) -> String {
+        format!(
+            "FAULT {} ({}) from {} to {}",
+            self.kind,
+            self.detail,
+            ms(self.start),
+            ms(self.healed)
+        )
+    }
+}
+
+/// A peer the nemesis stopped with SIGTERM, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    /// When the SIGTERM was sent.
+    pub at: Micros,
+    /// Why: the fault that stopped it, or the end of the run.
+    pub why: String,
+    pub exit: testkit::Exit,
 }
 
 /// Everything a run recorded.
@@ -152,6 +207,8 @@ pub struct History {
     pub faults: Vec<Fault>,
     /// Requests that got no answer (refused, timed out, unreadable).
     pub failures: Vec<Failure>,
+    /// Every peer stopped with SIGTERM (restarts and the end of the run).
+    pub stops: Vec<Stop>,
     /// When the run ended.
     pub end: Micros,
 }
@@ -190,40 +247,32 @@ impl History {
             .iter()
             .map(|a| (a.sent, self.show(a)))
             .collect();
+        let span = |peer: usize, what: String, sent: Micros, received: Micros| {
+            let name = self.name(Some(peer));
+            (
+                sent,
+                format!("{name} {what} [{} .. {}]", ms(sent), ms(received)),
+            )
+        };
         lines.extend(self.terms.iter().map(|t| {
-            (
-                t.sent,
-                format!(
-                    "{} metrics [{} .. {}] term={}",
-                    self.name(Some(t.peer)),
-                    ms(t.sent),
-                    ms(t.received),
-                    t.term
-                ),
-            )
+            let what = format!("metrics term={}", t.term);
+            span(t.peer, what, t.sent, t.received)
         }));
-        lines.extend(self.failures.iter().map(|f| {
-            (
-                f.sent,
-                format!(
-                    "{} no answer [{} .. {}]",
-                    self.name(Some(f.peer)),
-                    ms(f.sent),
-                    ms(f.received)
-                ),
-            )
-        }));
-        lines.extend(self.faults.iter().map(|f| {
-            (
-                f.start,
-                format!(
-                    "FAULT {} ({}) from {} to {}",
-                    f.kind,
-                    f.detail,
-                    ms(f.start),
-                    ms(f.healed)
-                ),
-            )
+        lines.extend(
+            self.failures
+                .iter()
+                .map(|f| span(f.peer, "no answer".into(), f.sent, f.received)),
+        );
+        lines.extend(self.faults.iter().map(|f| (f.start, f.describe())));
+        lines.extend(self.stops.iter().map(|s| {
+            let name = self.name(Some(s.exit.peer));
+            let text = format!(
+                "SIGTERM to {name} ({}) at {}: {}",
+                s.why,
+                ms(s.at),
+                s.exit.how
+            );
+            (s.at, text)
         }));
         lines.sort_by_key(|(t, _)| *t);
         let mut out = String::new();
@@ -246,15 +295,7 @@ impl History {
             .faults
             .iter()
             .filter(|f| f.start <= to && f.healed >= from)
-            .map(|f| {
-                format!(
-                    "fault {} ({}) from {} to {}",
-                    f.kind,
-                    f.detail,
-                    ms(f.start),
-                    ms(f.healed)
-                )
-            });
+            .map(Fault::describe);
         faults.chain(lines.iter().map(|a| self.show(a))).collect()
     }
 }

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use testkit::{Mode, Rng, Target};
+use testkit::{FaultResult, Mode, Rng, Target};
 
 use crate::client::Recorder;
-use crate::history::{Fault, FaultKind};
+use crate::history::{Clock, Fault, FaultKind, Held, Micros, Stop};
+use crate::run::Plan;
 
 /// How long faults are held, in milliseconds.
 #[derive(Debug, Clone, Copy)]
@@ -97,26 +98,78 @@ fn names<C: Target>(c: &C, peers: &[usize]) -> String {
     format!("{{{}}}", list.join(","))
 }
 
-/// Injects one fault of `kind`, holds it, repairs it; returns the record.
+/// Drop (silent) or Reject (reset), at even odds.
+fn drop_or_reject(rng: &mut Rng) -> Mode {
+    if rng.chance(1, 2) {
+        Mode::Drop
+    } else {
+        Mode::Reject
+    }
+}
+
+/// Cuts side `a` from side `b` (the mode, then the hold in `hold_ms`, drawn from `rng`), holds,
+/// heals: when it began, how it was done and how long it lasted (ms).
+async fn cut_for_a_while<C: Target>(
+    c: &mut C,
+    clock: Clock,
+    rng: &mut Rng,
+    hold_ms: (u64, u64),
+    (a, b): (&[usize], &[usize]),
+) -> FaultResult<(Micros, String, u128)> {
+    let mode = drop_or_reject(rng);
+    let d = rng.millis(hold_ms.0, hold_ms.1);
+    let start = clock.now();
+    let how = c.cut(a, b, mode).await?;
+    tokio::time::sleep(d).await;
+    c.heal().await?;
+    Ok((start, how, d.as_millis()))
+}
+
+/// Half of the time the leader (or a random peer if none is known), else any peer.
+async fn leader_or_any(rec: &Recorder, n: usize, rng: &mut Rng) -> (usize, &'static str) {
+    if rng.chance(1, 2) {
+        leader_or_random(rec, n, rng).await
+    } else {
+        (rng.below(n), "random peer")
+    }
+}
+
+/// One fault as it was made: the record, and the peers it stopped with SIGTERM.
+pub struct Injected {
+    pub fault: Fault,
+    pub stops: Vec<Stop>,
+}
+
+/// The ends of the peers stopped with SIGTERM at `at`, for the record.
+fn stops(exits: Vec<testkit::Exit>, at: Micros, why: &str) -> Vec<Stop> {
+    exits
+        .into_iter()
+        .map(|exit| Stop {
+            at,
+            why: why.to_string(),
+            exit,
+        })
+        .collect()
+}
+
+/// Injects one fault of `kind`, holds it, repairs it; returns the record. `Err` when the
+/// target could not make or repair the fault (the command and why).
 pub async fn inject<C: Target>(
     kind: FaultKind,
     c: &mut C,
     rec: &Recorder,
     rng: &mut Rng,
-    holds: &Holds,
-) -> Fault {
+    plan: &Plan,
+) -> FaultResult<Injected> {
     let n = c.len();
     let name = c.names();
     let clock = rec.clock;
+    let holds = &plan.holds;
+    let exit_within = Duration::from_micros(plan.rules.shutdown_bound);
     let hold = |r: (u64, u64), rng: &mut Rng| rng.millis(r.0, r.1);
-    let mode = |rng: &mut Rng| {
-        if rng.chance(1, 2) {
-            Mode::Drop
-        } else {
-            Mode::Reject
-        }
-    };
     let mut majority_healthy = true;
+    let mut held = Vec::new();
+    let mut stopped = Vec::new();
     let (start, detail) = match kind {
         FaultKind::KillLeader | FaultKind::KillRandom => {
             let (t, why) = if kind == FaultKind::KillLeader {
@@ -126,45 +179,39 @@ pub async fn inject<C: Target>(
             };
             let down = hold(holds.down, rng);
             let start = clock.now();
-            c.kill(t).await;
+            c.kill(t).await?;
             tokio::time::sleep(down).await;
             c.start(t).await;
+            let ms = down.as_millis();
             (
                 start,
-                format!(
-                    "{} ({why}) killed, restarted {} ms later",
-                    name[t],
-                    down.as_millis()
-                ),
+                format!("{} ({why}) killed, restarted {ms} ms later", name[t]),
             )
         }
         FaultKind::PauseLeader => {
             let (t, why) = leader_or_random(rec, n, rng).await;
             let pause = hold(holds.pause, rng);
             let start = clock.now();
+            held.push(Held::Paused(t));
             c.pause(t).await;
             tokio::time::sleep(pause).await;
             c.resume(t).await;
-            (
-                start,
-                format!("{} ({why}) stopped for {} ms", name[t], pause.as_millis()),
-            )
+            let ms = pause.as_millis();
+            (start, format!("{} ({why}) stopped for {ms} ms", name[t]))
         }
         FaultKind::IsolateLeader => {
             let (t, why) = leader_or_random(rec, n, rng).await;
-            let mode = mode(rng);
+            let mode = drop_or_reject(rng);
             let d = hold(holds.partition, rng);
             let start = clock.now();
-            let how = c.isolate(t, mode).await;
+            held.push(Held::Cut(vec![t], (0..n).filter(|&j| j != t).collect()));
+            let how = c.isolate(t, mode).await?;
             tokio::time::sleep(d).await;
-            c.heal().await;
+            c.heal().await?;
+            let ms = d.as_millis();
             (
                 start,
-                format!(
-                    "{} ({why}) isolated ({how}) for {} ms",
-                    name[t],
-                    d.as_millis()
-                ),
+                format!("{} ({why}) isolated ({how}) for {ms} ms", name[t]),
             )
         }
         FaultKind::Split => {
@@ -172,12 +219,9 @@ pub async fn inject<C: Target>(
             rng.shuffle(&mut all);
             let (minority, majority) = all.split_at((n - 1) / 2);
             let lead = leader(rec).await;
-            let mode = mode(rng);
-            let d = hold(holds.partition, rng);
-            let start = clock.now();
-            let how = c.cut(minority, majority, mode).await;
-            tokio::time::sleep(d).await;
-            c.heal().await;
+            let sides = (minority, majority);
+            let (start, how, ms) = cut_for_a_while(c, clock, rng, holds.partition, sides).await?;
+            held.push(Held::Cut(minority.to_vec(), majority.to_vec()));
             let side = match lead {
                 Some(l) if minority.contains(&l) => "leader in the minority",
                 Some(_) => "leader in the majority",
@@ -191,7 +235,7 @@ pub async fn inject<C: Target>(
                     minority.len(),
                     names(c, majority),
                     names(c, minority),
-                    d.as_millis()
+                    ms
                 ),
             )
         }
@@ -200,12 +244,9 @@ pub async fn inject<C: Target>(
             rng.shuffle(&mut all);
             let (bridge, rest) = (all[0], &all[1..]);
             let (left, right) = rest.split_at(rest.len() / 2);
-            let mode = mode(rng);
-            let d = hold(holds.partition, rng);
-            let start = clock.now();
-            let how = c.cut(left, right, mode).await;
-            tokio::time::sleep(d).await;
-            c.heal().await;
+            let (start, how, ms) =
+                cut_for_a_while(c, clock, rng, holds.partition, (left, right)).await?;
+            held.push(Held::Cut(left.to_vec(), right.to_vec()));
             (
                 start,
                 format!(
@@ -214,32 +255,25 @@ pub async fn inject<C: Target>(
                     names(c, &[bridge]),
                     names(c, right),
                     name[bridge],
-                    d.as_millis()
+                    ms
                 ),
             )
         }
         FaultKind::Restart => {
-            let (t, why) = if rng.chance(1, 2) {
-                leader_or_random(rec, n, rng).await
-            } else {
-                (rng.below(n), "random peer")
-            };
+            let (t, why) = leader_or_any(rec, n, rng).await;
             let gap = rng.millis(0, 1000);
             let start = clock.now();
-            let clean = c.terminate(t, Duration::from_secs(8)).await;
+            let exit = c.terminate(t, exit_within).await;
+            let how = exit.how.clone();
+            stopped = stops(vec![exit], start, "restart");
             tokio::time::sleep(gap).await;
             c.start(t).await;
+            let ms = gap.as_millis();
             (
                 start,
                 format!(
-                    "{} ({why}) stopped with SIGTERM ({}), started {} ms later",
-                    name[t],
-                    if clean {
-                        "exited"
-                    } else {
-                        "did not exit: killed"
-                    },
-                    gap.as_millis()
+                    "{} ({why}) stopped with SIGTERM ({how}), started {ms} ms later",
+                    name[t]
                 ),
             )
         }
@@ -249,41 +283,41 @@ pub async fn inject<C: Target>(
             let down = hold(holds.down, rng);
             let start = clock.now();
             if graceful {
-                c.terminate_all(Duration::from_secs(8)).await;
+                let exits = c.terminate_all(exit_within).await;
+                stopped = stops(exits, start, "restart all");
             } else {
                 for i in 0..n {
-                    c.kill(i).await;
+                    c.kill(i).await?;
                 }
             }
             tokio::time::sleep(down).await;
             for i in 0..n {
                 c.start(i).await;
             }
+            let how = if graceful {
+                "stopped with SIGTERM"
+            } else {
+                "killed"
+            };
+            let ms = down.as_millis();
             (
                 start,
-                format!(
-                    "all peers {}, started again {} ms later",
-                    if graceful {
-                        "stopped with SIGTERM"
-                    } else {
-                        "killed"
-                    },
-                    down.as_millis()
-                ),
+                format!("all peers {how}, started again {ms} ms later"),
             )
         }
         FaultKind::SlowPeer => {
-            let (t, why) = if rng.chance(1, 2) {
-                leader_or_random(rec, n, rng).await
-            } else {
-                (rng.below(n), "random peer")
-            };
+            let (t, why) = leader_or_any(rec, n, rng).await;
             let delay = hold(holds.delay, rng);
             let d = hold(holds.slow, rng);
             let start = clock.now();
-            c.slow(t, delay).await;
+            let micros = delay.as_micros() as Micros;
+            held.push(Held::Slowed {
+                peer: t,
+                delay: micros,
+            });
+            c.slow(t, delay).await?;
             tokio::time::sleep(d).await;
-            c.heal().await;
+            c.heal().await?;
             (
                 start,
                 format!(
@@ -295,11 +329,16 @@ pub async fn inject<C: Target>(
             )
         }
     };
-    Fault {
+    let fault = Fault {
         kind,
         detail,
         start,
         healed: clock.now(),
         majority_healthy,
-    }
+        held,
+    };
+    Ok(Injected {
+        fault,
+        stops: stopped,
+    })
 }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checker::{self, Report, Rules};
 use crate::client::{self, Recorder};
-use crate::history::{Clock, FaultKind, History};
+use crate::history::{Clock, FaultKind, History, Stop};
 use crate::nemesis::{self, Holds};
 use crate::summary;
 
@@ -34,11 +34,21 @@ pub struct Plan {
 pub fn default_rules() -> Rules {
     Rules {
         // 3/4 of the default maximum election timeout (200 ms).
-        lease: 150_000,
+        follower_window: 150_000,
+        delivery: 50_000,
         heal_bound: 5_000_000,
         outage_bound: 5_000_000,
         fresh: 50_000,
+        // The default --shutdown-timeout (5 s) and one second for the process to end.
+        shutdown_bound: 6_000_000,
     }
+}
+
+/// Answers a run must have checked to mean anything: a thousand per 14 faults (a short run),
+/// a few hundred per minute of faults, well below what the clients record (about 100 per
+/// peer and second).
+pub fn minimum_answers(faults: usize) -> usize {
+    (faults * 1000).div_ceil(14)
 }
 
 impl Plan {
@@ -59,6 +69,8 @@ impl Plan {
 
 /// What a run produced.
 pub struct Outcome {
+    /// The faults the plan asked for.
+    pub planned: usize,
     pub history: History,
     pub report: Report,
     pub summary: String,
@@ -136,6 +148,10 @@ pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
         }
     );
     let mut rng = Rng::new(plan.seed);
+    assert!(
+        !kinds.is_empty(),
+        "no kind of fault of the plan is possible here"
+    );
     let schedule = nemesis::schedule(&kinds, plan.faults, &mut rng);
     let first = all_agree(&rec, 0, Duration::from_secs(30)).await;
     eprintln!(
@@ -144,8 +160,19 @@ pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
     );
     let wait = Duration::from_micros(plan.rules.heal_bound) + Duration::from_secs(5);
     let mut faults = Vec::new();
+    let mut stops = Vec::new();
     for (i, kind) in schedule.iter().enumerate() {
-        let fault = nemesis::inject(*kind, &mut cluster, &rec, &mut rng, &plan.holds).await;
+        let injected = match nemesis::inject(*kind, &mut cluster, &rec, &mut rng, plan).await {
+            Ok(injected) => injected,
+            Err(why) => panic!(
+                "nemesis [{}]: fault {}/{} ({kind}) could not be injected or repaired: {why}",
+                plan.label,
+                i + 1,
+                plan.faults
+            ),
+        };
+        stops.extend(injected.stops);
+        let fault = injected.fault;
         let agreed = all_agree(&rec, fault.healed, wait).await;
         eprintln!(
             "nemesis [{}] {:>4}/{} {:>7.1}s {:<15} {} -> {}",
@@ -173,13 +200,24 @@ pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
         }
     }
     let (answers, terms, failures) = rec.take();
+    let end = clock.now();
+    // Every peer stopped as a pod is: SIGTERM, and it must exit 0 in time.
+    let exit_within = Duration::from_micros(plan.rules.shutdown_bound);
+    for exit in cluster.terminate_all(exit_within).await {
+        stops.push(Stop {
+            at: end,
+            why: "end of the run".into(),
+            exit,
+        });
+    }
     let history = History {
         peers: cluster.names(),
         answers,
         terms,
         faults,
         failures,
-        end: clock.now(),
+        stops,
+        end,
     };
     let report = checker::check(&history, &plan.rules);
     let summary = summary::render(
@@ -223,9 +261,39 @@ pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
         std::panic::resume_unwind(p);
     }
     Outcome {
+        planned: plan.faults,
         history,
         report,
         summary,
         kept,
+    }
+}
+
+impl Outcome {
+    /// Whether the run injected every planned fault and checked enough answers to mean
+    /// anything; `Err` says what was missing.
+    pub fn enough(&self) -> Result<(), String> {
+        let (faults, answers) = (self.history.faults.len(), self.report.answers);
+        let needed = minimum_answers(self.planned);
+        if self.planned == 0 || faults < self.planned {
+            return Err(format!(
+                "{faults} of {} planned faults injected",
+                self.planned
+            ));
+        }
+        if answers < needed {
+            return Err(format!("too few answers to mean anything: {answers} checked, at least {needed} needed for {faults} faults"));
+        }
+        Ok(())
+    }
+
+    /// Everything that fails the run: the checker's violations, too few faults or answers.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.report.ok() {
+            out.push(format!("the checker found {}", self.report));
+        }
+        out.extend(self.enough().err());
+        out
     }
 }

@@ -135,15 +135,25 @@ pub fn render(plan: &Plan, target: &str, h: &History, r: &Report, elapsed: Durat
         );
     }
     out += &format!(
-        "followers that had not seen the newer term and named a replaced leader > lease later: {} answers (at most {} ms after the replacement)\n",
-        r.followers_behind,
-        ms(r.followers_behind_max)
+        "follower answers naming a leader already replaced: {} within {} ms of the replacement (at most {} ms after it), {} later while a fault held heartbeats back (at most {} ms after it)\n",
+        r.replaced_named.count,
+        ms(plan.rules.delivery + plan.rules.follower_window),
+        ms(r.replaced_named.max),
+        r.excused.count,
+        ms(r.excused.max)
     );
     out += &format!(
-        "bounds: all peers agree within {} ms of each repair; no outage over {} ms while a majority is up and connected; follower lease {} ms; answers fresh for {} ms\n",
+        "peers stopped with SIGTERM: {} (slowest exit {} ms)\n",
+        r.exits.count,
+        ms(r.exits.max)
+    );
+    out += &format!(
+        "bounds: all peers agree within {} ms of each repair; no outage over {} ms while a majority is up and connected; follower window {} ms after a heartbeat arrived, heartbeats arrive within {} ms unless a fault held them; exit 0 within {} ms of SIGTERM; answers fresh for {} ms\n",
         ms(plan.rules.heal_bound),
         ms(plan.rules.outage_bound),
-        ms(plan.rules.lease),
+        ms(plan.rules.follower_window),
+        ms(plan.rules.delivery),
+        ms(plan.rules.shutdown_bound),
         ms(plan.rules.fresh)
     );
     out += &format!("checker: {r}\n");

@@ -55,8 +55,10 @@ pub struct Cluster {
     pub probe: Probe,
     /// Peers currently disconnected from the `peers` network.
     pub(super) disconnected: Vec<bool>,
-    /// Peers with iptables rules or a netem qdisc to remove.
+    /// Peers with iptables rules to remove.
     pub(super) touched: Vec<bool>,
+    /// Peers with a netem qdisc to remove.
+    pub(super) slowed: Vec<bool>,
     /// Whether netem works in the containers (probed on the first start, by the nemesis).
     pub(crate) netem: Option<bool>,
     removed: bool,
@@ -73,6 +75,7 @@ impl Cluster {
             probe: Probe::new(spec.ask_timeout, names),
             disconnected: vec![false; n],
             touched: vec![false; n],
+            slowed: vec![false; n],
             netem: None,
             removed: false,
             image: spec.image.clone(),

@@ -5,6 +5,8 @@
 //! The kit, from the bottom up (a module uses only those above it in this list):
 //!
 //! * [`ports`]: free loopback ports, claimed across processes with `flock`.
+//! * [`raw`]: raw TCP exchanges for hostile-client tests: bytes as they are, trickled heads,
+//!   and whether the server closed a connection the client kept open.
 //! * [`rng`]: the seeded random generator (SplitMix64) that makes schedules replayable.
 //! * [`logs`]: the tail of a log, under a heading, as a failing test prints it.
 //! * [`metrics`]: one sample out of a Prometheus text.
@@ -33,6 +35,7 @@ pub mod metrics;
 pub mod ports;
 pub mod procs;
 pub mod proxy;
+pub mod raw;
 pub mod rng;
 pub mod target;
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use testkit::docker::cli::{
-    command, compose_command, docker, docker_ok, require_docker, docker_quiet_blocking, image,
+    command, compose_command, docker, docker_ok, docker_quiet_blocking, image, require_docker,
     run_id, sweep_stale,
 };
 use testkit::{free_port, Answer, Ask};

@@ -5,6 +5,8 @@
 //! The kit, from the bottom up (a module uses only those above it in this list):
 //!
 //! * [`ports`]: free loopback ports, claimed across processes with `flock`.
+//! * [`hosts`]: a private `/etc/hosts` for child processes (a mount namespace each), for
+//!   names that resolve only once the test publishes them.
 //! * [`raw`]: raw TCP exchanges for hostile-client tests: bytes as they are, trickled heads,
 //!   and whether the server closed a connection the client kept open.
 //! * [`rng`]: the seeded random generator (SplitMix64) that makes schedules replayable.
@@ -29,6 +31,7 @@ pub mod agree;
 pub mod answer;
 pub mod cluster;
 pub mod docker;
+pub mod hosts;
 pub mod http;
 pub mod logs;
 pub mod metrics;

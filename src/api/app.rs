@@ -57,14 +57,18 @@ async fn is_leader(State(view): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "isLeader": view.observe().is_leader }))
 }
 
-async fn leader(State(view): State<AppState>) -> Response {
-    let obs = view.observe();
-    let status = if obs.leader_known() {
+/// 200 while a leader is known, else 503: what `/v1/leader` and `/readyz` answer with.
+fn known(leader_known: bool) -> StatusCode {
+    if leader_known {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(obs)).into_response()
+    }
+}
+
+async fn leader(State(view): State<AppState>) -> Response {
+    let obs = view.observe();
+    (known(obs.leader_known()), Json(obs)).into_response()
 }
 
 async fn resign(State(view): State<AppState>) -> Response {
@@ -98,12 +102,7 @@ async fn healthz() -> &'static str {
 async fn readyz(State(view): State<AppState>) -> Response {
     let obs = view.observe();
     let body = json!({ "ready": obs.leader_known(), "leader": obs.name, "term": obs.term });
-    let status = if obs.leader_known() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    (known(obs.leader_known()), Json(body)).into_response()
 }
 
 async fn metrics(State(view): State<AppState>) -> Response {

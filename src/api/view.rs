@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -60,19 +59,6 @@ pub trait NodeView: Send + Sync + 'static {
     fn resign(&self) -> BoxFuture<'_, Resigned>;
 }
 
-/// How a request to resign ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resigned {
-    /// This peer did not lead: nothing to hand over.
-    NotLeader,
-    /// Another peer leads now.
-    HandedOver {
-        to: String,
-        term: u64,
-        elapsed: Duration,
-    },
-    /// No other peer took over in time; this peer still leads.
-    TimedOut,
-    /// The election has a single peer: there is nobody to hand over to.
-    Alone,
-}
+/// How a request to resign ended: the hand-off's own outcome (layer 3), which the API
+/// reports as it is.
+pub use crate::leadership::handoff::Outcome as Resigned;

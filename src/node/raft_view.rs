@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::api::view::{BoxFuture, NodeView, Observation, Resigned, Role};
 use crate::config::Config;
-use crate::leadership::{Handoff, Leadership, Outcome};
+use crate::leadership::{Handoff, Leadership};
 use crate::metrics::Metrics;
 use crate::raft::{NodeId, RaftMetrics, RaftStatus};
 
@@ -101,16 +101,6 @@ impl NodeView for RaftView {
     }
 
     fn resign(&self) -> BoxFuture<'_, Resigned> {
-        let budget = self.config.shutdown_timeout;
-        Box::pin(async move {
-            match self.handoff.resign(budget).await {
-                Outcome::NotLeader => Resigned::NotLeader,
-                Outcome::HandedOver { to, term, elapsed } => {
-                    Resigned::HandedOver { to, term, elapsed }
-                }
-                Outcome::TimedOut => Resigned::TimedOut,
-                Outcome::Alone => Resigned::Alone,
-            }
-        })
+        Box::pin(self.handoff.resign(self.config.shutdown_timeout))
     }
 }

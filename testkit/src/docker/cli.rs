@@ -179,44 +179,31 @@ pub fn sweep_stale() {
                 })
                 .unwrap_or_default()
         };
-        let filter = format!("name={PREFIX}");
+        let name = format!("name={PREFIX}");
         let reference = format!("reference={PREFIX}*");
-        let kinds: [(&[&str], &[&str]); 4] = [
+        // Per kind of object: its `ls` command, the filter and the name format that list ours,
+        // and the command that removes one.
+        let kinds: [([&str; 2], &str, &str, &[&str]); 4] = [
+            (["ps", "-a"], &name, "{{.Names}}", &["rm", "-f", "-v"]),
+            (["network", "ls"], &name, "{{.Name}}", &["network", "rm"]),
             (
-                &["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
-                &["rm", "-f", "-v"],
-            ),
-            (
-                &[
-                    "network",
-                    "ls",
-                    "--filter",
-                    &filter,
-                    "--format",
-                    "{{.Name}}",
-                ],
-                &["network", "rm"],
-            ),
-            (
-                &["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+                ["volume", "ls"],
+                &name,
+                "{{.Name}}",
                 &["volume", "rm", "-f"],
             ),
             (
-                &[
-                    "image",
-                    "ls",
-                    "--filter",
-                    &reference,
-                    "--format",
-                    "{{.Repository}}:{{.Tag}}",
-                ],
+                ["image", "ls"],
+                &reference,
+                "{{.Repository}}:{{.Tag}}",
                 &["image", "rm"],
             ),
         ];
-        for (ls, rm) in kinds {
-            for name in list(ls).iter().filter(|n| owner_gone(n)) {
+        for (ls, filter, format, rm) in kinds {
+            let ls = [&ls[..], &["--filter", filter, "--format", format]].concat();
+            for object in list(&ls).iter().filter(|n| owner_gone(n)) {
                 let mut args = rm.to_vec();
-                args.push(name);
+                args.push(object);
                 docker_quiet_blocking(&args);
             }
         }

@@ -35,13 +35,22 @@ async fn cluster_and_target() -> (Cluster, usize, u64, usize) {
     (c, leader, term, (leader + 1) % 3)
 }
 
-/// The target keeps naming the same leader in the same term (asked `rounds` times).
+/// The target names the same leader in the same term.
 async fn still_names(c: &Cluster, target: usize, leader: usize, term: u64) {
     let a = c.ask(target).await.expect("the peer answers");
     assert_eq!(
         (a.name.as_str(), a.term),
         (c.peers[leader].name.as_str(), term),
         "the peer's answer moved"
+    );
+}
+
+/// The target still names the leader in the same term, and all three agree on it.
+async fn nothing_moved(c: &Cluster, target: usize, leader: usize, term: u64) {
+    still_names(c, target, leader, term).await;
+    assert_eq!(
+        c.agreed_leader(&[0, 1, 2], Duration::from_secs(5)).await,
+        (leader, term)
     );
 }
 
@@ -93,10 +102,7 @@ async fn a_slow_request_head_is_cut_off_by_the_peer_after_the_head_timeout() {
         }
     }
     assert!(asked > 100, "only {asked} normal requests answered");
-    assert_eq!(
-        c.agreed_leader(&[0, 1, 2], Duration::from_secs(5)).await,
-        (leader, term)
-    );
+    nothing_moved(&c, target, leader, term).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,72 +202,94 @@ async fn connections_over_the_cap_are_closed_at_once_while_those_under_it_are_se
             status_line(&answer)
         );
     }
-    still_names(&c, target, leader, term).await;
-    assert_eq!(
-        c.agreed_leader(&[0, 1, 2], Duration::from_secs(5)).await,
-        (leader, term)
-    );
+    nothing_moved(&c, target, leader, term).await;
+}
+
+/// One request with a body, and the status it must get.
+struct BodyCase {
+    port: &'static str,
+    addr: SocketAddr,
+    path: &'static str,
+    headers: String,
+    /// The announced `Content-Length`.
+    length: usize,
+    /// How much of the body is sent (a refused body is refused before it is read).
+    sent: usize,
+    status: u16,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_are_refused_with_413_and_bodies_at_the_limit_are_not() {
     let (c, leader, term, target) = cluster_and_target().await;
     let (app, peer) = (c.peers[target].http, c.peers[target].peer_addr);
-    let quiet = Duration::from_secs(5);
     let admitted = peer_headers(&c.peers[leader].name);
-    // A body announced one byte over the limit is refused before it is read; only its start
-    // is sent.
-    let over = |path: &str, headers: &str, length: usize| {
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n{headers}Connection: close\r\n\r\n{}",
-            "z".repeat(4096)
-        )
+    let case = |port, addr, path, headers: &str, length, sent, status| BodyCase {
+        port,
+        addr,
+        path,
+        headers: headers.to_string(),
+        length,
+        sent,
+        status,
     };
-    let answer = raw::exchange(app, over("/v1/resign", "", APP_BODY + 1).as_bytes(), quiet);
-    assert!(
-        status_line(&answer).contains(" 413 "),
-        "application: {:?}",
-        status_line(&answer)
-    );
-    let answer = raw::exchange(
-        peer,
-        over("/raft/v1/vote", &admitted, PEER_BODY + 1).as_bytes(),
-        quiet,
-    );
-    assert!(
-        status_line(&answer).contains(" 413 "),
-        "peer: {:?}",
-        status_line(&answer)
-    );
-
-    // Bodies exactly at the limit reach the handlers: a follower cannot resign (409); garbage
-    // is no vote (400).
-    let at = |path: &str, headers: &str, length: usize| {
+    let cases = [
+        // One byte over the limit: refused.
+        case(
+            "application",
+            app,
+            "/v1/resign",
+            "",
+            APP_BODY + 1,
+            4096,
+            413,
+        ),
+        case(
+            "peer",
+            peer,
+            "/raft/v1/vote",
+            &admitted,
+            PEER_BODY + 1,
+            4096,
+            413,
+        ),
+        // Exactly at the limit: the handlers get it; a follower cannot resign (409), garbage
+        // is no vote (400).
+        case(
+            "application",
+            app,
+            "/v1/resign",
+            "",
+            APP_BODY,
+            APP_BODY,
+            409,
+        ),
+        case(
+            "peer",
+            peer,
+            "/raft/v1/vote",
+            &admitted,
+            PEER_BODY,
+            PEER_BODY,
+            400,
+        ),
+    ];
+    for b in cases {
         let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n{headers}Connection: close\r\n\r\n"
+            "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
+            b.path, b.length, b.headers
         )
         .into_bytes();
-        request.resize(request.len() + length, 0xa5);
-        request
-    };
-    let answer = raw::exchange(app, &at("/v1/resign", "", APP_BODY), quiet);
-    assert!(
-        status_line(&answer).contains(" 409 "),
-        "application: {:?}",
-        status_line(&answer)
-    );
-    let answer = raw::exchange(peer, &at("/raft/v1/vote", &admitted, PEER_BODY), quiet);
-    assert!(
-        status_line(&answer).contains(" 400 "),
-        "peer: {:?}",
-        status_line(&answer)
-    );
-
-    still_names(&c, target, leader, term).await;
-    assert_eq!(
-        c.agreed_leader(&[0, 1, 2], Duration::from_secs(5)).await,
-        (leader, term)
-    );
+        request.resize(request.len() + b.sent, 0xa5);
+        let answer = raw::exchange(b.addr, &request, Duration::from_secs(5));
+        assert!(
+            status_line(&answer).contains(&format!(" {} ", b.status)),
+            "{} port, a body of {} bytes: {:?}",
+            b.port,
+            b.length,
+            status_line(&answer)
+        );
+    }
+    nothing_moved(&c, target, leader, term).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,8 @@
 //! * [`metrics`]: one sample out of a Prometheus text.
 //! * [`answer`]: [`Answer`], the JSON contract of `GET /v1/leader`.
 //! * [`http`]: the HTTP client, `GET` of a path and the question "who leads?".
+//! * [`timeline`]: "who leads?" samples taken one after the other, and the promises that hold
+//!   across all of them (one claimant at a time and per term, terms never going back).
 //! * [`agree`]: [`agreement`], when answers agree on one leader, and [`Ask`], the waiting for
 //!   it by anything that can ask its peers.
 //! * [`proxy`]: the fault proxies: directed links between peers that drop, reset or delay.
@@ -41,6 +43,7 @@ pub mod proxy;
 pub mod raw;
 pub mod rng;
 pub mod target;
+pub mod timeline;
 
 pub use agree::{agreement, Agreed, Ask};
 pub use answer::{Answer, Role};

@@ -36,6 +36,16 @@ enum Heartbeats {
     Keep,
 }
 
+/// Lets this peer claim leadership again when a resignation ends, however it ends (the API's
+/// handler timeout may drop the request half-way).
+struct ClaimAgain<'a>(&'a Leadership);
+
+impl Drop for ClaimAgain<'_> {
+    fn drop(&mut self) {
+        self.0.resign_term(0);
+    }
+}
+
 /// Everything a hand-off needs.
 #[derive(Clone)]
 pub struct Handoff {
@@ -58,15 +68,15 @@ impl Handoff {
     }
 
     /// Resign on request: stop claiming and hand over. If nobody takes over, this peer
-    /// claims again.
+    /// claims again; also when the caller gives up on the hand-off (the API's handler
+    /// timeout drops this future before a budget over 10 s runs out).
     pub async fn resign(&self, budget: Duration) -> Outcome {
         if !self.leading() {
             return Outcome::NotLeader;
         }
         self.leadership.resign_term(u64::MAX);
-        let outcome = self.transfer(budget, Heartbeats::Keep).await;
-        self.leadership.resign_term(0);
-        outcome
+        let _resume = ClaimAgain(&self.leadership);
+        self.transfer(budget, Heartbeats::Keep).await
     }
 
     fn leading(&self) -> bool {

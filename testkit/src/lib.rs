@@ -5,11 +5,17 @@
 //! The kit, from the bottom up (a module uses only those above it in this list):
 //!
 //! * [`ports`]: free loopback ports, claimed across processes with `flock`.
+//! * [`hosts`]: a private `/etc/hosts` for child processes (a mount namespace each), for
+//!   names that resolve only once the test publishes them.
+//! * [`raw`]: raw TCP exchanges for hostile-client tests: bytes as they are, trickled heads,
+//!   and whether the server closed a connection the client kept open.
 //! * [`rng`]: the seeded random generator (SplitMix64) that makes schedules replayable.
 //! * [`logs`]: the tail of a log, under a heading, as a failing test prints it.
 //! * [`metrics`]: one sample out of a Prometheus text.
 //! * [`answer`]: [`Answer`], the JSON contract of `GET /v1/leader`.
 //! * [`http`]: the HTTP client, `GET` of a path and the question "who leads?".
+//! * [`timeline`]: "who leads?" samples taken one after the other, and the promises that hold
+//!   across all of them (one claimant at a time and per term, terms never going back).
 //! * [`agree`]: [`agreement`], when answers agree on one leader, and [`Ask`], the waiting for
 //!   it by anything that can ask its peers.
 //! * [`proxy`]: the fault proxies: directed links between peers that drop, reset or delay.
@@ -27,14 +33,17 @@ pub mod agree;
 pub mod answer;
 pub mod cluster;
 pub mod docker;
+pub mod hosts;
 pub mod http;
 pub mod logs;
 pub mod metrics;
 pub mod ports;
 pub mod procs;
 pub mod proxy;
+pub mod raw;
 pub mod rng;
 pub mod target;
+pub mod timeline;
 
 pub use agree::{agreement, Agreed, Ask};
 pub use answer::{Answer, Role};

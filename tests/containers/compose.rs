@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use testkit::docker::cli::{
-    command, compose_command, docker, docker_ok, docker_or_skip, docker_quiet_blocking, image,
+    command, compose_command, docker, docker_ok, docker_quiet_blocking, image, require_docker,
     run_id, sweep_stale,
 };
 use testkit::{free_port, Answer, Ask};
@@ -124,9 +124,7 @@ impl Project {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compose_up_elects_a_leader_and_keeps_state_across_down_up() {
-    if !docker_or_skip("compose_up_elects_a_leader_and_keeps_state_across_down_up") {
-        return;
-    }
+    require_docker("compose_up_elects_a_leader_and_keeps_state_across_down_up");
     let image = image();
     let p = Project::new();
     docker_ok(&["tag", &image, &p.tag]).await;

@@ -2,16 +2,14 @@
 
 use std::time::{Duration, Instant};
 
-use testkit::docker::{docker_ok, docker_or_skip, Cluster};
+use testkit::docker::{docker_ok, require_docker, Cluster};
 use testkit::Ask;
 
 use crate::statefulset;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_containers_agree_on_one_leader() {
-    if !docker_or_skip("three_containers_agree_on_one_leader") {
-        return;
-    }
+    require_docker("three_containers_agree_on_one_leader");
     let spec = statefulset(3); // the image built (or found up to date) before the clock starts
     let t0 = Instant::now();
     let c = Cluster::start(&spec).await;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 use testkit::docker::Cluster;
 use testkit::{Ask, Role};
 
-use crate::three_peers_or_skip;
+use crate::three_peers;
 
 /// Kills the leader; returns how long the two others took to agree on a new leader with a
 /// higher term, the new leader and its term.
@@ -51,10 +51,7 @@ pub async fn stop_leader(c: &Cluster) -> Stopped {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_leader_is_replaced_and_rejoins_with_its_data() {
-    let Some(c) = three_peers_or_skip("killed_leader_is_replaced_and_rejoins_with_its_data").await
-    else {
-        return;
-    };
+    let c = three_peers("killed_leader_is_replaced_and_rejoins_with_its_data").await;
     let (old, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
     let (took, new, term) = kill_leader(&c).await;
     eprintln!(
@@ -90,9 +87,7 @@ async fn killed_leader_is_replaced_and_rejoins_with_its_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_leader_hands_over_and_exits_zero() {
-    let Some(c) = three_peers_or_skip("stopped_leader_hands_over_and_exits_zero").await else {
-        return;
-    };
+    let c = three_peers("stopped_leader_hands_over_and_exits_zero").await;
     let (old, _) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
     let s = stop_leader(&c).await;
     eprintln!(

@@ -1,25 +1,21 @@
 //! A rolling restart, one peer after the other from the highest ordinal down, as a
-//! StatefulSet update does, while a sampler asks all three peers who leads, continuously.
+//! StatefulSet update does, while a sampler asks all three peers who leads, continuously. The
+//! whole timeline of samples is checked (testkit::timeline): never two claimants at a time,
+//! one claimant per term, no claim in an older term than an earlier one, no peer's term going
+//! back; and after each step all three agree on a leader, in a term never lower than before.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use testkit::{Answer, Ask};
+use testkit::timeline::{self, Sample};
+use testkit::Ask;
 
-use crate::three_peers_or_skip;
-
-/// One round of questions to every peer (asked at once).
-struct Sample {
-    at: Duration,
-    answers: Vec<Option<Answer>>,
-}
+use crate::three_peers;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_restart_never_shows_two_leaders() {
-    let Some(c) = three_peers_or_skip("rolling_restart_never_shows_two_leaders").await else {
-        return;
-    };
+    let c = three_peers("rolling_restart_never_shows_two_leaders").await;
     c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
 
     let t0 = Instant::now();
@@ -35,11 +31,9 @@ async fn rolling_restart_never_shows_two_leaders() {
                 if done.load(Ordering::SeqCst) {
                     break;
                 }
+                let at = t0.elapsed();
                 let answers = probe.ask_all(&all).await;
-                samples.push(Sample {
-                    at: t0.elapsed(),
-                    answers,
-                });
+                samples.push(Sample { at, answers });
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             samples
@@ -47,6 +41,7 @@ async fn rolling_restart_never_shows_two_leaders() {
     };
 
     let mut steps = Vec::new();
+    let mut agreed: Vec<(usize, u64)> = Vec::new();
     for i in (0..c.len()).rev() {
         let others = c.all_but(i);
         let step = Instant::now();
@@ -57,6 +52,7 @@ async fn rolling_restart_never_shows_two_leaders() {
         let without = step.elapsed();
         c.start_peer(i).await;
         let (leader, term) = c.agreed_leader(&c.all(), Duration::from_secs(30)).await;
+        agreed.push((leader, term));
         steps.push(format!(
             "{}: stop {stop_took:?}, leader among the others {without:?}, all three agree on {} (term {term}) {:?}",
             c.nodes[i].name,
@@ -67,19 +63,13 @@ async fn rolling_restart_never_shows_two_leaders() {
     done.store(true, Ordering::SeqCst);
     let samples = sampler.await.expect("sampler");
 
-    let mut with_leader = 0;
-    for s in &samples {
-        let claims: Vec<&Answer> = s.answers.iter().flatten().filter(|a| a.is_leader).collect();
-        assert!(
-            claims.len() <= 1,
-            "two peers said they lead at {:?}: {claims:?}",
-            s.at
-        );
-        with_leader += usize::from(claims.len() == 1);
-    }
+    let summary = timeline::check(&samples)
+        .unwrap_or_else(|broken| panic!("rolling restart: {broken}\n  {}", steps.join("\n  ")));
     eprintln!(
-        "rolling restart: {} samples, {with_leader} with a leader claiming, none with two\n  {}",
-        samples.len(),
+        "rolling restart: {} samples, {} with a leader claiming, never two; claimants by term: {:?}\n  {}",
+        summary.samples,
+        summary.with_leader,
+        summary.claimants,
         steps.join("\n  ")
     );
     assert!(
@@ -87,4 +77,21 @@ async fn rolling_restart_never_shows_two_leaders() {
         "too few samples ({}) to mean anything",
         samples.len()
     );
+    // After each step the agreed term never went back, and the agreed leader is the one that
+    // claimed that term in the samples, if any sample saw a claim in it.
+    for pair in agreed.windows(2) {
+        assert!(
+            pair[1].1 >= pair[0].1,
+            "the agreed term went back: {agreed:?}"
+        );
+    }
+    for (leader, term) in &agreed {
+        if let Some(claimant) = summary.claimants.get(term) {
+            assert_eq!(
+                claimant, &c.nodes[*leader].name,
+                "term {term}: agreed on {}, but {claimant} claimed it",
+                c.nodes[*leader].name
+            );
+        }
+    }
 }

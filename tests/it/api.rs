@@ -1,9 +1,11 @@
 //! The application API beyond the election itself: probes, metrics, the `leader` subcommand,
 //! refusal of foreign peers, and the StatefulSet shorthand with names that do not resolve yet.
 
+use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use testkit::hosts::Hosts;
 use testkit::{free_port, metric, Ask, Cluster};
 
 use crate::{spec, EXE};
@@ -44,31 +46,68 @@ async fn probes_metrics_and_the_leader_subcommand() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_quorum_no_leader_is_named() {
-    let mut c = Cluster::new(spec(3));
-    c.spawn(0);
-    // Wait for the lone peer to serve, then check it stays leaderless for a while.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while c.get(0, "/healthz").await.is_none() {
-        assert!(Instant::now() < deadline, "peer did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let until = Instant::now() + Duration::from_millis(700);
-    while Instant::now() < until {
-        let a = c.ask(0).await.expect("answer");
-        assert_eq!((a.name.as_str(), a.is_leader), ("", false));
+    // The leader lease, and a follower's window for naming a leader it no longer hears from:
+    // 3/4 of the default 200 ms maximum election timeout. Past it (and a margin for the
+    // question's own way), an answer that names a leader is a stale one.
+    const WINDOW: Duration = Duration::from_millis(150);
+    const MARGIN: Duration = Duration::from_millis(100);
+    // Once the leader survives alone (its followers killed), once a follower (the leader and
+    // the other follower stopped).
+    for survivor_leads in [true, false] {
+        let mut c = Cluster::start(spec(3));
+        let (leader, _) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(10)).await;
+        let survivor = if survivor_leads {
+            leader
+        } else {
+            (leader + 1) % 3
+        };
+        for lost in c.all_but(survivor) {
+            if survivor_leads {
+                c.kill(lost);
+            } else {
+                c.procs.pause(lost);
+            }
+        }
+        let cut = Instant::now();
+        let role = if survivor_leads { "leader" } else { "follower" };
+        // Ask the survivor as fast as it answers: after the window, never a name, never a claim.
+        let mut answers = 0;
+        let mut last_named = None;
+        while cut.elapsed() < Duration::from_secs(2) {
+            let asked = cut.elapsed();
+            let a = c.ask(survivor).await.expect("the survivor answers");
+            answers += 1;
+            if a.is_leader || !a.name.is_empty() {
+                assert!(
+                    asked < WINDOW + MARGIN,
+                    "the surviving {role} still named {:?} (is_leader {}) when asked {asked:?} \
+                     after losing its quorum; the window is {WINDOW:?}",
+                    a.name,
+                    a.is_leader
+                );
+                last_named = Some(asked);
+            }
+        }
+        eprintln!(
+            "surviving {role}: {answers} answers in 2 s, the last naming a leader asked {last_named:?} after the quorum was lost"
+        );
+        assert!(answers > 20, "the survivor answered only {answers} times");
+        // Every other way of asking agrees.
         assert_eq!(
-            c.get(0, "/").await.expect("compat").1.trim(),
+            c.get(survivor, "/").await.expect("compat").1.trim(),
             r#"{"name":""}"#
         );
-        assert_eq!(c.get(0, "/v1/leader").await.expect("v1").0, 503);
-        assert_eq!(c.get(0, "/readyz").await.expect("readyz").0, 503);
+        assert_eq!(c.get(survivor, "/v1/leader").await.expect("v1").0, 503);
+        assert_eq!(c.get(survivor, "/readyz").await.expect("readyz").0, 503);
+        let (_, is_leader) = c.get(survivor, "/isLeader").await.expect("isLeader");
+        assert!(is_leader.contains("false"), "{is_leader}");
+        let out = Command::new(EXE)
+            .args(["leader", "--http", &c.peers[survivor].http.to_string()])
+            .output()
+            .expect("run leader");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no leader known"));
     }
-    let out = Command::new(EXE)
-        .args(["leader", "--http", &c.peers[0].http.to_string()])
-        .output()
-        .expect("run leader");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no leader known"));
 
     // Nothing listening: exit 2 with a clear line.
     let out = Command::new(EXE)
@@ -123,48 +162,71 @@ async fn peers_of_another_election_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_peers_that_do_not_resolve_yet_are_retried() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let http = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(EXE)
-        .args([
-            "--election",
-            "jobs",
-            "--replicas",
-            "3",
-            "--peer-domain",
-            "peers.invalid",
-            "--http",
-            &http,
-        ])
-        .args(["--peer-listen", &format!("127.0.0.1:{}", free_port())])
-        .arg("--data-dir")
-        .arg(dir.path().join("d"))
-        .env("HOSTNAME", "web-1")
-        .env("RAFT_ELECTOR_LOG", "info")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_millis(500))
-        .build()
-        .expect("client");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut ready = None;
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("http://{http}/readyz")).send().await {
-            ready = Some(r.status().as_u16());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Three pods of a StatefulSet, web-0..2 at web-i.peers.test, one peer port for all, each
+    // on an address of its own. Their names resolve only once the test publishes them (a
+    // hosts file of their own), as DNS records appear after the pods start.
+    let mut c = Cluster::new(spec(3));
+    let hosts = Hosts::new(&c.dir());
+    let port = free_port();
+    let ip = |i: usize| IpAddr::from([127, 0, 0, 2 + i as u8]);
+    for i in 0..3 {
+        c.peers[i].name = format!("web-{i}");
+        let mut cmd = Command::new(EXE);
+        cmd.args(["--election", "test", "--replicas", "3"])
+            .args([
+                "--peer-domain",
+                "peers.test",
+                "--peer-port",
+                &port.to_string(),
+            ])
+            .args(["--peer-listen", &format!("{}:{port}", ip(i))])
+            .arg("--data-dir")
+            .arg(c.data_dir(i))
+            .args(["--http", &c.peers[i].http.to_string()])
+            .env("HOSTNAME", &c.peers[i].name)
+            .env("RAFT_ELECTOR_LOG", "info,raft_elector=debug");
+        c.procs.spawn(i, hosts.wrap(&cmd));
     }
-    // Still alive after several bootstrap rounds against names that cannot resolve.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let alive = child.try_wait().expect("wait").is_none();
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(ready, Some(503), "serves, but knows no leader");
-    assert!(alive, "unresolvable peers must not be fatal");
+    // Each listens on its own address, tries its peers and cannot reach them: their
+    // addresses listen, so it is their names that do not resolve. It serves meanwhile,
+    // knowing no leader.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for i in 0..3 {
+        loop {
+            let listening = std::net::TcpStream::connect((ip(i), port)).is_ok();
+            let log = c.log_text(i);
+            let tried = (0..3)
+                .filter(|&j| j != i)
+                .all(|j| log.contains(&format!("cannot reach peer at web-{j}.peers.test:{port}")));
+            if listening && log.contains("peer not reachable yet") && tried {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "web-{i} logged no failed lookup of its peers:\n{}",
+                c.log_tail(i, 20)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(c.get(i, "/readyz").await.expect("readyz").0, 503);
+        let a = c.ask(i).await.expect("answer");
+        assert_eq!((a.name.as_str(), a.is_leader), ("", false));
+    }
+    // The records appear: the peers find each other and elect a leader that all three name.
+    let published = Instant::now();
+    hosts.publish(
+        &(0..3)
+            .map(|i| (ip(i), format!("web-{i}.peers.test")))
+            .collect::<Vec<_>>(),
+    );
+    let (leader, term) = c.agreed_leader(&[0, 1, 2], Duration::from_secs(20)).await;
+    eprintln!(
+        "names published; web-{leader} leads (term {term}), agreed {:?} later",
+        published.elapsed()
+    );
+    for i in 0..3 {
+        assert!(c.alive(i), "web-{i} exited");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

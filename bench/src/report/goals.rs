@@ -52,27 +52,40 @@ pub(super) fn goals(r: &Value) -> Vec<(String, String, Option<bool>)> {
         },
         geo.map(|v| v >= 0.9),
     ));
+    // The idle footprint: the largest figure among the peers of the run.
     let peers = s["footprint"]["peers"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let rss = peers
-        .iter()
-        .filter_map(|p| p["rss_kib"].as_f64())
-        .reduce(f64::max);
-    g.push((
-        "≤ 12 MiB resident per idle peer".into(),
-        rss.map_or("–".into(), |v| format!("{:.1} MiB (largest)", v / 1024.0)),
-        rss.map(|v| v <= 12.0 * 1024.0),
-    ));
-    let cpu = peers
-        .iter()
-        .filter_map(|p| p["cpu_percent_of_core"].as_f64())
-        .reduce(f64::max);
-    g.push((
-        "≤ 0.5 % of a core per idle peer (3 peers, default heartbeat)".into(),
-        cpu.map_or("–".into(), |v| format!("{v:.2} % (busiest)")),
-        cpu.map(|v| v <= 0.5),
-    ));
+    let largest = |field: &str| {
+        peers
+            .iter()
+            .filter_map(|p| p[field].as_f64())
+            .reduce(f64::max)
+    };
+    let idle = [
+        (
+            "≤ 12 MiB resident per idle peer",
+            largest("rss_kib").map(|kib| kib / 1024.0),
+            12.0,
+            1,
+            "MiB (largest)",
+        ),
+        (
+            "≤ 0.5 % of a core per idle peer (3 peers, default heartbeat)",
+            largest("cpu_percent_of_core"),
+            0.5,
+            2,
+            "% (busiest)",
+        ),
+    ];
+    // (goal, measured, bound, decimals shown, unit)
+    for (goal, value, bound, digits, unit) in idle {
+        g.push((
+            goal.into(),
+            value.map_or("–".into(), |v| format!("{v:.digits$} {unit}")),
+            value.map(|v| v <= bound),
+        ));
+    }
     g
 }

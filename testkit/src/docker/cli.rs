@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::rng::fresh_seed;
 
-/// Set to `1` to skip the container tests on a machine without Docker (never in CI).
+/// `RAFT_ELECTOR_SKIP_DOCKER=1 scripts/test.sh` leaves the container tests out of the run on a
+/// machine without Docker (never in CI: .ci/run refuses it). The tests do not read it.
 pub const SKIP_ENV: &str = "RAFT_ELECTOR_SKIP_DOCKER";
 
 /// Names an existing image to test instead of building one from this checkout.
@@ -95,22 +96,18 @@ pub fn available() -> Result<(), String> {
     }
 }
 
-/// Whether a container test should run. Skips, saying so, when [`SKIP_ENV`] is `1`; otherwise
-/// a missing or unusable Docker fails the test loudly, so that CI cannot pass without it.
-pub fn docker_or_skip(test: &str) -> bool {
-    if std::env::var(SKIP_ENV).is_ok_and(|v| v == "1") {
-        eprintln!(
-            "SKIPPED {test}: {SKIP_ENV}=1 (container tests need a Docker Engine; CI runs them)"
-        );
-        return false;
-    }
+/// Panics, saying why, unless Docker answers: a container test never passes without running.
+/// A developer without Docker skips the container tests with `RAFT_ELECTOR_SKIP_DOCKER=1
+/// scripts/test.sh`, which leaves them out of the run so that nextest reports them as skipped;
+/// the tests themselves never look at that variable.
+pub fn require_docker(test: &str) {
     if let Err(why) = available() {
         panic!(
-            "Docker is not usable: {why}\nThe container tests need a running Docker Engine; to \
-             skip them on a developer machine without one, set {SKIP_ENV}=1."
+            "{test}: Docker is not usable: {why}\nThe container tests need a running Docker \
+             Engine; to skip them on a developer machine without one, run \
+             `{SKIP_ENV}=1 scripts/test.sh` (nextest then reports them as skipped)."
         );
     }
-    true
 }
 
 /// A name prefix no other run on this machine uses: the process id plus random bits.
@@ -175,44 +172,31 @@ pub fn sweep_stale() {
                 })
                 .unwrap_or_default()
         };
-        let filter = format!("name={PREFIX}");
+        let name = format!("name={PREFIX}");
         let reference = format!("reference={PREFIX}*");
-        let kinds: [(&[&str], &[&str]); 4] = [
+        // Per kind of object: its `ls` command, the filter and the name format that list ours,
+        // and the command that removes one.
+        let kinds: [([&str; 2], &str, &str, &[&str]); 4] = [
+            (["ps", "-a"], &name, "{{.Names}}", &["rm", "-f", "-v"]),
+            (["network", "ls"], &name, "{{.Name}}", &["network", "rm"]),
             (
-                &["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
-                &["rm", "-f", "-v"],
-            ),
-            (
-                &[
-                    "network",
-                    "ls",
-                    "--filter",
-                    &filter,
-                    "--format",
-                    "{{.Name}}",
-                ],
-                &["network", "rm"],
-            ),
-            (
-                &["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+                ["volume", "ls"],
+                &name,
+                "{{.Name}}",
                 &["volume", "rm", "-f"],
             ),
             (
-                &[
-                    "image",
-                    "ls",
-                    "--filter",
-                    &reference,
-                    "--format",
-                    "{{.Repository}}:{{.Tag}}",
-                ],
+                ["image", "ls"],
+                &reference,
+                "{{.Repository}}:{{.Tag}}",
                 &["image", "rm"],
             ),
         ];
-        for (ls, rm) in kinds {
-            for name in list(ls).iter().filter(|n| owner_gone(n)) {
+        for (ls, filter, format, rm) in kinds {
+            let ls = [&ls[..], &["--filter", filter, "--format", format]].concat();
+            for object in list(&ls).iter().filter(|n| owner_gone(n)) {
                 let mut args = rm.to_vec();
-                args.push(name);
+                args.push(object);
                 docker_quiet_blocking(&args);
             }
         }
@@ -249,8 +233,8 @@ pub fn compose_command() -> Vec<String> {
         vec!["docker-compose".into()]
     } else {
         panic!(
-            "neither `docker compose` nor `docker-compose` works; install Docker Compose (or set \
-             {SKIP_ENV}=1 to skip the container tests on a developer machine)"
+            "neither `docker compose` nor `docker-compose` works; install Docker Compose (or run \
+             `{SKIP_ENV}=1 scripts/test.sh` to skip the container tests on a developer machine)"
         )
     }
 }

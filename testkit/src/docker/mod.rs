@@ -8,7 +8,7 @@ pub mod create;
 pub mod netns;
 pub mod probe;
 
-pub use cli::{docker, docker_ok, docker_or_skip, image, repo};
+pub use cli::{docker, docker_ok, image, repo, require_docker};
 pub use cluster::{Cluster, Node};
 pub use create::{Discovery, Spec};
 pub use probe::Probe;

@@ -92,40 +92,59 @@ fn request(
     body: Vec<u8>,
     secret: Option<&[u8]>,
 ) -> Request<Body> {
-    request_at(method, path, election, from, body, secret, auth::now_ms())
+    Sent {
+        method,
+        path,
+        election,
+        from,
+        secret,
+        time_ms: auth::now_ms(),
+    }
+    .build(body)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn request_at(
-    method: &str,
-    path: &str,
-    election: &str,
-    from: &str,
-    body: Vec<u8>,
-    secret: Option<&[u8]>,
+/// A peer request's head, as a peer signs it.
+struct Sent<'a> {
+    method: &'a str,
+    path: &'a str,
+    election: &'a str,
+    from: &'a str,
+    secret: Option<&'a [u8]>,
     time_ms: u64,
-) -> Request<Body> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(protocol::ELECTION_HEADER, election)
-        .header(protocol::FROM_HEADER, from)
-        .header(protocol::PROTOCOL_HEADER, protocol::PROTOCOL_VERSION)
-        .header(auth::TO_HEADER, "a")
-        .header(auth::TIME_HEADER, time_ms.to_string());
-    if let Some(secret) = secret {
-        let signer = PeerAuth::new(secret, Duration::from_secs(30)).expect("secret");
-        let signed = Signed {
+}
+
+impl Sent<'_> {
+    fn build(&self, body: Vec<u8>) -> Request<Body> {
+        let Sent {
             method,
             path,
             election,
             from,
-            to: "a",
+            secret,
             time_ms,
-        };
-        req = req.header(auth::MAC_HEADER, signer.sign(&signed, &body));
+        } = *self;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(protocol::ELECTION_HEADER, election)
+            .header(protocol::FROM_HEADER, from)
+            .header(protocol::PROTOCOL_HEADER, protocol::PROTOCOL_VERSION)
+            .header(auth::TO_HEADER, "a")
+            .header(auth::TIME_HEADER, time_ms.to_string());
+        if let Some(secret) = secret {
+            let signer = PeerAuth::new(secret, Duration::from_secs(30)).expect("secret");
+            let signed = Signed {
+                method,
+                path,
+                election,
+                from,
+                to: "a",
+                time_ms,
+            };
+            req = req.header(auth::MAC_HEADER, signer.sign(&signed, &body));
+        }
+        req.body(Body::from(body)).expect("request")
     }
-    req.body(Body::from(body)).expect("request")
 }
 
 async fn send(router: &Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
@@ -144,50 +163,48 @@ fn refused(metrics: &Metrics, reason: &str) -> bool {
         .any(|l| l.contains(&format!("reason=\"{reason}\"")) && l.ends_with(" 1"))
 }
 
-#[tokio::test]
-async fn a_request_of_another_election_is_refused_before_anything_is_decoded() {
+/// Sends `req` to a fresh server and checks that it was refused with `status`, counted under
+/// `reason`, and never reached the local peer. Returns the refusal's text.
+async fn refused_before_the_peer(req: Request<Body>, status: StatusCode, reason: &str) -> String {
     let fake = Arc::new(Fake::default());
     let (router, metrics) = server(&fake, false);
+    let (got, body) = send(&router, req).await;
+    assert_eq!(got, status);
+    assert_eq!(
+        fake.calls.load(Ordering::SeqCst),
+        0,
+        "the request reached the peer"
+    );
+    assert!(refused(&metrics, reason), "not counted as {reason:?}");
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[tokio::test]
+async fn a_request_of_another_election_is_refused_before_anything_is_decoded() {
     let garbage = vec![0xff; 64];
-    let (status, body) = send(
-        &router,
-        request("POST", protocol::VOTE_PATH, "other", "b", garbage, None),
-    )
-    .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(String::from_utf8_lossy(&body).contains("not \"other\""));
-    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
-    assert!(refused(&metrics, "election"));
+    let req = request("POST", protocol::VOTE_PATH, "other", "b", garbage, None);
+    let why = refused_before_the_peer(req, StatusCode::FORBIDDEN, "election").await;
+    assert!(why.contains("not \"other\""), "{why}");
 }
 
 #[tokio::test]
 async fn a_stranger_and_this_peer_s_own_name_are_refused() {
-    let fake = Arc::new(Fake::default());
-    let (router, metrics) = server(&fake, false);
     for from in ["z", "a"] {
         let req = request("GET", protocol::STATUS_PATH, "jobs", from, vec![], None);
-        assert_eq!(send(&router, req).await.0, StatusCode::FORBIDDEN);
+        refused_before_the_peer(req, StatusCode::FORBIDDEN, "sender").await;
     }
-    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
-    assert!(metrics.render().contains("reason=\"sender\""));
 }
 
 #[tokio::test]
 async fn another_protocol_version_is_refused() {
-    let fake = Arc::new(Fake::default());
-    let (router, metrics) = server(&fake, false);
     let mut req = request("GET", protocol::STATUS_PATH, "jobs", "b", vec![], None);
     req.headers_mut()
         .insert(protocol::PROTOCOL_HEADER, "99".parse().expect("header"));
-    assert_eq!(send(&router, req).await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
-    assert!(refused(&metrics, "protocol"));
+    refused_before_the_peer(req, StatusCode::BAD_REQUEST, "protocol").await;
 }
 
 #[tokio::test]
 async fn a_member_s_malformed_body_is_refused_and_never_reaches_the_peer() {
-    let fake = Arc::new(Fake::default());
-    let (router, metrics) = server(&fake, false);
     let req = request(
         "POST",
         protocol::VOTE_PATH,
@@ -196,9 +213,7 @@ async fn a_member_s_malformed_body_is_refused_and_never_reaches_the_peer() {
         vec![1, 2, 3],
         None,
     );
-    assert_eq!(send(&router, req).await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
-    assert!(refused(&metrics, "malformed"));
+    refused_before_the_peer(req, StatusCode::BAD_REQUEST, "malformed").await;
 }
 
 #[tokio::test]
@@ -265,10 +280,15 @@ async fn with_a_secret_only_signed_requests_get_through() {
     assert!(metrics.render().contains("reason=\"auth\""));
     assert_eq!(fake.calls.load(Ordering::SeqCst), 0);
     let now = auth::now_ms();
-    let signed = || {
-        let path = protocol::STATUS_PATH;
-        request_at("GET", path, "jobs", "b", vec![], Some(SECRET), now)
+    let sent = Sent {
+        method: "GET",
+        path: protocol::STATUS_PATH,
+        election: "jobs",
+        from: "b",
+        secret: Some(SECRET),
+        time_ms: now,
     };
+    let signed = || sent.build(vec![]);
     assert_eq!(send(&router, signed()).await.0, StatusCode::OK);
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
     // The very same request again is a replay.

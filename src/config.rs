@@ -34,8 +34,12 @@ pub enum ConfigError {
     IdNotInPeers { id: String, list: String },
     #[error("no peers: pass --peers ID=HOST:PORT,... or --replicas N with --peer-domain")]
     NoPeers,
-    #[error("--peers and --replicas are exclusive: give one way to list the peers")]
-    PeersAndReplicas,
+    #[error("--max-voters must be odd and between 1 and 9, not {0} (an even count adds no fault tolerance)")]
+    BadMaxVoters(usize),
+    #[error("a witness cannot be the only peer: list the application peers it votes with in --peers/--replicas")]
+    WitnessAlone,
+    #[error("--remove-unreachable-after must be at least {floor:?} (got {got:?}): shorter would remove a healthy voter during an ordinary pod restart or node drain")]
+    RemoveUnreachableTooShort { got: Duration, floor: Duration },
     #[error("--replicas needs --peer-domain (the headless Service's domain)")]
     ReplicasWithoutDomain,
     #[error("--replicas must be between 1 and 99, not {0}")]
@@ -44,12 +48,6 @@ pub enum ConfigError {
         "id {0:?} is not a StatefulSet pod name (NAME-ORDINAL), so --replicas cannot derive the peers"
     )]
     NotStatefulSetName(String),
-    #[error("id {id:?} has ordinal {ordinal}, outside 0..{replicas} given by --replicas")]
-    OrdinalOutOfRange {
-        id: String,
-        ordinal: u32,
-        replicas: u32,
-    },
     #[error("timings must satisfy heartbeat < election-timeout-min < election-timeout-max (got {heartbeat:?} < {min:?} < {max:?})")]
     BadTimings {
         heartbeat: Duration,
@@ -121,6 +119,62 @@ impl Timing {
     }
 }
 
+/// The shortest `--remove-unreachable-after` accepted: a pod restart, a rescheduling or a node
+/// drain takes tens of seconds, and removing a voter that is only restarting would shrink the
+/// cluster's fault tolerance when it is most needed.
+pub const REMOVE_UNREACHABLE_FLOOR: Duration = Duration::from_secs(30);
+
+/// Default cap on the number of voters; members beyond it are learners.
+pub const DEFAULT_MAX_VOTERS: usize = 5;
+
+/// Checks a voter cap.
+pub fn validate_max_voters(n: usize) -> Result<usize, ConfigError> {
+    if (1..=9).contains(&n) && n % 2 == 1 {
+        Ok(n)
+    } else {
+        Err(ConfigError::BadMaxVoters(n))
+    }
+}
+
+/// Checks `--remove-unreachable-after`.
+pub fn validate_remove_unreachable(d: Option<Duration>) -> Result<Option<Duration>, ConfigError> {
+    match d {
+        Some(got) if got < REMOVE_UNREACHABLE_FLOOR => Err(ConfigError::RemoveUnreachableTooShort {
+            got,
+            floor: REMOVE_UNREACHABLE_FLOOR,
+        }),
+        other => Ok(other),
+    }
+}
+
+/// How the membership follows the StatefulSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// Members beyond this many voters stay learners.
+    pub max_voters: usize,
+    /// This peer votes but never leads.
+    pub witness: bool,
+    /// On a requested shutdown, ask to be removed from the membership.
+    pub leave_on_shutdown: bool,
+    /// The leader removes a voter unreachable this long (off when `None`).
+    pub remove_unreachable_after: Option<Duration>,
+    /// With `--replicas`: the StatefulSet's name (`web` for `web-3`); joins of names that are
+    /// not `web-N` (nor configured peers) are refused.
+    pub statefulset: Option<String>,
+}
+
+impl Default for Membership {
+    fn default() -> Self {
+        Membership {
+            max_voters: DEFAULT_MAX_VOTERS,
+            witness: false,
+            leave_on_shutdown: true,
+            remove_unreachable_after: None,
+            statefulset: None,
+        }
+    }
+}
+
 /// One voter of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
@@ -156,8 +210,12 @@ pub struct Config {
     pub election: String,
     /// This peer.
     pub me: Peer,
-    /// Every voter, this peer included, sorted by name.
+    /// The configured peers, sorted by name: the members of the FIRST cluster (bootstrap) and
+    /// whom to contact to join. Once a cluster exists, its membership is what Raft committed.
+    /// This peer is among them, unless it is a StatefulSet pod beyond the first `--replicas`.
     pub peers: Vec<Peer>,
+    /// How the membership follows the StatefulSet.
+    pub membership: Membership,
     /// Where the peer (Raft) listener binds.
     pub peer_listen: SocketAddr,
     /// Where the application API binds.
@@ -179,12 +237,35 @@ pub struct Config {
 }
 
 impl Config {
-    /// The voters as openraft's membership map.
+    /// The first cluster's voters as openraft's membership map.
     pub fn members(&self) -> BTreeMap<NodeId, PeerNode> {
         self.peers.iter().map(|p| (p.id, p.node())).collect()
     }
 
-    /// The other voters.
+    /// Whether this peer is one of the first cluster's members (it may bootstrap).
+    pub fn bootstraps(&self) -> bool {
+        self.peers.iter().any(|p| p.id == self.me.id)
+    }
+
+    /// Whether `name` may speak to this peer: any valid peer name, or with `--replicas`, a
+    /// sibling pod of the StatefulSet or a configured peer.
+    pub fn may_speak(&self, name: &str) -> bool {
+        if !valid_name(name, 253) {
+            return false;
+        }
+        match &self.membership.statefulset {
+            None => true,
+            Some(base) => {
+                self.peers.iter().any(|p| p.name == name)
+                    || name
+                        .strip_prefix(base.as_str())
+                        .and_then(|rest| rest.strip_prefix('-'))
+                        .is_some_and(|ord| canonical_ordinal(ord).is_some())
+            }
+        }
+    }
+
+    /// The other configured peers.
     pub fn others(&self) -> Vec<PeerNode> {
         self.peers
             .iter()
@@ -261,6 +342,20 @@ pub fn parse_peers(list: &str) -> Result<Vec<Peer>, ConfigError> {
     sort_and_check_ids(peers)
 }
 
+/// The derived peers and the listed ones together: a name listed twice must have the same
+/// address.
+pub fn merge_peers(peers: Vec<Peer>) -> Result<Vec<Peer>, ConfigError> {
+    let mut merged: Vec<Peer> = Vec::new();
+    for p in peers {
+        match merged.iter().find(|m| m.name == p.name) {
+            Some(m) if m.addr == p.addr => {}
+            Some(_) => return Err(ConfigError::DuplicatePeer(p.name)),
+            None => merged.push(p),
+        }
+    }
+    sort_and_check_ids(merged)
+}
+
 fn sort_and_check_ids(mut peers: Vec<Peer>) -> Result<Vec<Peer>, ConfigError> {
     peers.sort_by(|a, b| a.name.cmp(&b.name));
     for (i, a) in peers.iter().enumerate() {
@@ -302,8 +397,35 @@ fn validate_host_port(addr: &str) -> Result<(), &'static str> {
     }
 }
 
-/// Derives the peer list of a StatefulSet: `id` is `NAME-ORDINAL`, the peers are `NAME-0` ..
-/// `NAME-(replicas-1)` at `NAME-i.DOMAIN:PORT` (the stable names a headless Service gives).
+/// The ordinal of a StatefulSet pod name's suffix, when it is one (`0`, `7`, never `07`).
+fn canonical_ordinal(ord: &str) -> Option<u32> {
+    let plain = !ord.is_empty() && ord.bytes().all(|b| b.is_ascii_digit());
+    let canonical = ord == "0" || !ord.starts_with('0');
+    (plain && canonical).then(|| ord.parse::<u32>().ok()).flatten()
+}
+
+/// Splits a StatefulSet pod name `NAME-ORDINAL`.
+pub fn statefulset_name(id: &str) -> Result<(&str, u32), ConfigError> {
+    id.rsplit_once('-')
+        .and_then(|(base, ord)| Some((base, canonical_ordinal(ord)?)))
+        .filter(|(base, _)| !base.is_empty())
+        .ok_or_else(|| ConfigError::NotStatefulSetName(id.to_string()))
+}
+
+/// A StatefulSet pod's own entry: `ID.DOMAIN:PORT`.
+pub fn statefulset_peer(id: &str, domain: &str, port: u16) -> Result<Peer, ConfigError> {
+    statefulset_name(id)?;
+    let addr = format!("{id}.{}:{port}", domain.trim_matches('.'));
+    validate_host_port(&addr).map_err(|why| ConfigError::BadPeerEntry {
+        entry: addr.clone(),
+        why,
+    })?;
+    Ok(Peer::new(id.to_string(), addr))
+}
+
+/// Derives the first cluster of a StatefulSet: `id` is `NAME-ORDINAL`, the peers are `NAME-0`
+/// .. `NAME-(replicas-1)` at `NAME-i.DOMAIN:PORT` (the stable names a headless Service gives).
+/// A pod of a higher ordinal (the StatefulSet was scaled up) is not among them: it joins.
 pub fn statefulset_peers(
     id: &str,
     replicas: u32,
@@ -313,21 +435,7 @@ pub fn statefulset_peers(
     if !(1..=99).contains(&replicas) {
         return Err(ConfigError::BadReplicas(replicas));
     }
-    let (base, ordinal) = id
-        .rsplit_once('-')
-        .and_then(|(base, ord)| {
-            let plain = !ord.is_empty() && ord.bytes().all(|b| b.is_ascii_digit());
-            let canonical = ord == "0" || !ord.starts_with('0');
-            (plain && canonical && !base.is_empty()).then_some((base, ord.parse::<u32>().ok()?))
-        })
-        .ok_or_else(|| ConfigError::NotStatefulSetName(id.to_string()))?;
-    if ordinal >= replicas {
-        return Err(ConfigError::OrdinalOutOfRange {
-            id: id.to_string(),
-            ordinal,
-            replicas,
-        });
-    }
+    let (base, _ordinal) = statefulset_name(id)?;
     let domain = domain.trim_matches('.');
     let peers = (0..replicas)
         .map(|i| {
@@ -421,10 +529,11 @@ mod tests {
                 "web-2.web.ns.svc.cluster.local:4041"
             ]
         );
-        assert!(matches!(
-            statefulset_peers("web-3", 3, "d", 1),
-            Err(ConfigError::OrdinalOutOfRange { .. })
-        ));
+        assert_eq!(
+            statefulset_peers("web-7", 3, "d", 1).map(|p| p.len()),
+            Ok(3),
+            "a pod beyond the first cluster derives it too"
+        );
         assert!(matches!(
             statefulset_peers("web", 3, "d", 1),
             Err(ConfigError::NotStatefulSetName(_))
@@ -513,5 +622,33 @@ mod listen_tests {
         );
         assert!(parse_listen_addr("example.com:80").is_err());
         assert!(parse_listen_addr("localhost").is_err());
+    }
+}
+
+#[cfg(test)]
+mod membership_tests {
+    use super::*;
+
+    #[test]
+    fn the_voter_cap_is_odd_and_small() {
+        assert_eq!(validate_max_voters(5), Ok(5));
+        assert_eq!(validate_max_voters(1), Ok(1));
+        for bad in [0, 2, 4, 11] {
+            assert_eq!(validate_max_voters(bad), Err(ConfigError::BadMaxVoters(bad)));
+        }
+    }
+
+    #[test]
+    fn unreachable_removal_has_a_floor() {
+        assert!(validate_remove_unreachable(Some(Duration::from_secs(29))).is_err());
+        assert!(validate_remove_unreachable(Some(Duration::from_secs(30))).is_ok());
+        assert_eq!(validate_remove_unreachable(None), Ok(None));
+    }
+
+    #[test]
+    fn pods_beyond_the_first_cluster_have_their_own_entry() {
+        let me = statefulset_peer("web-7", "web.ns.svc.", 4041).unwrap();
+        assert_eq!(me.addr, "web-7.web.ns.svc:4041");
+        assert!(statefulset_peer("web", "d", 1).is_err());
     }
 }

@@ -14,10 +14,10 @@
 //! |-------|---------|---------------|
 //! | 5 node | [`node`] | wiring one peer: start, wait, the one exit path; the listeners and their limits; the view the API reads |
 //! | 4 api | [`api`] | the application-facing HTTP, against the [`api::view::NodeView`] interface it declares |
-//! | 3 leadership | [`leadership`] | the policies openraft 0.9 lacks: lease, pre-vote and campaigns, check-quorum, hand-off, bootstrap; the network adapter that feeds the lease |
+//! | 3 leadership | [`leadership`] | the policies openraft 0.9 lacks: lease, pre-vote and campaigns, check-quorum, hand-off, bootstrap, membership (joins, leaves, learners, witnesses); the network adapter that feeds the lease |
 //! | 2 peer | [`peer`] | all that peers say to each other: messages, authentication, the outgoing client and the incoming handlers (against [`peer::server::PeerService`]) |
 //! | 1 state | [`store`], [`config`], [`metrics`] | the sled store; the validated configuration; the Prometheus registry |
-//! | 0 base | [`raft`], [`wire`], [`errors`] | openraft's type configuration and ids; the bincode encoding shared by peer messages and disk records; error chains |
+//! | 0 base | [`raft`], [`members`], [`wire`], [`errors`] | openraft's type configuration and ids; the membership in force as openraft holds it; the bincode encoding shared by peer messages and disk records; error chains |
 //!
 //! The binary (`src/bin/raft-elector/`) adds what only it needs: the command line, logging
 //! set-up, `raft-elector leader` and `raft-elector demo`. Design notes, with what could go
@@ -28,6 +28,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod errors;
+pub mod members;
 pub mod raft;
 pub mod wire;
 

@@ -25,6 +25,12 @@ pub struct RefusedLabels {
     pub reason: String,
 }
 
+/// Labels of a refused join or leave.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InfoLabels {
     election: String,
@@ -48,6 +54,11 @@ pub struct Metrics {
     pub snapshot_index: Gauge,
     pub purged_index: Gauge,
     pub handoffs: Counter,
+    pub voters: Gauge,
+    pub learners: Gauge,
+    pub membership_changes: Counter,
+    pub joins_refused: Family<ReasonLabels, Counter>,
+    pub leaves_refused: Family<ReasonLabels, Counter>,
     /// Newest term this peer campaigned in, so that one election (many vote RPCs) counts once.
     last_campaign: AtomicU64,
 }
@@ -69,6 +80,11 @@ impl Metrics {
             snapshot_index: Gauge::default(),
             purged_index: Gauge::default(),
             handoffs: Counter::default(),
+            voters: Gauge::default(),
+            learners: Gauge::default(),
+            membership_changes: Counter::default(),
+            joins_refused: Family::default(),
+            leaves_refused: Family::default(),
             last_campaign: AtomicU64::new(0),
         };
         let info = Family::<InfoLabels, Gauge>::default();
@@ -135,6 +151,31 @@ impl Metrics {
             "Leadership hand-offs this peer started on shutdown",
             m.handoffs.clone(),
         );
+        registry.register(
+            "voters",
+            "Voters of the membership in force (both halves of a joint change)",
+            m.voters.clone(),
+        );
+        registry.register(
+            "learners",
+            "Members that follow the log without voting",
+            m.learners.clone(),
+        );
+        registry.register(
+            "membership_changes",
+            "Membership entries this peer has seen appended (a joint change counts twice)",
+            m.membership_changes.clone(),
+        );
+        registry.register(
+            "joins_refused",
+            "Requests to join refused by this peer, by reason",
+            m.joins_refused.clone(),
+        );
+        registry.register(
+            "leaves_refused",
+            "Requests to leave refused by this peer, by reason",
+            m.leaves_refused.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -161,6 +202,19 @@ impl Metrics {
     pub fn refused(&self, reason: &str) {
         self.peer_requests_refused
             .get_or_create(&RefusedLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a refused join or leave (`what`) by reason.
+    pub fn membership_refused(&self, what: &str, reason: &str) {
+        let family = match what {
+            "join" => &self.joins_refused,
+            _ => &self.leaves_refused,
+        };
+        family
+            .get_or_create(&ReasonLabels {
                 reason: reason.to_string(),
             })
             .inc();

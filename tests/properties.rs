@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use openraft::{EntryPayload, LogId, Membership};
 use proptest::prelude::*;
-use raft_elector::config::{self, ConfigError};
+use raft_elector::config;
 use raft_elector::peer::protocol::{PeerStatus, PreVoteRequest};
 use raft_elector::raft::{
     node_id, AppendRequest, AppendResponse, Command, Entry, PeerNode, Vote, VoteRequest,
@@ -164,9 +164,11 @@ proptest! {
         prop_assert_eq!(peers.len(), replicas as usize);
         let addr = format!("{id}.svc.ns.svc.cluster.local:{port}");
         prop_assert!(peers.iter().any(|p| p.name == id && p.addr == addr));
-        let too_big = format!("{base}-{replicas}");
-        let out_of_range = matches!(config::statefulset_peers(&too_big, replicas, "d", port), Err(ConfigError::OrdinalOutOfRange { .. }));
-        prop_assert!(out_of_range);
+        // A pod of a higher ordinal (a scale-up) derives the same first cluster, without itself.
+        let beyond = format!("{base}-{replicas}");
+        let first = config::statefulset_peers(&beyond, replicas, "svc.ns.svc.cluster.local", port).expect("derive");
+        prop_assert_eq!(&first, &peers);
+        prop_assert!(!first.iter().any(|p| p.name == beyond));
     }
 
     #[test]

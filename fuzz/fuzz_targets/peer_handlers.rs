@@ -9,9 +9,11 @@ use axum::body::Body;
 use axum::http::Request;
 use libfuzzer_sys::fuzz_target;
 use raft_elector::config::{Config, Peer, Timing};
+use raft_elector::leadership::membership::Changes;
 use raft_elector::leadership::{Leadership, LocalPeer, NetworkFactory};
 use raft_elector::metrics::Metrics;
 use raft_elector::peer::client::{ClientOptions, PeerClient};
+use raft_elector::peer::contacts::Contacts;
 use raft_elector::peer::server::{self, Admission};
 use raft_elector::raft::{node_id, PeerNode, Raft};
 use tower::ServiceExt;
@@ -40,7 +42,8 @@ fn fixture() -> &'static Fixture {
                 auth: None,
             })
             .expect("client");
-            let network = NetworkFactory::new(client, leadership.clone(), metrics.clone(), Duration::from_millis(50));
+            let contacts = Arc::new(Contacts::default());
+            let network = NetworkFactory::new(client.clone(), leadership.clone(), metrics.clone(), contacts.clone(), Duration::from_millis(50));
             let raft_config = openraft::Config {
                 heartbeat_interval: 30,
                 election_timeout_min: 100,
@@ -57,6 +60,7 @@ fn fixture() -> &'static Fixture {
                 election: "fuzz".into(),
                 me: peers[0].clone(),
                 peers,
+                membership: Default::default(),
                 peer_listen: "127.0.0.1:1".parse().expect("addr"),
                 http: "127.0.0.1:3".parse().expect("addr"),
                 probe_http: None,
@@ -70,24 +74,30 @@ fn fixture() -> &'static Fixture {
             let admission = Admission {
                 election: "fuzz".into(),
                 me: "a".into(),
-                members: ["a".to_string(), "b".to_string()].into_iter().collect(),
+                senders: Arc::new(|name: &str| name == "a" || name == "b"),
+                contacts,
                 metrics,
                 auth: None,
             };
-            let local = LocalPeer { raft, log, leadership, config: Arc::new(config) };
+            let config = Arc::new(config);
+            let changes = Arc::new(Changes::new(raft.clone(), config.clone(), client));
+            let local = LocalPeer { raft, log, leadership, config, changes };
             server::router(admission, local)
         });
         Fixture { rt, router, _dir: dir }
     })
 }
 
-const PATHS: [&str; 8] = [
+const PATHS: [&str; 11] = [
     "/raft/v1/append",
     "/raft/v1/vote",
     "/raft/v1/snapshot",
     "/raft/v1/handoff",
     "/raft/v1/prevote",
     "/raft/v1/status",
+    "/raft/v1/join",
+    "/raft/v1/leave",
+    "/raft/v1/info",
     "/raft/v1/unknown",
     "/",
 ];
@@ -95,7 +105,7 @@ const PATHS: [&str; 8] = [
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
     let f = fixture();
-    let path = PATHS[(selector & 7) as usize];
+    let path = PATHS[(selector as usize) % PATHS.len()];
     let mut req = Request::builder().method(if selector & 8 == 0 { "POST" } else { "GET" }).uri(path);
     // Mostly well-formed admission headers, sometimes not, so both sides are exercised.
     if selector & 0x10 == 0 {

@@ -4,9 +4,10 @@
 //! |---------------|----------------------------------------------------------------------|
 //! | any other     | 200 `{"name":"<leader>"}`, `{"name":""}` when none is known (compat)  |
 //! | `/isLeader`   | 200 `{"isLeader":true\|false}` for this peer (compat)                 |
-//! | `/v1/leader`  | 200 `{"name","term","is_leader",...}`; 503 with `"name":""` if none   |
+//! | `/v1/leader`  | 200 `{"name","term","is_leader","voters",...}`; 503 with `"name":""` if none |
+//! | `/v1/members` | 200 the membership in force: every member's role and reachability     |
 //! | `/healthz`    | 200 while the process serves                                          |
-//! | `/readyz`     | 200 while a leader is known, else 503                                 |
+//! | `/readyz`     | 200 while a leader is known (and this peer is not a learner about to be promoted), else 503 |
 //! | `/metrics`    | Prometheus text                                                       |
 //! | `POST /v1/resign` | this peer hands leadership to another peer, if it leads           |
 //!
@@ -29,6 +30,7 @@ type AppState = Arc<dyn NodeView>;
 pub fn router(view: Arc<dyn NodeView>) -> Router {
     Router::new()
         .route("/v1/leader", get(leader))
+        .route("/v1/members", get(members))
         .route("/isLeader", get(is_leader))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -71,6 +73,10 @@ async fn leader(State(view): State<AppState>) -> Response {
     (known_or_unavailable(&obs), Json(obs)).into_response()
 }
 
+async fn members(State(view): State<AppState>) -> Json<super::view::MembersAnswer> {
+    Json(view.members())
+}
+
 async fn resign(State(view): State<AppState>) -> Response {
     match view.resign().await {
         Resigned::HandedOver { to, term, elapsed } => (
@@ -100,8 +106,14 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(view): State<AppState>) -> Response {
     let obs = view.observe();
-    let body = json!({ "ready": obs.leader_known(), "leader": obs.name, "term": obs.term });
-    (known_or_unavailable(&obs), Json(body)).into_response()
+    let ready = obs.ready();
+    let body = json!({ "ready": ready, "leader": obs.name, "term": obs.term });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn metrics(State(view): State<AppState>) -> Response {
@@ -133,6 +145,15 @@ mod tests {
         fn render_metrics(&self) -> String {
             "raft_elector_term 4\n".into()
         }
+        fn members(&self) -> super::super::view::MembersAnswer {
+            super::super::view::MembersAnswer {
+                index: Some(3),
+                voters: 1,
+                learners: 0,
+                joint: false,
+                members: vec![],
+            }
+        }
         fn resign(&self) -> BoxFuture<'_, Resigned> {
             Box::pin(async { Resigned::NotLeader })
         }
@@ -151,6 +172,8 @@ mod tests {
                 Role::Follower
             },
             valid_ms: 100,
+            voters: 3,
+            awaiting_promotion: false,
         }
     }
 

@@ -39,12 +39,57 @@ pub struct Observation {
     /// For how long, at most, this answer stays true: the leader's remaining lease, or how
     /// long a follower will keep naming the leader without hearing from it again.
     pub valid_ms: u64,
+    /// Voters of the membership in force, as this peer knows it.
+    pub voters: usize,
+    /// This peer is a learner that will be promoted once caught up (the cluster has fewer
+    /// voters than its cap): not ready yet, so that a rolling update waits for it.
+    #[serde(skip)]
+    pub awaiting_promotion: bool,
 }
 
 impl Observation {
     pub fn leader_known(&self) -> bool {
         !self.name.is_empty()
     }
+
+    /// What `/readyz` says: a leader is known and this peer is not waiting to become a voter.
+    pub fn ready(&self) -> bool {
+        self.leader_known() && !self.awaiting_promotion
+    }
+}
+
+/// A member's role in `/v1/members`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    Voter,
+    Learner,
+    /// A voter that never leads.
+    Witness,
+}
+
+/// One member, as this peer sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub id: String,
+    pub address: String,
+    pub role: MemberRole,
+    /// This peer heard from it lately (itself: always).
+    pub reachable: bool,
+    /// How long ago this peer last heard from it (0 for itself; null if never).
+    pub last_contact_ms: Option<u64>,
+}
+
+/// The membership in force on this peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MembersAnswer {
+    /// Log index of the membership entry (null before the first cluster exists).
+    pub index: Option<u64>,
+    pub voters: usize,
+    pub learners: usize,
+    /// A joint change is under way.
+    pub joint: bool,
+    pub members: Vec<Member>,
 }
 
 /// A boxed future, so that the trait stays object-safe.
@@ -56,6 +101,8 @@ pub trait NodeView: Send + Sync + 'static {
     fn observe(&self) -> Observation;
     /// The Prometheus metrics text.
     fn render_metrics(&self) -> String;
+    /// The membership in force, with reachability.
+    fn members(&self) -> MembersAnswer;
     /// Gives up leadership (if this peer leads) by handing it to another peer.
     fn resign(&self) -> BoxFuture<'_, Resigned>;
 }

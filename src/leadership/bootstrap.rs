@@ -1,6 +1,6 @@
 //! Forming the cluster with no manual step, and never a second one: a peer with a fresh data
 //! directory asks the others for their status and initializes only when a quorum is fresh and
-//! everyone agrees on the member list (`docs/DESIGN.md`, "Bootstrap"). Unreachable peers (not
+//! everyone agrees on the member list; when a cluster exists, it joins it instead (`docs/DESIGN.md`, "Bootstrap"). Unreachable peers (not
 //! yet scheduled, DNS not yet published) are retried with a backoff.
 
 use std::sync::Arc;
@@ -30,10 +30,10 @@ async fn census(config: &Config, client: &PeerClient, timeout: Duration) -> Cens
     };
     for (peer, answer) in others.iter().zip(answers) {
         match answer {
+            Ok(s) if s.initialized => c.existing.push((peer.name.clone(), s.term)),
             Ok(s) if s.members_digest != config.members_digest() => {
                 c.mismatched.push(peer.name.clone())
             }
-            Ok(s) if s.initialized => c.existing.push((peer.name.clone(), s.term)),
             Ok(_) => c.fresh += 1,
             Err(e) => {
                 tracing::debug!(peer = %peer.name, error = %e, "bootstrap: peer not reachable yet");
@@ -44,12 +44,17 @@ async fn census(config: &Config, client: &PeerClient, timeout: Duration) -> Cens
     c
 }
 
-/// Runs until this peer belongs to a cluster or `cancel` fires.
+/// Runs until this peer belongs to a cluster, finds one to join, or `cancel` fires. A peer
+/// that is not one of the first cluster's (a StatefulSet pod beyond `--replicas`) never
+/// bootstraps: it joins ([`super::membership::agent`]).
 pub async fn run(config: Arc<Config>, raft: Raft, client: PeerClient, cancel: CancellationToken) {
+    if !config.bootstraps() {
+        tracing::info!("this peer is not one of the first cluster's: it joins the cluster");
+        return;
+    }
     let quorum = config.peers.len() / 2 + 1;
     let mut metrics = raft.metrics();
     let mut backoff = Duration::from_millis(50);
-    let mut warned_existing = false;
     let mut rounds: u64 = 0;
     loop {
         if has_state(&metrics.borrow()) {
@@ -63,21 +68,23 @@ pub async fn run(config: Arc<Config>, raft: Raft, client: PeerClient, cancel: Ca
         )
         .await;
         rounds += 1;
-        if !c.mismatched.is_empty() {
-            tracing::error!(
+        if let Some((peer, term)) = c.existing.first() {
+            tracing::info!(
+                data_dir = %config.data_dir.display(),
+                peer = %peer,
+                term,
+                "election {:?} has a cluster already: not bootstrapping a second one; this peer joins it \
+                 (if it ran before with this name, its earlier state was lost)",
+                config.election
+            );
+            return;
+        } else if !c.mismatched.is_empty() {
+            if rounds % 20 != 1 {
+                // Logged on the first round and every 20th.
+            } else {
+                tracing::error!(
                 peers = ?c.mismatched,
                 "these peers were started with a different peer list; not bootstrapping until every peer has the same --peers/--replicas"
-            );
-        } else if let Some((peer, term)) = c.existing.first() {
-            if !warned_existing {
-                warned_existing = true;
-                tracing::warn!(
-                    data_dir = %config.data_dir.display(),
-                    peer = %peer,
-                    term,
-                    "the data directory is empty but election {:?} already has a cluster: not bootstrapping a second one; \
-                     waiting for its leader to bring this peer up to date (if this peer ran before, its earlier state was lost)",
-                    config.election
                 );
             }
         } else if c.fresh >= quorum {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::lease::Leadership;
+use super::membership::Changes;
 use crate::config::Config;
+use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::peer::client::PeerClient;
 use crate::raft::{NodeId, Raft, RaftStatus};
@@ -54,6 +56,8 @@ pub struct Handoff {
     pub client: PeerClient,
     pub leadership: Arc<Leadership>,
     pub metrics: Arc<Metrics>,
+    /// The members known to be witnesses, which are never handed leadership.
+    pub changes: Arc<Changes>,
 }
 
 impl Handoff {
@@ -84,14 +88,18 @@ impl Handoff {
     }
 
     async fn transfer(&self, budget: Duration, heartbeats: Heartbeats) -> Outcome {
-        if self.config.peers.len() == 1 {
+        let m = self.raft.metrics().borrow().clone();
+        let members = Members::from_metrics(&m);
+        let me = self.config.me.id;
+        let witnesses = self.changes.witnesses();
+        // Voters only (a learner cannot win), never a witness.
+        let voters = members.voters();
+        if voters.iter().all(|id| *id == me) {
             return Outcome::Alone;
         }
         self.metrics.handoffs.inc();
         let started = Instant::now();
-        let m = self.raft.metrics().borrow().clone();
         let mut term = m.current_term;
-        let me = self.config.me.id;
         let timing = self.config.timing;
         let deadline = started + budget;
         // Most up-to-date followers first: they can win the election.
@@ -99,9 +107,13 @@ impl Handoff {
             .replication
             .iter()
             .flat_map(|r| r.iter())
-            .filter(|(id, _)| **id != me)
+            .filter(|(id, _)| **id != me && voters.contains(id) && !witnesses.contains(id))
             .map(|(id, matched)| (*id, matched.map(|l| l.index)))
             .collect();
+        if targets.is_empty() {
+            tracing::warn!("no voter that may lead is known to hand leadership to");
+            return Outcome::TimedOut;
+        }
         targets.sort_by_key(|t| std::cmp::Reverse(t.1));
         for (target, _) in targets.iter().cycle() {
             // openraft refuses every vote, this leader's own included, for election_timeout_max
@@ -114,7 +126,7 @@ impl Handoff {
             if Instant::now() >= deadline {
                 break;
             }
-            let Some(peer) = self.config.peers.iter().find(|p| p.id == *target) else {
+            let Some(peer) = members.nodes.get(target) else {
                 continue;
             };
             if heartbeats == Heartbeats::StopWhenAsking {
@@ -124,8 +136,9 @@ impl Handoff {
                 // let an ordinary election race the hand-off.
                 self.raft.runtime_config().heartbeat(false);
             }
-            if let Err(e) = self.client.handoff(&peer.node(), timing.election_max).await {
+            if let Err(e) = self.client.handoff(peer, timing.election_max).await {
                 tracing::warn!(to = %peer.name, error = %crate::errors::chain(&e), "hand-off request failed; trying another peer");
+                tokio::time::sleep(timing.heartbeat).await;
                 continue;
             }
             let left = deadline
@@ -147,9 +160,8 @@ impl Handoff {
                 Ok(m) => {
                     let to = m
                         .current_leader
-                        .and_then(|id| self.config.name_of(id))
-                        .unwrap_or("?")
-                        .to_string();
+                        .and_then(|id| crate::members::member_name(&m, id))
+                        .unwrap_or_else(|| "?".into());
                     let elapsed = started.elapsed();
                     tracing::info!(to = %to, term = m.current_term, elapsed_ms = elapsed.as_millis() as u64, "leadership handed over");
                     return Outcome::HandedOver {

@@ -4,19 +4,25 @@
 //! [`Leadership::fresh_leader`]). Why these rules make "never two leaders" hold is in
 //! `docs/DESIGN.md`, "Who may say I am the leader".
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use crate::config::Timing;
-use crate::raft::NodeId;
+use crate::raft::{NodeId, RaftMetrics};
 
 /// The lease and follower state of one peer, fed by the peer client and the peer handlers.
 #[derive(Debug)]
 pub struct Leadership {
     me: NodeId,
-    /// The other voters: only their acknowledgements count towards a quorum.
-    others: Vec<NodeId>,
+    /// The voters of the first cluster, used until Raft publishes its membership.
+    initial: Vec<BTreeSet<NodeId>>,
+    /// openraft's metrics, once it runs: the membership in force is read from them at each
+    /// check, so that a quorum is always one of every configuration in force (both halves of
+    /// a joint change), and learners never count.
+    raft: OnceLock<watch::Receiver<RaftMetrics>>,
     timing: Timing,
     lease: Mutex<LeaseState>,
     heard: Mutex<HeardState>,
@@ -61,11 +67,43 @@ impl Leadership {
     pub fn new(me: NodeId, voters: impl IntoIterator<Item = NodeId>, timing: Timing) -> Self {
         Leadership {
             me,
-            others: voters.into_iter().filter(|id| *id != me).collect(),
+            initial: vec![voters.into_iter().collect()],
+            raft: OnceLock::new(),
             timing,
             lease: Mutex::new(LeaseState::default()),
             heard: Mutex::new(HeardState::default()),
             last_append: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// From now on, the membership in force is the one Raft's metrics show.
+    pub fn attach(&self, metrics: watch::Receiver<RaftMetrics>) {
+        let _ = self.raft.set(metrics);
+    }
+
+    /// Calls `f` with the voter configurations in force.
+    fn with_configs<T>(&self, f: impl FnOnce(&[BTreeSet<NodeId>]) -> T) -> T {
+        match self.raft.get() {
+            Some(rx) => f(rx
+                .borrow()
+                .membership_config
+                .membership()
+                .get_joint_config()),
+            None => f(&self.initial),
+        }
+    }
+
+    /// Whether this peer is a member (voter or learner) of the membership in force; true
+    /// before Raft runs.
+    pub fn is_member(&self) -> bool {
+        match self.raft.get() {
+            Some(rx) => rx
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&self.me)
+                .is_some(),
+            None => true,
         }
     }
 
@@ -80,8 +118,9 @@ impl Leadership {
     }
 
     /// `peer` accepted an append-entries of this leader's `term` that was sent at `sent`.
+    /// Acknowledgements of learners are kept too, and count once they vote.
     pub fn on_ack(&self, peer: NodeId, term: u64, sent: Instant) {
-        if !self.others.contains(&peer) {
+        if peer == self.me {
             return;
         }
         let mut l = self.lease();
@@ -142,11 +181,21 @@ impl Leadership {
 
     /// How much longer the lease of `term` holds at `now`, if it holds.
     pub fn lease_remaining(&self, term: u64, now: Instant) -> Option<Duration> {
+        self.with_configs(|configs| self.lease_remaining_in(configs, term, now))
+    }
+
+    fn lease_remaining_in(
+        &self,
+        configs: &[BTreeSet<NodeId>],
+        term: u64,
+        now: Instant,
+    ) -> Option<Duration> {
         let l = self.lease();
-        if l.relinquished || term <= l.resigned || (l.term != term && !self.others.is_empty()) {
+        let alone = configs.iter().all(|c| c.len() == 1 && c.contains(&self.me));
+        if l.relinquished || term <= l.resigned || (l.term != term && !alone) {
             return None;
         }
-        let since = self.quorum_ack(&l, now)?;
+        let since = Self::quorum_ack(self.me, configs, &l, now)?;
         self.timing
             .leader_lease()
             .checked_sub(now.saturating_duration_since(since))
@@ -155,29 +204,44 @@ impl Leadership {
 
     /// Age of the newest heartbeat a quorum acknowledged, for metrics.
     pub fn quorum_ack_age(&self, now: Instant) -> Option<Duration> {
-        let l = self.lease();
-        self.quorum_ack(&l, now)
-            .map(|t| now.saturating_duration_since(t))
+        self.with_configs(|configs| {
+            let l = self.lease();
+            Self::quorum_ack(self.me, configs, &l, now).map(|t| now.saturating_duration_since(t))
+        })
     }
 
-    /// The send time of the newest heartbeat acknowledged by a quorum (this peer included).
-    fn quorum_ack(&self, l: &LeaseState, now: Instant) -> Option<Instant> {
-        let voters = self.others.len() + 1;
-        let needed = voters / 2; // acks needed from others: majority minus this peer
-        if needed == 0 {
-            return Some(now);
-        }
-        let mut sent: Vec<Instant> = l
-            .acks
-            .values()
-            .copied()
-            .filter(|t| l.revoked_at.is_none_or(|r| *t > r))
-            .collect();
-        if sent.len() < needed {
+    /// The send time of the newest heartbeat acknowledged by a majority of every voter
+    /// configuration in `configs` (this peer counting where it votes). None when this peer
+    /// votes in none of them: a peer removed from the membership never claims.
+    fn quorum_ack(
+        me: NodeId,
+        configs: &[BTreeSet<NodeId>],
+        l: &LeaseState,
+        now: Instant,
+    ) -> Option<Instant> {
+        if !configs.iter().any(|c| c.contains(&me)) {
             return None;
         }
-        sent.sort_unstable_by(|a, b| b.cmp(a));
-        Some(sent[needed - 1])
+        let mut oldest = now;
+        for config in configs {
+            let mine = usize::from(config.contains(&me));
+            let needed = (config.len() / 2 + 1).saturating_sub(mine);
+            if needed == 0 {
+                continue;
+            }
+            let mut sent: Vec<Instant> = config
+                .iter()
+                .filter(|id| **id != me)
+                .filter_map(|id| l.acks.get(id).copied())
+                .filter(|t| l.revoked_at.is_none_or(|r| *t > r))
+                .collect();
+            if sent.len() < needed {
+                return None;
+            }
+            sent.sort_unstable_by(|a, b| b.cmp(a));
+            oldest = oldest.min(sent[needed - 1]);
+        }
+        Some(oldest)
     }
 
     /// This peer accepted an append-entries (or snapshot) from `leader` in `term`, received at
@@ -220,8 +284,12 @@ impl Leadership {
     }
 
     /// The leader this follower heard from recently enough to name it, with the time left.
+    /// A peer that is no member of the membership in force names nobody: it was removed.
     pub fn fresh_leader(&self, now: Instant) -> Option<(Heard, Duration)> {
         let h = self.heard_mut().last?;
+        if !self.is_member() {
+            return None;
+        }
         let left = self
             .timing
             .follower_window()
@@ -307,6 +375,38 @@ mod tests {
         assert!(
             l.fresh_leader(t0).is_none(),
             "an older term than seen before is ignored"
+        );
+    }
+
+    fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
+        ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_joint_lease_needs_a_quorum_of_both_halves() {
+        let l = Leadership::new(1, [1, 2, 3], timing());
+        let t0 = Instant::now();
+        let joint = [set(&[1, 2, 3]), set(&[1, 4, 5])];
+        l.on_ack(2, 7, t0);
+        l.on_ack(3, 7, t0);
+        assert!(l.lease_remaining_in(&joint, 7, t0).is_none(), "new half has only this peer");
+        l.on_ack(4, 7, t0);
+        assert!(l.lease_remaining_in(&joint, 7, t0).is_some());
+        assert!(
+            l.lease_remaining_in(&[set(&[2, 3, 4])], 7, t0).is_none(),
+            "a peer removed from the voters never claims"
+        );
+    }
+
+    #[test]
+    fn learners_acks_do_not_count() {
+        let l = Leadership::new(1, [1, 2, 3], timing());
+        let t0 = Instant::now();
+        l.on_ack(9, 7, t0);
+        assert!(l.lease_remaining_in(&[set(&[1, 2, 3])], 7, t0).is_none());
+        assert!(
+            l.lease_remaining_in(&[set(&[1, 9, 3])], 7, t0).is_some(),
+            "once it votes, its acknowledgement counts"
         );
     }
 

@@ -8,6 +8,7 @@
 //!   [`prevote`]: the pre-vote messages' handling and the loop that runs that step.
 //! * [`handoff`]: handing leadership over on shutdown or on request.
 //! * [`bootstrap`]: forming the cluster with no manual step, and never a second one.
+//! * [`membership`]: joins, leaves, learners beyond the voter cap, witnesses.
 //! * [`service`]: what this peer does with its peers' requests; [`start`]: starting openraft
 //!   under these policies.
 
@@ -15,6 +16,7 @@ pub mod bootstrap;
 pub mod campaign;
 pub mod handoff;
 pub mod lease;
+pub mod membership;
 pub mod network;
 pub mod prevote;
 pub mod service;

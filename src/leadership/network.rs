@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::lease::Leadership;
 use crate::metrics::Metrics;
 use crate::peer::client::{CallError, PeerClient};
+use crate::peer::contacts::Contacts;
 use crate::peer::protocol;
 use crate::raft::{
     vote_for, vote_term, AppendRequest, AppendResponse, InstallSnapshotError, NodeId, PeerNode,
@@ -28,6 +29,7 @@ struct Shared {
     me: NodeId,
     leadership: Arc<Leadership>,
     metrics: Arc<Metrics>,
+    contacts: Arc<Contacts>,
     /// Pause before retrying a peer that openraft found unreachable.
     retry: Duration,
     /// Whether each peer answered its last RPC, so that only changes are logged: a dead peer
@@ -60,6 +62,7 @@ impl NetworkFactory {
         client: PeerClient,
         leadership: Arc<Leadership>,
         metrics: Arc<Metrics>,
+        contacts: Arc<Contacts>,
         retry: Duration,
     ) -> Self {
         NetworkFactory {
@@ -68,6 +71,7 @@ impl NetworkFactory {
                 me: leadership.me(),
                 leadership,
                 metrics,
+                contacts,
                 retry,
                 reachable: Mutex::new(HashMap::new()),
             }),
@@ -120,6 +124,7 @@ impl Connection {
             .await
         {
             Ok(Ok(resp)) => {
+                shared.contacts.heard(&self.node.name);
                 shared.note_reachable(&self.node.name, true, None);
                 Ok(resp)
             }

@@ -15,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 use super::campaign::{Controller, Event, Inputs, PreVote, RaftState};
 use super::lease::Leadership;
 use crate::config::Config;
+use crate::members::Members;
 use crate::peer::client::PeerClient;
 use crate::peer::protocol::{PreVoteRequest, PreVoteResponse};
-use crate::raft::{Raft, RaftStatus};
+use crate::raft::{NodeId, Raft, RaftStatus};
 use crate::store::LogStore;
 
 /// The receiving side: decides whether to grant a pre-vote.
@@ -43,24 +44,38 @@ pub async fn answer(
     }
 }
 
-/// Asks every other peer for a pre-vote; true when a quorum (this peer included) grants it.
-async fn pre_vote_round(config: &Config, log: &LogStore, client: &PeerClient) -> bool {
+/// Asks every other voter of the membership in force for a pre-vote; true when a quorum of
+/// every configuration in force (this peer included) grants it. A peer that is no voter never
+/// gets one.
+async fn pre_vote_round(config: &Config, raft: &Raft, log: &LogStore, client: &PeerClient) -> bool {
+    let me = config.me.id;
+    let members = Members::from_metrics(&raft.metrics().borrow());
+    if !members.is_voter(me) {
+        return false;
+    }
     let Ok(state) = log.clone().get_log_state().await else {
         return false;
     };
     let req = PreVoteRequest {
         last_log_id: state.last_log_id,
     };
-    let others = config.others();
+    let others: Vec<(NodeId, _)> = members
+        .voters()
+        .into_iter()
+        .filter(|id| *id != me)
+        .filter_map(|id| Some((id, members.nodes.get(&id)?.clone())))
+        .collect();
     let ask = others
         .iter()
-        .map(|p| client.pre_vote(p, &req, config.timing.election_min / 2));
+        .map(|(_, p)| client.pre_vote(p, &req, config.timing.election_min / 2));
     let answers = futures::future::join_all(ask).await;
-    let granted = 1 + answers
+    let granted: Vec<NodeId> = others
         .iter()
-        .filter(|a| a.as_ref().is_ok_and(|r| r.granted))
-        .count();
-    granted > config.peers.len() / 2
+        .zip(answers)
+        .filter(|(_, a)| a.as_ref().is_ok_and(|r| r.granted))
+        .map(|((id, _), _)| *id)
+        .collect();
+    members.quorum(|id| id == me || granted.contains(&id))
 }
 
 /// The candidate's side and check-quorum: runs the controllers of [`super::campaign`] until
@@ -76,12 +91,15 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let mut controller = Controller::new(config.timing, Instant::now());
+    if config.membership.witness {
+        controller = controller.never_campaign();
+    }
     let mut rng = rand::rngs::StdRng::from_entropy();
     loop {
         let mut inputs = observe(&raft, &leadership, rng.gen());
         let mut actions = controller.step(&inputs);
         if actions.pre_vote_round {
-            let granted = pre_vote_round(&config, &log, &client).await;
+            let granted = pre_vote_round(&config, &raft, &log, &client).await;
             inputs.pre_vote = Some(PreVote {
                 granted,
                 finished: Instant::now(),

@@ -6,9 +6,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::lease::Leadership;
+use super::membership::Changes;
 use super::prevote;
 use crate::config::Config;
-use crate::peer::protocol::{PeerStatus, PreVoteRequest, PreVoteResponse};
+use crate::members::member_name;
+use crate::peer::protocol::{
+    JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest,
+    PreVoteResponse,
+};
 use crate::peer::server::{HandoffRefused, PeerService};
 use crate::raft::{
     has_state, vote_for, vote_term, AppendRequest, AppendResponse, InstallSnapshotError, NodeId,
@@ -23,6 +28,23 @@ pub struct LocalPeer {
     pub log: LogStore,
     pub leadership: Arc<Leadership>,
     pub config: Arc<Config>,
+    pub changes: Arc<Changes>,
+}
+
+impl LocalPeer {
+    /// Whether `id` votes in the membership in force here. Votes and pre-votes of anyone else
+    /// (a removed peer campaigning with its old membership, a learner) are refused. A peer
+    /// with no membership yet (a fresh one while the first cluster forms) does not judge.
+    fn votes(&self, id: NodeId) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let joint = m.membership_config.membership().get_joint_config();
+        joint.iter().all(|c| c.is_empty()) || joint.iter().any(|c| c.contains(&id))
+    }
+
+    fn name_of(&self, id: NodeId) -> String {
+        member_name(&self.raft.metrics().borrow(), id).unwrap_or_else(|| "?".into())
+    }
 }
 
 impl PeerService for LocalPeer {
@@ -56,16 +78,19 @@ impl PeerService for LocalPeer {
 
     async fn vote(&self, req: VoteRequest) -> Result<VoteResponse, RaftError> {
         let (term, candidate) = (vote_term(&req.vote), vote_for(&req.vote));
+        if !candidate.is_some_and(|id| self.votes(id)) {
+            tracing::debug!(term, candidate = ?candidate, "vote refused: the candidate is no voter here");
+            // The candidate's own vote back, not granted: it neither counts nor moves anyone.
+            return Ok(VoteResponse::new(req.vote, req.last_log_id, false));
+        }
         self.leadership.on_newer_term(term);
         let res = self.raft.vote(req).await;
         if let Ok(resp) = &res {
             self.leadership.on_vote_moved(vote_term(&resp.vote));
             if resp.vote_granted {
                 // Logged after openraft persisted the vote: an audit trail of one vote per term.
-                let candidate = candidate
-                    .and_then(|id| self.config.name_of(id))
-                    .unwrap_or("?");
-                tracing::info!(term, candidate, "vote granted");
+                let candidate = candidate.map_or_else(|| "?".into(), |id| self.name_of(id));
+                tracing::info!(term, candidate = %candidate, "vote granted");
             }
         }
         res
@@ -80,7 +105,10 @@ impl PeerService for LocalPeer {
         self.raft.install_snapshot(req).await
     }
 
-    async fn pre_vote(&self, req: PreVoteRequest) -> PreVoteResponse {
+    async fn pre_vote(&self, req: PreVoteRequest, from: NodeId) -> PreVoteResponse {
+        if !self.votes(from) {
+            return PreVoteResponse { granted: false };
+        }
         prevote::answer(&self.raft, &self.log, &self.leadership, &req).await
     }
 
@@ -96,12 +124,40 @@ impl PeerService for LocalPeer {
         }
     }
 
+    fn info(&self) -> PeerInfo {
+        let m = self.raft.metrics().borrow().clone();
+        PeerInfo {
+            peer: self.config.me.name.clone(),
+            witness: self.config.membership.witness,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+        }
+    }
+
+    async fn join(&self, req: JoinRequest, from: String) -> MembershipAnswer {
+        self.changes.join(req, from).await
+    }
+
+    async fn leave(&self, req: LeaveRequest, from: String) -> MembershipAnswer {
+        self.changes.leave(req, from).await
+    }
+
     /// The old leader grants its vote, so in a 3-peer cluster this takes about one round trip.
+    /// A witness, a peer shutting down and a non-voter refuse.
     async fn handoff(&self, from: NodeId) -> Result<(), HandoffRefused> {
         if self.raft.metrics().borrow().current_leader != Some(from) {
             return Err(HandoffRefused::NotMyLeader);
         }
-        let name = self.config.name_of(from).unwrap_or("?");
+        if self.config.membership.witness {
+            return Err(HandoffRefused::Unwilling("this peer is a witness: it never leads"));
+        }
+        if self.leadership.relinquished() {
+            return Err(HandoffRefused::Unwilling("this peer is shutting down"));
+        }
+        if !self.votes(self.config.me.id) {
+            return Err(HandoffRefused::Unwilling("this peer is no voter"));
+        }
+        let name = self.name_of(from);
         tracing::info!(from = %name, "leader hands over: campaigning now");
         self.leadership.forget_leader();
         self.raft

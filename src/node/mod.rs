@@ -19,10 +19,13 @@ use tracing::Instrument;
 use crate::api;
 use crate::config::Config;
 use crate::leadership::start::{start_raft, StartError};
+use crate::leadership::membership::{self, agent, controller, Changes, Left};
 use crate::leadership::{bootstrap, prevote, Handoff, Leadership, LocalPeer, NetworkFactory};
+use crate::members::member_name;
 use crate::metrics::Metrics;
 use crate::peer::auth::{AuthError, PeerAuth};
 use crate::peer::client::{ClientOptions, PeerClient};
+use crate::peer::contacts::Contacts;
 use crate::peer::server::{self as peer_server, Admission};
 use crate::raft::{NodeId, Raft, RaftMetrics};
 use crate::store::{self, StoreError};
@@ -54,6 +57,8 @@ pub enum NodeError {
 pub struct ShutdownBudget {
     /// Handing leadership over.
     pub handoff: Duration,
+    /// Leaving the membership (after the hand-off).
+    pub leave: Duration,
     /// openraft's own shutdown.
     pub raft: Duration,
     /// In-flight requests finishing on the listeners.
@@ -65,7 +70,8 @@ pub struct ShutdownBudget {
 impl ShutdownBudget {
     pub fn new(total: Duration) -> Self {
         ShutdownBudget {
-            handoff: total.mul_f32(0.6),
+            handoff: total.mul_f32(0.4),
+            leave: total.mul_f32(0.2),
             raft: total.mul_f32(0.1),
             drain: total.mul_f32(0.25),
             join: total.mul_f32(0.3),
@@ -83,6 +89,7 @@ enum Stop {
 pub struct Node {
     raft: Raft,
     handoff: Handoff,
+    changes: Arc<Changes>,
     budget: ShutdownBudget,
     /// Stops the background tasks and the peer listener (after the hand-off and Raft).
     stop: CancellationToken,
@@ -120,11 +127,14 @@ impl Node {
         }
 
         let metrics = Arc::new(Metrics::new(&config.election, &config.me.name));
+        // Until Raft publishes its membership, the first cluster's voters (a peer that is not
+        // one of them never claims).
         let leadership = Arc::new(Leadership::new(
             config.me.id,
             config.peers.iter().map(|p| p.id),
             config.timing,
         ));
+        let contacts = Arc::new(Contacts::default());
         let auth = peer_auth(&config)?;
         let client = PeerClient::new(ClientOptions {
             election: config.election.clone(),
@@ -136,15 +146,19 @@ impl Node {
             client.clone(),
             leadership.clone(),
             metrics.clone(),
+            contacts.clone(),
             config.timing.election_min,
         );
         let raft = start_raft(&config, network, log_store.clone(), state_machine).await?;
+        leadership.attach(raft.metrics());
+        let changes = Arc::new(Changes::new(raft.clone(), config.clone(), client.clone()));
         let handoff = Handoff {
             raft: raft.clone(),
             config: config.clone(),
             client: client.clone(),
             leadership: leadership.clone(),
             metrics: metrics.clone(),
+            changes: changes.clone(),
         };
 
         let stop = CancellationToken::new();
@@ -152,7 +166,11 @@ impl Node {
         let admission = Admission {
             election: config.election.clone(),
             me: config.me.name.clone(),
-            members: config.peers.iter().map(|p| p.name.clone()).collect(),
+            senders: {
+                let config = config.clone();
+                Arc::new(move |name: &str| config.may_speak(name))
+            },
+            contacts: contacts.clone(),
             metrics: metrics.clone(),
             auth,
         };
@@ -161,6 +179,7 @@ impl Node {
             log: log_store.clone(),
             leadership: leadership.clone(),
             config: config.clone(),
+            changes: changes.clone(),
         };
         tasks.spawn(
             listeners::serve(
@@ -177,6 +196,8 @@ impl Node {
             leadership: leadership.clone(),
             metrics: metrics.clone(),
             config: config.clone(),
+            changes: changes.clone(),
+            contacts: contacts.clone(),
         });
         let routers = [api::app::router(view.clone()), api::app::probe_router(view)];
         let app_server = listeners::serve_apart(
@@ -186,8 +207,21 @@ impl Node {
         )
         .map_err(NodeError::Thread)?;
         tasks.spawn(
-            watch_leaders(raft.metrics(), metrics, config.clone(), span, stop.clone())
+            watch_leaders(raft.metrics(), metrics, span, stop.clone())
                 .in_current_span(),
+        );
+        tasks.spawn(
+            controller::run(
+                changes.clone(),
+                leadership.clone(),
+                contacts.clone(),
+                stop.clone(),
+            )
+            .in_current_span(),
+        );
+        tasks.spawn(controller::probe(changes.clone(), contacts, stop.clone()).in_current_span());
+        tasks.spawn(
+            agent::join(changes.clone(), leadership.clone(), stop.clone()).in_current_span(),
         );
         tasks.spawn(
             prevote::run(
@@ -210,6 +244,8 @@ impl Node {
         tracing::info!(
             election = %config.election,
             peers = config.peers.len(),
+            witness = config.membership.witness,
+            max_voters = config.membership.max_voters,
             peer_listen = %config.peer_listen,
             http = %config.http,
             "raft-elector started"
@@ -217,6 +253,7 @@ impl Node {
         Ok(Node {
             raft,
             handoff,
+            changes,
             budget,
             stop,
             tasks,
@@ -239,6 +276,19 @@ impl Node {
             Stop::Requested => {
                 tracing::info!("shutting down");
                 self.handoff.before_exit(self.budget.handoff).await;
+                match membership::agent::leave(&self.changes, self.budget.leave).await {
+                    Left::Removed(index) => {
+                        tracing::info!(index, "left the membership")
+                    }
+                    Left::Stayed(why) => tracing::info!(why, "not leaving the membership"),
+                    Left::Refused(reason) => {
+                        tracing::warn!(reason = %reason, "the leader refused this peer's leave")
+                    }
+                    Left::TimedOut => tracing::warn!(
+                        budget_ms = self.budget.leave.as_millis() as u64,
+                        "could not leave the membership within its share of the shutdown timeout; the cluster keeps this peer as a member"
+                    ),
+                }
                 Ok(())
             }
             Stop::Failed(fatal) => {
@@ -291,24 +341,32 @@ fn peer_auth(config: &Config) -> Result<Option<Arc<PeerAuth>>, AuthError> {
 async fn watch_leaders(
     mut rx: watch::Receiver<RaftMetrics>,
     metrics: Arc<Metrics>,
-    config: Arc<Config>,
     span: tracing::Span,
     stop: CancellationToken,
 ) {
     let mut last: Option<(Option<NodeId>, u64)> = None;
+    let mut membership_index = None;
     loop {
-        let (leader, term) = {
+        let (leader, term, name, index) = {
             let m = rx.borrow_and_update();
-            (m.current_leader, m.current_term)
+            let name = m.current_leader.and_then(|id| member_name(&m, id));
+            let index = m.membership_config.log_id().map(|l| l.index);
+            (m.current_leader, m.current_term, name, index)
         };
+        if index != membership_index {
+            if membership_index.is_some() {
+                metrics.membership_changes.inc();
+            }
+            membership_index = index;
+        }
         if last.is_none_or(|(_, t)| t != term) {
             // Every log line of this peer carries its current term.
             span.record("term", term);
         }
         if last != Some((leader, term)) {
-            if let Some(id) = leader {
+            if leader.is_some() {
                 metrics.leader_changes.inc();
-                let name = config.name_of(id).unwrap_or("?");
+                let name = name.as_deref().unwrap_or("?");
                 tracing::info!(leader = %name, term, "leader elected");
             }
             last = Some((leader, term));

@@ -7,10 +7,16 @@ use std::time::{Duration, Instant};
 use openraft::ServerState;
 use tokio::sync::watch;
 
-use crate::api::view::{BoxFuture, NodeView, Observation, Resigned, Role};
+use crate::api::view::{
+    BoxFuture, Member, MemberRole, MembersAnswer, NodeView, Observation, Resigned, Role,
+};
 use crate::config::Config;
+use crate::leadership::membership::controller::REACHABLE_WITHIN;
+use crate::leadership::membership::Changes;
 use crate::leadership::{Handoff, Leadership, Outcome};
+use crate::members::{member_name, Members, Standing};
 use crate::metrics::Metrics;
+use crate::peer::contacts::Contacts;
 use crate::raft::{NodeId, RaftMetrics, RaftStatus};
 
 /// The real view: openraft's metrics, the lease state and the peer names.
@@ -20,11 +26,13 @@ pub struct RaftView {
     pub leadership: Arc<Leadership>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    pub changes: Arc<Changes>,
+    pub contacts: Arc<Contacts>,
 }
 
 impl RaftView {
     fn name(&self, id: NodeId) -> String {
-        self.config.name_of(id).unwrap_or_default().to_string()
+        member_name(&self.raft_metrics.borrow(), id).unwrap_or_default()
     }
 }
 
@@ -35,7 +43,17 @@ fn millis(d: Duration) -> u64 {
 impl NodeView for RaftView {
     fn observe(&self) -> Observation {
         let now = Instant::now();
-        let status = RaftStatus::from_metrics(&self.raft_metrics.borrow());
+        let (status, voters, member) = {
+            let m = self.raft_metrics.borrow();
+            let membership = m.membership_config.membership();
+            let voters = membership.voter_ids().count();
+            let me = self.leadership.me();
+            (
+                RaftStatus::from_metrics(&m),
+                voters,
+                membership.get_node(&me).is_some(),
+            )
+        };
         let term = status.term;
         let me = self.leadership.me();
         let role = match status.state {
@@ -53,6 +71,10 @@ impl NodeView for RaftView {
             election: self.config.election.clone(),
             role,
             valid_ms: 0,
+            voters,
+            awaiting_promotion: status.state == ServerState::Learner
+                && member
+                && voters < self.config.membership.max_voters,
         };
         if cfg!(feature = "testing-skip-lease") {
             // Test-only build: answers from Raft's state alone, with no lease and no freshness
@@ -87,6 +109,14 @@ impl NodeView for RaftView {
             m.snapshot_index.set(index(rm.snapshot.map(|l| l.index)));
             m.purged_index.set(index(rm.purged.map(|l| l.index)));
         }
+        {
+            let rm = self.raft_metrics.borrow();
+            let members = rm.membership_config.membership();
+            let voters = members.voter_ids().count();
+            m.voters.set(i64::try_from(voters).unwrap_or(i64::MAX));
+            let learners = members.learner_ids().count();
+            m.learners.set(i64::try_from(learners).unwrap_or(i64::MAX));
+        }
         m.is_leader.set(i64::from(obs.is_leader));
         m.leader_known.set(i64::from(obs.leader_known()));
         let age = match obs.role {
@@ -98,6 +128,44 @@ impl NodeView for RaftView {
         };
         m.quorum_ack_age_seconds.set(age.unwrap_or(f64::NAN));
         m.render()
+    }
+
+    fn members(&self) -> MembersAnswer {
+        let members = Members::from_metrics(&self.raft_metrics.borrow());
+        let witnesses = self.changes.witnesses();
+        let me = self.config.me.id;
+        let list = members
+            .nodes
+            .iter()
+            .map(|(id, node)| {
+                let age = if *id == me {
+                    Some(Duration::ZERO)
+                } else {
+                    self.contacts.age(&node.name)
+                };
+                let role = match members.standing(*id) {
+                    Standing::Voter if witnesses.contains(id) => MemberRole::Witness,
+                    Standing::Voter => MemberRole::Voter,
+                    _ => MemberRole::Learner,
+                };
+                Member {
+                    id: node.name.clone(),
+                    address: node.addr.clone(),
+                    role,
+                    reachable: age.is_some_and(|a| a <= REACHABLE_WITHIN),
+                    last_contact_ms: age.map(millis),
+                }
+            })
+            .collect::<Vec<_>>();
+        let mut list = list;
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        MembersAnswer {
+            index: members.index,
+            voters: members.voters().len(),
+            learners: members.learners().len(),
+            joint: members.joint(),
+            members: list,
+        }
     }
 
     fn resign(&self) -> BoxFuture<'_, Resigned> {

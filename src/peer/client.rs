@@ -9,7 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::auth::{self, PeerAuth, Signed};
-use super::protocol::{self, PeerStatus, PreVoteRequest, PreVoteResponse};
+use super::protocol::{
+    self, JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest,
+    PreVoteResponse,
+};
 use crate::raft::PeerNode;
 use crate::wire::{self, DecodeError};
 
@@ -158,5 +161,31 @@ impl PeerClient {
     /// Asks peer `to` to campaign now (this leader is handing over to it).
     pub async fn handoff(&self, to: &PeerNode, timeout: Duration) -> Result<(), CallError> {
         self.call(to, protocol::HANDOFF_PATH, &(), timeout).await
+    }
+
+    /// Asks peer `to` to make this peer (or, forwarded, another one) a member.
+    pub async fn join(
+        &self,
+        to: &PeerNode,
+        req: &JoinRequest,
+        timeout: Duration,
+    ) -> Result<MembershipAnswer, CallError> {
+        self.call(to, protocol::JOIN_PATH, req, timeout).await
+    }
+
+    /// Asks peer `to` to remove a peer from the membership.
+    pub async fn leave(
+        &self,
+        to: &PeerNode,
+        req: &LeaveRequest,
+        timeout: Duration,
+    ) -> Result<MembershipAnswer, CallError> {
+        self.call(to, protocol::LEAVE_PATH, req, timeout).await
+    }
+
+    /// Asks peer `to` what it is.
+    pub async fn info(&self, to: &PeerNode, timeout: Duration) -> Result<PeerInfo, CallError> {
+        let req = self.request(reqwest::Method::GET, to, protocol::INFO_PATH, Vec::new());
+        self.send(&to.addr, req, timeout).await
     }
 }

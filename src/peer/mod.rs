@@ -1,6 +1,7 @@
 //! All that peers say to each other, both sides of it: the messages, paths and headers
 //! ([`protocol`]), their authentication ([`auth`]), the sanity checks on openraft's requests
-//! ([`checks`]), the outgoing client ([`client`]) and the incoming handlers ([`server`]).
+//! ([`checks`]), the outgoing client ([`client`]) and the incoming handlers ([`server`]); when each peer was
+//! last heard from, either way ([`contacts`]).
 //!
 //! This layer carries messages and enforces who may send them; it holds no policy. The
 //! handlers reach the local peer only through [`server::PeerService`].
@@ -8,5 +9,6 @@
 pub mod auth;
 pub mod checks;
 pub mod client;
+pub mod contacts;
 pub mod protocol;
 pub mod server;

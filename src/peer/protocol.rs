@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::members::Standing;
 use crate::raft::LogId;
 
 /// Header naming the sender's election.
@@ -57,4 +58,48 @@ pub struct PreVoteRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreVoteResponse {
     pub granted: bool,
+}
+
+pub const JOIN_PATH: &str = "/raft/v1/join";
+pub const LEAVE_PATH: &str = "/raft/v1/leave";
+pub const INFO_PATH: &str = "/raft/v1/info";
+
+/// "Make me a member": sent by a peer that is not a member (a new pod, a pod that left) to any
+/// peer it can reach; a follower forwards it to its leader. Idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The joining peer's name and peer address.
+    pub name: String,
+    pub addr: String,
+    /// The joining peer is a witness (it votes, never leads).
+    pub witness: bool,
+}
+
+/// "Remove me": sent by a peer shutting down, to its leader (a follower forwards it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveRequest {
+    pub name: String,
+}
+
+/// What became of a join or a leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipAnswer {
+    /// Done (committed) or nothing to do: the peer's standing now, with the membership's log
+    /// index.
+    Done { standing: Standing, index: u64 },
+    /// Refused for good: a short code (the metric's label) and the reason (logged by both
+    /// sides).
+    Refused { code: String, reason: String },
+    /// Not now (no leader known, a change in progress that did not end in time): retry.
+    Later { reason: String },
+}
+
+/// What a peer says about itself to members that probe it (roles and reachability shown by
+/// `/v1/members`, and the hand-off's choice of target).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub peer: String,
+    pub witness: bool,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
 }

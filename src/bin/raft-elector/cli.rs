@@ -54,18 +54,16 @@ pub struct RunArgs {
     #[arg(long, env = "RAFT_ELECTOR_ID")]
     pub id: Option<String>,
 
-    /// Every voter with its peer address, this peer included: ID=HOST:PORT,ID=HOST:PORT,...
-    /// This peer listens for peer traffic on the port of its own entry.
-    #[arg(
-        long,
-        env = "RAFT_ELECTOR_PEERS",
-        conflicts_with = "replicas",
-        value_name = "LIST"
-    )]
+    /// The peers of the FIRST cluster with their peer addresses, this peer included:
+    /// ID=HOST:PORT,ID=HOST:PORT,... They are whom to contact; once the cluster exists, its
+    /// membership is what it committed (peers join and leave). This peer listens for peer
+    /// traffic on the port of its own entry. With --replicas, extra peers (e.g. a witness).
+    #[arg(long, env = "RAFT_ELECTOR_PEERS", value_name = "LIST")]
     pub peers: Option<String>,
 
-    /// StatefulSet shorthand: the number of replicas. With id NAME-i, the peers are NAME-0 ..
-    /// NAME-(N-1) at NAME-j.<peer-domain>:<peer-port>.
+    /// StatefulSet shorthand: the size of the FIRST cluster. With id NAME-i, the peers are
+    /// NAME-0 .. NAME-(N-1) at NAME-j.<peer-domain>:<peer-port>. Scaling the StatefulSet needs
+    /// no change: a pod NAME-k with k >= N joins the cluster.
     #[arg(
         long,
         env = "RAFT_ELECTOR_REPLICAS",
@@ -164,6 +162,29 @@ pub struct RunArgs {
     #[arg(long, env = "RAFT_ELECTOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// At most this many voters (odd, 1 to 9); members beyond it are learners: they follow
+    /// the log and name the leader, but never vote and never lead. When a voter leaves, the
+    /// most up-to-date learner is promoted.
+    #[arg(long, env = "RAFT_ELECTOR_MAX_VOTERS", default_value_t = config::DEFAULT_MAX_VOTERS, value_name = "N")]
+    pub max_voters: usize,
+
+    /// This peer is a witness: it votes and stores the log like any voter but never becomes
+    /// leader (it never campaigns and is never handed leadership). Two application pods and
+    /// one witness survive the crash of either application pod.
+    #[arg(long, env = "RAFT_ELECTOR_WITNESS")]
+    pub witness: bool,
+
+    /// On SIGTERM (after handing leadership over), ask the leader to remove this peer from
+    /// the membership and wait, within --shutdown-timeout, until that is committed. false
+    /// keeps a fixed membership.
+    #[arg(long, env = "RAFT_ELECTOR_LEAVE_ON_SHUTDOWN", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub leave_on_shutdown: bool,
+
+    /// Leader only: remove a voter that has been unreachable this long (at least 30s). Off by
+    /// default: a crash never changes the membership by itself.
+    #[arg(long, env = "RAFT_ELECTOR_REMOVE_UNREACHABLE_AFTER", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub remove_unreachable_after: Option<Duration>,
+
     /// Accepted for compatibility with the old leader-elector sidecar; ignored (no Kubernetes
     /// API is used).
     #[arg(long, env = "RAFT_ELECTOR_ELECTION_NAMESPACE", value_name = "NS")]
@@ -187,19 +208,41 @@ impl RunArgs {
                 .filter(|h| !h.is_empty())
                 .ok_or(ConfigError::MissingId)?,
         };
-        let peers = match (&self.peers, self.replicas) {
-            (Some(_), Some(_)) => return Err(ConfigError::PeersAndReplicas),
-            (Some(list), None) => config::parse_peers(list)?,
-            (None, Some(n)) => {
+        let listed = self.peers.as_deref().map(config::parse_peers).transpose()?;
+        let (peers, me, statefulset) = match self.replicas {
+            Some(n) => {
                 let domain = self
                     .peer_domain
                     .as_deref()
                     .ok_or(ConfigError::ReplicasWithoutDomain)?;
-                config::statefulset_peers(&id, n, domain, self.peer_port)?
+                let mut peers = config::statefulset_peers(&id, n, domain, self.peer_port)?;
+                peers.extend(listed.unwrap_or_default());
+                let peers = config::merge_peers(peers)?;
+                let me = match config::find_me(&peers, &id) {
+                    Ok(me) => me,
+                    Err(_) => config::statefulset_peer(&id, domain, self.peer_port)?,
+                };
+                let (base, _) = config::statefulset_name(&id)?;
+                (peers, me, Some(base.to_string()))
             }
-            (None, None) => return Err(ConfigError::NoPeers),
+            None => {
+                let peers = listed.ok_or(ConfigError::NoPeers)?;
+                let me = config::find_me(&peers, &id)?;
+                (peers, me, None)
+            }
         };
-        let me = config::find_me(&peers, &id)?;
+        let membership = config::Membership {
+            max_voters: config::validate_max_voters(self.max_voters)?,
+            witness: self.witness,
+            leave_on_shutdown: self.leave_on_shutdown,
+            remove_unreachable_after: config::validate_remove_unreachable(
+                self.remove_unreachable_after,
+            )?,
+            statefulset,
+        };
+        if self.witness && peers.iter().all(|p| p.id == me.id) {
+            return Err(ConfigError::WitnessAlone);
+        }
         let peer_listen = match self.peer_listen {
             Some(addr) => addr,
             None => config::default_peer_listen(&me)?,
@@ -214,6 +257,7 @@ impl RunArgs {
             election,
             me,
             peers,
+            membership,
             peer_listen,
             http: self.http,
             probe_http: self.probe_http,

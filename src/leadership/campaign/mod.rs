@@ -92,6 +92,8 @@ pub struct Controller {
     hold: SplitVoteHold,
     campaign: FastCampaign,
     quorum: CheckQuorum,
+    /// A witness: elections stay off for good.
+    witness: bool,
 }
 
 /// Pre-vote gating: openraft's elections are on only after a granted round while no leader is
@@ -191,7 +193,14 @@ impl Controller {
                 unleased_since: None,
                 heartbeats: true,
             },
+            witness: false,
         }
+    }
+
+    /// A witness's controller: it never switches elections on and never campaigns.
+    pub fn never_campaign(mut self) -> Self {
+        self.witness = true;
+        self
     }
 
     /// One decision. A pre-vote outcome passed when no round is due is ignored.
@@ -206,7 +215,7 @@ impl Controller {
         self.hold.observe(i, t.election_max);
         let following = i.state == RaftState::Leader || i.fresh_leader.is_some();
         let held = self.hold.holds(i.now);
-        if following || held {
+        if following || held || self.witness {
             self.gate.granted = false;
         } else if i.now >= self.gate.next_round {
             let Some(round) = i.pre_vote else {
@@ -232,7 +241,7 @@ impl Controller {
                 a.events.push(Event::HeartbeatsStopped { term: i.term });
             }
         }
-        let want = self.gate.granted && !following && !held;
+        let want = self.gate.granted && !following && !held && !self.witness;
         if self.gate.elections != Some(want) {
             if want || self.gate.elections.is_some() {
                 a.events.push(Event::ElectionsSwitched { on: want });

@@ -399,3 +399,15 @@ fn the_loop_sleeps_a_heartbeat_as_leader_until_a_fresh_leader_goes_stale_and_5_m
     assert_eq!(p.step(fresh(&p, 20, 100), true).sleep, ms(30));
     assert_eq!(p.step(p.at(30), true).sleep, ms(5));
 }
+
+#[test]
+fn a_witness_never_asks_for_pre_votes_nor_campaigns() {
+    let mut p = Peer::new();
+    p.c = Controller::new(Timing::default(), p.t0).never_campaign();
+    for n in 0..2000 {
+        let a = p.step(p.at(n), true);
+        assert_ne!(a.elections, Some(true), "at {n} ms");
+        assert!(!a.campaign, "at {n} ms");
+    }
+    assert!(p.rounds.is_empty(), "no pre-vote round was asked for");
+}

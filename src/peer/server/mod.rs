@@ -7,7 +7,6 @@
 //! being read. What the local peer does with an admitted request (the lease, pre-vote,
 //! hand-off) is the business of [`crate::leadership`], which implements the trait.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,7 +23,11 @@ use serde::Serialize;
 
 use super::auth::{self, PeerAuth, Signed};
 use super::checks;
-use super::protocol::{self, PeerStatus, PreVoteRequest, PreVoteResponse};
+use super::contacts::Contacts;
+use super::protocol::{
+    self, JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest,
+    PreVoteResponse,
+};
 use crate::metrics::Metrics;
 use crate::raft::{
     node_id, AppendRequest, AppendResponse, InstallSnapshotError, NodeId, RaftError,
@@ -39,6 +42,8 @@ pub enum HandoffRefused {
     NotMyLeader,
     #[error("cannot campaign: {0}")]
     CannotCampaign(String),
+    #[error("{0}")]
+    Unwilling(&'static str),
 }
 
 /// What the handlers need from the local peer, once a request is admitted and decoded.
@@ -59,8 +64,27 @@ pub trait PeerService: Send + Sync + 'static {
         &self,
         req: SnapshotRequest,
     ) -> impl Future<Output = Result<SnapshotResponse, RaftError<InstallSnapshotError>>> + Send;
-    fn pre_vote(&self, req: PreVoteRequest) -> impl Future<Output = PreVoteResponse> + Send;
+    /// A pre-vote request of `from`.
+    fn pre_vote(
+        &self,
+        req: PreVoteRequest,
+        from: NodeId,
+    ) -> impl Future<Output = PreVoteResponse> + Send;
     fn status(&self) -> PeerStatus;
+    fn info(&self) -> PeerInfo;
+    /// `from` asks that the peer the request names become a member (its own join, or one
+    /// it forwards).
+    fn join(
+        &self,
+        req: JoinRequest,
+        from: String,
+    ) -> impl Future<Output = MembershipAnswer> + Send;
+    /// `from` asks that the peer the request names be removed.
+    fn leave(
+        &self,
+        req: LeaveRequest,
+        from: String,
+    ) -> impl Future<Output = MembershipAnswer> + Send;
     /// The leader `from` asks this peer to campaign now.
     fn handoff(&self, from: NodeId) -> impl Future<Output = Result<(), HandoffRefused>> + Send;
 }
@@ -69,8 +93,13 @@ pub trait PeerService: Send + Sync + 'static {
 pub struct Admission {
     pub election: String,
     pub me: String,
-    /// Names of the members: requests from anyone else are refused.
-    pub members: HashSet<String>,
+    /// Whether a sender name may talk to this peer at all (a valid peer name of this
+    /// election; a StatefulSet sibling when the peers are derived from `--replicas`).
+    /// Membership is not checked here: a peer that lags behind a membership change must still
+    /// hear its new leader. Votes are checked against the membership by the local peer.
+    pub senders: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// Records when each sender was last heard from.
+    pub contacts: Arc<Contacts>,
     /// Counts refusals.
     pub metrics: Arc<Metrics>,
     /// Checks every request's MAC when the election has a peer secret.
@@ -101,6 +130,9 @@ pub fn router<S: PeerService>(admission: Admission, service: S) -> Router {
         .route(protocol::HANDOFF_PATH, post(handoff::<S>))
         .route(protocol::STATUS_PATH, get(status::<S>))
         .route(protocol::PREVOTE_PATH, post(pre_vote::<S>))
+        .route(protocol::INFO_PATH, get(info::<S>))
+        .route(protocol::JOIN_PATH, post(join::<S>))
+        .route(protocol::LEAVE_PATH, post(leave::<S>))
         .layer(DefaultBodyLimit::max(wire::MAX_MESSAGE))
         .route_layer(middleware::from_fn_with_state(state.clone(), admit::<S>))
         .with_state(state)
@@ -143,6 +175,19 @@ async fn admit<S: PeerService>(
     next: Next,
 ) -> Response {
     let a = &state.admission;
+    let path = req.uri().path();
+    let membership = match path {
+        protocol::JOIN_PATH => Some("join"),
+        protocol::LEAVE_PATH => Some("leave"),
+        _ => None,
+    };
+    let state = &state;
+    let refuse = |status, reason: &'static str, detail: String| {
+        if let Some(what) = membership {
+            a.metrics.membership_refused(what, reason);
+        }
+        refuse(state, status, reason, detail)
+    };
     let headers = req.headers();
     let version = header(headers, protocol::PROTOCOL_HEADER);
     if version != protocol::PROTOCOL_VERSION {
@@ -150,7 +195,7 @@ async fn admit<S: PeerService>(
             "unsupported peer protocol {version:?}; this peer speaks {:?}",
             protocol::PROTOCOL_VERSION
         );
-        return refuse(&state, StatusCode::BAD_REQUEST, "protocol", detail);
+        return refuse(StatusCode::BAD_REQUEST, "protocol", detail);
     }
     let election = header(headers, protocol::ELECTION_HEADER);
     if election != a.election {
@@ -158,17 +203,18 @@ async fn admit<S: PeerService>(
             "this peer belongs to election {:?}, not {election:?}",
             a.election
         );
-        return refuse(&state, StatusCode::FORBIDDEN, "election", detail);
+        return refuse(StatusCode::FORBIDDEN, "election", detail);
     }
     let from = header(headers, protocol::FROM_HEADER).to_string();
-    if !a.members.contains(&from) || from == a.me {
+    if !(a.senders)(&from) || from == a.me {
         let detail = format!(
-            "{from:?} is not another member of election {:?}",
+            "{from:?} is not another peer of election {:?}",
             a.election
         );
-        return refuse(&state, StatusCode::FORBIDDEN, "sender", detail);
+        return refuse(StatusCode::FORBIDDEN, "sender", detail);
     }
     let Some(peer_auth) = &a.auth else {
+        a.contacts.heard(&from);
         return next.run(req).await;
     };
     // The MAC covers the body, so it is read here (bounded) and handed on afterwards.
@@ -177,7 +223,7 @@ async fn admit<S: PeerService>(
         Ok(b) => b,
         Err(e) => {
             let detail = format!("unreadable or oversized body: {e}");
-            return refuse(&state, StatusCode::PAYLOAD_TOO_LARGE, "size", detail);
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "size", detail);
         }
     };
     let h = &parts.headers;
@@ -192,12 +238,12 @@ async fn admit<S: PeerService>(
     let mac = header(h, auth::MAC_HEADER);
     if let Err(e) = peer_auth.verify(&signed, mac, &bytes, &a.me, auth::now_ms()) {
         return refuse(
-            &state,
             StatusCode::UNAUTHORIZED,
             "auth",
             format!("{from:?}: {e}"),
         );
     }
+    a.contacts.heard(&from);
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
@@ -270,11 +316,60 @@ async fn vote<S: PeerService>(
     }
 }
 
-async fn pre_vote<S: PeerService>(State(state): State<Shared<S>>, body: Bytes) -> Response {
+async fn pre_vote<S: PeerService>(
+    State(state): State<Shared<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match decode::<S, PreVoteRequest>(&state, &body) {
-        Ok(req) => reply(&state.service.pre_vote(req).await),
+        Ok(req) => reply(&state.service.pre_vote(req, sender(&headers)).await),
         Err(refused) => refused,
     }
+}
+
+async fn info<S: PeerService>(State(state): State<Shared<S>>) -> Response {
+    reply(&state.service.info())
+}
+
+/// A join or leave was refused for good: counted and logged like every refusal.
+fn membership_reply<S>(
+    state: &PeerServer<S>,
+    what: &'static str,
+    answer: MembershipAnswer,
+) -> Response {
+    if let MembershipAnswer::Refused { code, reason } = &answer {
+        state.admission.metrics.membership_refused(what, code);
+        tracing::warn!(code = %code, reason = %reason, "refused a {what}");
+    }
+    reply(&answer)
+}
+
+async fn join<S: PeerService>(
+    State(state): State<Shared<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = match decode::<S, JoinRequest>(&state, &body) {
+        Ok(req) => req,
+        Err(refused) => return refused,
+    };
+    let from = header(&headers, protocol::FROM_HEADER).to_string();
+    let answer = state.service.join(req, from).await;
+    membership_reply(&state, "join", answer)
+}
+
+async fn leave<S: PeerService>(
+    State(state): State<Shared<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = match decode::<S, LeaveRequest>(&state, &body) {
+        Ok(req) => req,
+        Err(refused) => return refused,
+    };
+    let from = header(&headers, protocol::FROM_HEADER).to_string();
+    let answer = state.service.leave(req, from).await;
+    membership_reply(&state, "leave", answer)
 }
 
 async fn status<S: PeerService>(State(state): State<Shared<S>>) -> Response {
@@ -297,7 +392,7 @@ async fn handoff<S: PeerService>(
             let detail = format!("{from:?} is not this peer's leader; hand-off refused");
             refuse(&state, StatusCode::CONFLICT, "handoff", detail)
         }
-        Err(e @ HandoffRefused::CannotCampaign(_)) => {
+        Err(e @ (HandoffRefused::CannotCampaign(_) | HandoffRefused::Unwilling(_))) => {
             (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
         }
     }

@@ -42,7 +42,7 @@ impl PeerService for Arc<Fake> {
     ) -> Result<SnapshotResponse, RaftError<InstallSnapshotError>> {
         unreachable!("no snapshot in these tests")
     }
-    async fn pre_vote(&self, _: PreVoteRequest) -> PreVoteResponse {
+    async fn pre_vote(&self, _: PreVoteRequest, _: NodeId) -> PreVoteResponse {
         self.called();
         PreVoteResponse { granted: true }
     }
@@ -55,6 +55,35 @@ impl PeerService for Arc<Fake> {
             initialized: true,
             term: 3,
             last_log_index: Some(9),
+        }
+    }
+    fn info(&self) -> PeerInfo {
+        self.called();
+        PeerInfo {
+            peer: "a".into(),
+            witness: false,
+            term: 3,
+            last_log_index: Some(9),
+        }
+    }
+    async fn join(&self, req: JoinRequest, _: String) -> MembershipAnswer {
+        self.called();
+        if req.name.starts_with("web-") {
+            MembershipAnswer::Done {
+                standing: crate::members::Standing::Learner,
+                index: 4,
+            }
+        } else {
+            MembershipAnswer::Refused {
+                code: "not_sibling".into(),
+                reason: format!("{:?} is not a pod of StatefulSet \"web\"", req.name),
+            }
+        }
+    }
+    async fn leave(&self, _: LeaveRequest, _: String) -> MembershipAnswer {
+        self.called();
+        MembershipAnswer::Later {
+            reason: "no leader is known".into(),
         }
     }
     async fn handoff(&self, from: NodeId) -> Result<(), HandoffRefused> {
@@ -76,7 +105,8 @@ fn server(fake: &Arc<Fake>, secret: bool) -> (Router, Arc<Metrics>) {
     let admission = Admission {
         election: "jobs".into(),
         me: "a".into(),
-        members: ["a", "b", "c"].iter().map(|s| s.to_string()).collect(),
+        senders: Arc::new(|name: &str| ["a", "b", "c", "web-4"].contains(&name)),
+        contacts: Arc::new(Contacts::default()),
         metrics: metrics.clone(),
         auth,
     };

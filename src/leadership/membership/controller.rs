@@ -1,0 +1,122 @@
+//! The loops around the membership: the leader's controller, which runs [`super::plan::next`]
+//! and makes the change it asks for, and every peer's prober, which asks members it has not
+//! heard from lately what they are (reachability and roles for `/v1/members`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::changes::Changes;
+use super::plan::{self, Inputs};
+use crate::leadership::Leadership;
+use crate::members::Members;
+use crate::peer::contacts::Contacts;
+use crate::raft::RaftStatus;
+
+/// How often the leader's controller looks at the membership.
+const TICK: Duration = Duration::from_millis(100);
+
+/// How often members not heard from lately are probed, and what "lately" is.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+const QUIET: Duration = Duration::from_millis(500);
+
+/// A member heard from within this long counts as reachable.
+pub const REACHABLE_WITHIN: Duration = Duration::from_millis(2500);
+
+/// The leader's controller: one change at a time, while this peer leads with a valid lease.
+pub async fn run(
+    changes: Arc<Changes>,
+    leadership: Arc<Leadership>,
+    contacts: Arc<Contacts>,
+    stop: CancellationToken,
+) {
+    let config = changes.config.clone();
+    let me = config.me.id;
+    let mut leading_since: Option<(u64, Instant)> = None;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(TICK) => {}
+        }
+        let m = changes.raft.metrics().borrow().clone();
+        let status = RaftStatus::from_metrics(&m);
+        let now = Instant::now();
+        if !status.elected(me)
+            || leadership.relinquished()
+            || !leadership.lease_valid(status.term, now)
+        {
+            leading_since = None;
+            continue;
+        }
+        let since = match leading_since {
+            Some((term, at)) if term == status.term => at,
+            _ => {
+                leading_since = Some((status.term, now));
+                now
+            }
+        };
+        let members = Members::from_metrics(&m);
+        let silent_too_long = match config.membership.remove_unreachable_after {
+            None => Default::default(),
+            Some(after) => members
+                .voters()
+                .into_iter()
+                .filter(|id| *id != me)
+                .filter(|id| {
+                    let name = members.name_of(*id).unwrap_or_default();
+                    let silent = contacts.age(name).unwrap_or(now - since);
+                    silent >= after && now - since >= after
+                })
+                .collect(),
+        };
+        let inputs = Inputs {
+            me,
+            last_index: m.last_log_index.unwrap_or(0),
+            matched: m
+                .replication
+                .iter()
+                .flat_map(|r| r.iter())
+                .map(|(id, l)| (*id, l.map(|l| l.index)))
+                .collect(),
+            max_voters: config.membership.max_voters,
+            witnesses: changes.witnesses(),
+            silent_too_long,
+            members,
+        };
+        if let Some(change) = plan::next(&inputs) {
+            changes.apply(&change).await;
+        }
+    }
+}
+
+/// Every peer: asks the members it has not heard from lately what they are.
+pub async fn probe(changes: Arc<Changes>, contacts: Arc<Contacts>, stop: CancellationToken) {
+    let config = changes.config.clone();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(PROBE_EVERY) => {}
+        }
+        let members = Members::from_metrics(&changes.raft.metrics().borrow());
+        let quiet: Vec<_> = members
+            .nodes
+            .iter()
+            .filter(|(id, node)| {
+                **id != config.me.id && contacts.age(&node.name).is_none_or(|age| age > QUIET)
+            })
+            .map(|(id, node)| (*id, node.clone()))
+            .collect();
+        let timeout = config.timing.election_max;
+        let asks = quiet.iter().map(|(id, node)| {
+            let client = changes.client.clone();
+            async move { (*id, node, client.info(node, timeout).await) }
+        });
+        for (id, node, answer) in futures::future::join_all(asks).await {
+            if let Ok(info) = answer {
+                contacts.heard(&node.name);
+                changes.note_witness(id, info.witness);
+            }
+        }
+    }
+}

@@ -12,8 +12,8 @@ use crate::raft::{Entry, LogId, StorageError, TypeConfig, Vote};
 use crate::wire;
 
 pub(super) const VOTE_KEY: &[u8] = b"vote";
-const PURGED_KEY: &[u8] = b"last_purged";
-const COMMITTED_KEY: &[u8] = b"committed";
+pub(super) const PURGED_KEY: &[u8] = b"last_purged";
+pub(super) const COMMITTED_KEY: &[u8] = b"committed";
 
 /// The Raft log and vote. Cloning is cheap; clones share the database.
 #[derive(Clone)]
@@ -21,7 +21,7 @@ pub struct LogStore {
     db: Db,
 }
 
-fn index_key(index: u64) -> [u8; 8] {
+pub(super) fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 

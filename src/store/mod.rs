@@ -9,8 +9,12 @@
 //!
 //! The database also records which election and which peer it belongs to, so a data directory
 //! mounted into the wrong pod or cluster is refused instead of being adopted.
+//!
+//! [`Recovery`] is the one writer outside Raft: `raft-elector recover` forcing a new membership
+//! onto a stopped peer's data after a majority of the voters was lost for good.
 
 mod log_store;
+mod recovery;
 mod state_machine;
 
 use std::fs::File;
@@ -19,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use log_store::LogStore;
+pub use recovery::{force_membership, ForceReport, Recovery, RecoveryError, Stored};
 use serde::{Deserialize, Serialize};
 pub use state_machine::StateMachine;
 
@@ -29,6 +34,8 @@ use crate::wire::{self, DecodeError};
 pub enum StoreError {
     #[error("cannot create data directory {path}: {source}")]
     Create { path: PathBuf, source: io::Error },
+    #[error("the database in {path} is in use by another process: stop the raft-elector peer running on this --data-dir first")]
+    Locked { path: PathBuf },
     #[error("cannot open the database in {path}: {source}; check its permissions and free space, stop any other raft-elector using it, or if it is damaged move it aside to rejoin the cluster with empty state")]
     Open { path: PathBuf, source: sled::Error },
     #[error("cannot read the database in {path}: {source}")]
@@ -129,14 +136,49 @@ pub fn open(
     election: &str,
     peer: &str,
 ) -> Result<(LogStore, StateMachine, Opened), StoreError> {
+    let store = open_db(dir, election, peer)?;
+    let path = dir.to_path_buf();
+    let read_err = |source| StoreError::Read {
+        path: path.clone(),
+        source,
+    };
+    let fresh = store.inner.logs.is_empty()
+        && store
+            .inner
+            .meta
+            .get(log_store::VOTE_KEY)
+            .map_err(read_err)?
+            .is_none()
+        && store
+            .inner
+            .sm
+            .get(state_machine::SNAPSHOT_KEY)
+            .map_err(read_err)?
+            .is_none();
+    let sm = StateMachine::load(store.clone())?;
+    let log = LogStore::new(store);
+    // Read every record Raft will need now, so that a damaged one stops the peer here with
+    // its name and path instead of somewhere inside Raft's start-up.
+    log.validate().map_err(|(key, e)| damaged(&path, key, e))?;
+    Ok((log, sm, Opened { fresh }))
+}
+
+/// Opens (or creates) the sled database in `dir` and checks (or records) whom it belongs to.
+fn open_db(dir: &Path, election: &str, peer: &str) -> Result<Db, StoreError> {
     std::fs::create_dir_all(dir).map_err(|source| StoreError::Create {
         path: dir.to_path_buf(),
         source,
     })?;
     let path = dir.to_path_buf();
-    let open_err = |source| StoreError::Open {
-        path: path.clone(),
-        source,
+    let open_err = |source: sled::Error| match &source {
+        // sled takes an exclusive lock on its file: another process (a running peer) holds it.
+        sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {
+            StoreError::Locked { path: path.clone() }
+        }
+        _ => StoreError::Open {
+            path: path.clone(),
+            source,
+        },
     };
     let db = sled::Config::new()
         .path(dir)
@@ -171,30 +213,7 @@ pub fn open(
         }),
     };
     check_identity(&store, election, peer)?;
-
-    let read_err = |source| StoreError::Read {
-        path: path.clone(),
-        source,
-    };
-    let fresh = store.inner.logs.is_empty()
-        && store
-            .inner
-            .meta
-            .get(log_store::VOTE_KEY)
-            .map_err(read_err)?
-            .is_none()
-        && store
-            .inner
-            .sm
-            .get(state_machine::SNAPSHOT_KEY)
-            .map_err(read_err)?
-            .is_none();
-    let sm = StateMachine::load(store.clone())?;
-    let log = LogStore::new(store);
-    // Read every record Raft will need now, so that a damaged one stops the peer here with
-    // its name and path instead of somewhere inside Raft's start-up.
-    log.validate().map_err(|(key, e)| damaged(&path, key, e))?;
-    Ok((log, sm, Opened { fresh }))
+    Ok(store)
 }
 
 /// The identity file next to sled's files: written once, it survives sled losing its records,

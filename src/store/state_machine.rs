@@ -72,6 +72,25 @@ impl StateMachine {
         })
     }
 
+    /// The last applied log id and membership, as loaded.
+    pub(super) fn applied(&self) -> (Option<LogId>, &StoredMembership) {
+        (self.state.last_applied, &self.state.last_membership)
+    }
+
+    /// The metadata of the stored snapshot, if any (checked readable by [`Self::load`]).
+    pub(super) fn snapshot_meta(&self) -> Result<Option<SnapshotMeta>, StoreError> {
+        match self.db.inner.sm.get(SNAPSHOT_KEY) {
+            Err(source) => Err(StoreError::Read {
+                path: self.db.path().to_path_buf(),
+                source,
+            }),
+            Ok(None) => Ok(None),
+            Ok(Some(bytes)) => wire::decode_record::<StoredSnapshot>(&bytes)
+                .map(|s| Some(s.meta))
+                .map_err(|e| damaged(self.db.path(), "snapshot", e)),
+        }
+    }
+
     fn persist_state(&self) -> Result<(), StorageError> {
         let write = |e| StorageIOError::write_state_machine(e);
         self.db

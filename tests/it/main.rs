@@ -13,6 +13,7 @@ mod failover;
 mod hostile;
 mod pause;
 mod prevote;
+mod recover;
 mod restart;
 mod shutdown;
 

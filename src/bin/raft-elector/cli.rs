@@ -34,6 +34,9 @@ pub enum Command {
     Leader(LeaderArgs),
     /// Start a 3-peer cluster on loopback with temporary data and show, live, who leads.
     Demo(DemoArgs),
+    /// DANGEROUS, for a cluster that lost a majority of its voters for good: rewrite a stopped
+    /// peer's stored membership to the peers named (needs --force-new-membership).
+    Recover(RecoverArgs),
 }
 
 /// Log output format.
@@ -326,4 +329,98 @@ pub struct DemoArgs {
     /// Stop by itself after this long (e.g. "30s"); runs until Ctrl-C or `quit` otherwise.
     #[arg(long, env = "RAFT_ELECTOR_DEMO_DURATION", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
+}
+
+/// Flags of `raft-elector recover`. The new membership is taken from the command line only
+/// (never from the environment), so that it is always spelled out by whoever forces it.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Directory of the STOPPED peer's durable state.
+    #[arg(long, env = "RAFT_ELECTOR_DATA_DIR", value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// Name of the election (the cluster).
+    #[arg(long, env = "RAFT_ELECTOR_ELECTION")]
+    pub election: String,
+
+    /// This peer's name; defaults to the HOSTNAME environment variable (the pod name).
+    #[arg(long, env = "RAFT_ELECTOR_ID")]
+    pub id: Option<String>,
+
+    /// The new membership, every member a voter, this peer included: ID=HOST:PORT,...
+    #[arg(long, conflicts_with = "replicas", value_name = "LIST")]
+    pub peers: Option<String>,
+
+    /// The new membership as StatefulSet pods NAME-0 .. NAME-(N-1) (with --peer-domain).
+    #[arg(long, requires = "peer_domain", value_name = "N")]
+    pub replicas: Option<u32>,
+
+    /// The domain of the headless Service, with --replicas.
+    #[arg(long, value_name = "DOMAIN")]
+    pub peer_domain: Option<String>,
+
+    /// The peer port of every peer, with --replicas.
+    #[arg(long, default_value_t = config::DEFAULT_PEER_PORT, value_name = "PORT")]
+    pub peer_port: u16,
+
+    /// Confirms that the stored membership is to be replaced: without it, nothing is done.
+    #[arg(long)]
+    pub force_new_membership: bool,
+
+    /// File holding the peer secret, to ask the other peers whether they are still there.
+    #[arg(long, env = "RAFT_ELECTOR_PEER_SECRET_FILE", value_name = "PATH")]
+    pub peer_secret_file: Option<PathBuf>,
+
+    /// The peer secret itself (prefer --peer-secret-file).
+    #[arg(
+        long,
+        env = "RAFT_ELECTOR_PEER_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub peer_secret: Option<String>,
+
+    /// How long to wait for each other peer's answer.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+impl RecoverArgs {
+    /// The peer secret, read and checked as a peer reads it.
+    pub fn secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        read_secret(
+            self.peer_secret.as_deref(),
+            self.peer_secret_file.as_deref(),
+        )
+    }
+}
+
+/// The secret from `--peer-secret` or `--peer-secret-file` (an empty value means not set;
+/// trailing whitespace is ignored), at least [`raft_elector::peer::auth::MIN_SECRET`] bytes.
+fn read_secret(
+    given: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<Vec<u8>>, ConfigError> {
+    let given = given.filter(|s| !s.trim().is_empty());
+    let file = file.filter(|p| !p.as_os_str().is_empty());
+    let secret = match (given, file) {
+        (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
+        (Some(s), None) => s.trim_end().as_bytes().to_vec(),
+        (None, Some(path)) => {
+            let bytes = std::fs::read(path).map_err(|e| ConfigError::SecretFile {
+                path: path.display().to_string(),
+                error: e.to_string(),
+            })?;
+            let end = bytes
+                .iter()
+                .rposition(|b| !b.is_ascii_whitespace())
+                .map_or(0, |i| i + 1);
+            bytes[..end].to_vec()
+        }
+        (None, None) => return Ok(None),
+    };
+    if secret.len() < raft_elector::peer::auth::MIN_SECRET {
+        return Err(ConfigError::ShortSecret(secret.len()));
+    }
+    Ok(Some(secret))
 }

@@ -1,12 +1,13 @@
 //! The `raft-elector` binary: parse the command line, set up logging, call the library.
 //! What only the binary needs lives beside this file, outside the library: the command line
-//! ([`cli`]), logging set-up ([`logging`]), `raft-elector leader` ([`leader`]) and
-//! `raft-elector demo` ([`demo`]).
+//! ([`cli`]), logging set-up ([`logging`]), `raft-elector leader` ([`leader`]),
+//! `raft-elector demo` ([`demo`]) and `raft-elector recover` ([`recover`]).
 
 mod cli;
 mod demo;
 mod leader;
 mod logging;
+mod recover;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,9 @@ fn main() -> ExitCode {
         Some(Command::Leader(args)) => return leader(&args),
         Some(Command::Demo(args)) => {
             runtime().and_then(|rt| rt.block_on(demo::run(args)).map_err(Into::into))
+        }
+        Some(Command::Recover(args)) => {
+            runtime().and_then(|rt| rt.block_on(recover::run(args)).map_err(Into::into))
         }
         None => run_peer(&cli.run),
     };

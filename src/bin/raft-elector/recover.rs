@@ -92,17 +92,19 @@ pub async fn run(args: RecoverArgs) -> Result<(), RecoverError> {
             .filter(|h| !h.is_empty())
             .ok_or(ConfigError::MissingId)?,
     };
-    let members = match (&args.peers, args.replicas) {
-        (Some(list), None) => config::parse_peers(list)?,
-        (None, Some(n)) => {
+    // The new voters: those listed, and with --replicas the derived pods too.
+    let listed = args.peers.as_deref().map(config::parse_peers).transpose()?;
+    let members = match args.replicas {
+        Some(n) => {
             let domain = args
                 .peer_domain
                 .as_deref()
                 .ok_or(ConfigError::ReplicasWithoutDomain)?;
-            config::statefulset_peers(&id, n, domain, args.peer_port)?
+            let mut peers = config::statefulset_peers(&id, n, domain, args.peer_port)?;
+            peers.extend(listed.unwrap_or_default());
+            config::merge_peers(peers)?
         }
-        (Some(_), Some(_)) => return Err(ConfigError::PeersAndReplicas.into()),
-        (None, None) => return Err(ConfigError::NoPeers.into()),
+        None => listed.ok_or(ConfigError::NoPeers)?,
     };
     let me = config::find_me(&members, &id)?;
     let auth = match args.secret()? {

@@ -126,7 +126,7 @@ pub fn serve_bare(addr: SocketAddr, workers: usize) -> std::io::Result<()> {
                 get(|| async {
                     Json(json!({
                         "name": "peer-0", "term": 7, "is_leader": true, "id": "peer-0",
-                        "election": "bench", "role": "leader", "valid_ms": 150
+                        "election": "bench", "role": "leader", "valid_ms": 150, "voters": 3
                     }))
                 }),
             )

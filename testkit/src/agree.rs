@@ -173,6 +173,7 @@ mod tests {
                 Role::Follower
             },
             valid_ms: 100,
+            voters: 3,
         })
     }
 

@@ -18,7 +18,8 @@ pub enum Role {
 /// What `GET /v1/leader` answered. About the peer asked: its name (`id`), `election` and
 /// `role`. Its answer: the leader's `name` (empty when it knows none for sure), the `term` of
 /// that leadership (else its current term), whether it `is_leader` (checked against its lease),
-/// and for how long, at most, all this stays true (`valid_ms`).
+/// and for how long, at most, all this stays true (`valid_ms`); the number of `voters` of
+/// the membership in force as it knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Answer {
@@ -29,6 +30,7 @@ pub struct Answer {
     pub term: u64,
     pub is_leader: bool,
     pub valid_ms: u64,
+    pub voters: u64,
 }
 
 impl Answer {

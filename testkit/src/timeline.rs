@@ -103,6 +103,7 @@ mod tests {
             term,
             is_leader: id == leader,
             valid_ms: 100,
+            voters: 3,
         })
     }
 

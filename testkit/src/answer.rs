@@ -44,7 +44,7 @@ impl Answer {
 mod tests {
     use super::*;
 
-    const LEADER: &str = r#"{"name":"web-1","term":7,"is_leader":true,"id":"web-1","election":"jobs","role":"leader","valid_ms":150}"#;
+    const LEADER: &str = r#"{"name":"web-1","term":7,"is_leader":true,"id":"web-1","election":"jobs","role":"leader","valid_ms":150,"voters":3}"#;
 
     #[test]
     fn reads_every_field_of_the_contract() {
@@ -59,6 +59,7 @@ mod tests {
                 term: 7,
                 is_leader: true,
                 valid_ms: 150,
+                voters: 3,
             }
         );
     }

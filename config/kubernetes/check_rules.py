@@ -1,5 +1,12 @@
 """Deployment rules the JSON schemas cannot see: names and labels that must match across the
-manifests, the raft-elector sidecar's configuration, and the restricted security context.
+manifests, the raft-elector sidecar's configuration, the first cluster every peer of an
+election must agree on, and the restricted security context.
+
+The files may hold several elections (statefulset.yaml and its companions: "web"; witness.yaml:
+"pair", two application pods and a witness). Every StatefulSet is checked with the objects
+that serve it (the Service its serviceName names, the PodDisruptionBudget and NetworkPolicy
+that select its pods, the HorizontalPodAutoscaler that scales it); every election (the
+StatefulSets whose raft-elector containers share RAFT_ELECTOR_ELECTION) as a whole.
 
 Run by validate.sh with the venv's Python (PyYAML comes with kubernetes-validate):
     python check_rules.py config/kubernetes/*.yaml
@@ -14,18 +21,15 @@ import yaml
 failures = []
 checked = 0
 
+DEFAULT_PEER_PORT = 4041
+DEFAULT_MAX_VOTERS = 5
+
 
 def rule(ok, message):
     global checked
     checked += 1
     if not ok:
         failures.append(message)
-
-
-def one(docs, kind):
-    found = [d for d in docs if d.get("kind") == kind]
-    rule(len(found) == 1, f"expected exactly one {kind}, found {len(found)}")
-    return found[0] if found else {}
 
 
 def selects(selector, labels):
@@ -40,66 +44,93 @@ def duration_seconds(text):
     return {"ms": value / 1000, "s": value, "m": value * 60}[unit]
 
 
-def main(paths):
-    docs = []
-    for path in paths:
-        with open(path) as f:
-            docs.extend(d for d in yaml.safe_load_all(f) if d)
+def name_of(doc):
+    return doc.get("metadata", {}).get("name")
 
-    sts = one(docs, "StatefulSet")
-    svc = one(docs, "Service")
-    pdb = one(docs, "PodDisruptionBudget")
-    netpol = one(docs, "NetworkPolicy")
-    spec = sts.get("spec", {})
-    pod = spec.get("template", {}).get("spec", {})
-    labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
-    replicas = spec.get("replicas", 1)
 
-    # The StatefulSet and what ties the other objects to its pods.
-    rule(spec.get("podManagementPolicy") == "Parallel", "podManagementPolicy must be Parallel")
-    rule(selects(spec.get("selector", {}).get("matchLabels"), labels), "StatefulSet selector does not match its pods")
-    rule(spec.get("serviceName") == svc.get("metadata", {}).get("name"), "serviceName is not the headless Service")
-    rule(replicas >= 3 and replicas % 2 == 1, "use an odd number of peers, 3 or more")
-    claims = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])]
+def parse_peers(text):
+    """RAFT_ELECTOR_PEERS: "name=host:port,..." -> {name: (host, port)}; None if malformed."""
+    peers = {}
+    for entry in (text or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        name, sep, addr = entry.partition("=")
+        host, colon, port = addr.rpartition(":")
+        if not sep or not colon or not port.isdigit() or name.strip() in peers:
+            return None
+        peers[name.strip()] = (host.strip(), int(port))
+    return peers
 
-    # The headless Service.
-    sspec = svc.get("spec", {})
-    rule(sspec.get("clusterIP") == "None", "the peer Service must be headless (clusterIP: None)")
-    rule(sspec.get("publishNotReadyAddresses") is True, "the peer Service needs publishNotReadyAddresses: true")
-    rule(selects(sspec.get("selector"), labels), "the peer Service does not select the pods")
 
-    # The disruption budget keeps a quorum.
-    pspec = pdb.get("spec", {})
-    rule(selects(pspec.get("selector", {}).get("matchLabels"), labels), "the PDB does not select the pods")
-    quorum = replicas // 2 + 1
-    if "maxUnavailable" in pspec:
-        rule(isinstance(pspec["maxUnavailable"], int) and replicas - pspec["maxUnavailable"] >= quorum,
-             "the PDB's maxUnavailable would allow losing the quorum")
-    else:
-        rule(isinstance(pspec.get("minAvailable"), int) and pspec["minAvailable"] >= quorum,
-             "the PDB's minAvailable is below a quorum")
+class Peers:
+    """One StatefulSet of peers: its pods, its raft-elector container and what it derives."""
 
-    # The NetworkPolicy admits peer traffic from the same pods only.
-    nspec = netpol.get("spec", {})
-    rule(selects(nspec.get("podSelector", {}).get("matchLabels"), labels), "the NetworkPolicy does not select the pods")
-    rule("Ingress" in nspec.get("policyTypes", []), "the NetworkPolicy must restrict ingress")
-    for rule_ in nspec.get("ingress", []):
-        for peer in rule_.get("from", []):
-            rule(set(peer) == {"podSelector"} and selects(peer["podSelector"].get("matchLabels"), labels),
-                 f"NetworkPolicy admits more than the StatefulSet's pods: {peer}")
-        rule(rule_.get("from"), "a NetworkPolicy ingress rule without 'from' admits everyone")
+    def __init__(self, sts, hpas):
+        self.sts = sts
+        self.name = name_of(sts)
+        self.spec = sts.get("spec", {})
+        self.pod = self.spec.get("template", {}).get("spec", {})
+        self.labels = self.spec.get("template", {}).get("metadata", {}).get("labels", {})
+        self.containers = self.pod.get("containers", []) + self.pod.get("initContainers", [])
+        sidecars = [c for c in self.containers if c.get("name") == "raft-elector"]
+        self.sidecar_count = len(sidecars)
+        self.side = sidecars[0] if sidecars else {}
+        self.env = {e["name"]: e for e in self.side.get("env", [])}
+        self.hpa = next((h for h in hpas if h.get("spec", {}).get("scaleTargetRef", {}).get("name") == self.name
+                         and h["spec"]["scaleTargetRef"].get("kind") == "StatefulSet"), None)
+        self.replicas = self.spec.get("replicas")
+        hpa_min = self.hpa.get("spec", {}).get("minReplicas", 1) if self.hpa else None
+        # The pods a fresh apply runs (the HPA raises a count below its minReplicas), and the
+        # fewest it may run for long (what a disruption budget must keep a quorum of).
+        start = self.replicas if self.replicas is not None else 1
+        self.created = max(start, hpa_min) if hpa_min is not None else start
+        self.fewest = hpa_min if hpa_min is not None else start
+        ports = {p.get("name"): p.get("containerPort") for p in self.side.get("ports", [])}
+        self.container_peer_port = ports.get("peer")
+        self.container_probe_port = ports.get("probe")
+        self.witness = (self.value("RAFT_ELECTOR_WITNESS") or "").lower() in ("true", "1", "yes", "on")
+        self.election = self.value("RAFT_ELECTOR_ELECTION")
+        self.max_voters = int(self.value("RAFT_ELECTOR_MAX_VOTERS") or DEFAULT_MAX_VOTERS)
+        self.secret = next((v["secret"].get("secretName") for v in self.pod.get("volumes", [])
+                            if "secret" in v and any(m.get("name") == v.get("name")
+                                                     for m in self.side.get("volumeMounts", []))), None)
 
-    # Pod-level settings.
+    def value(self, key):
+        return self.env.get(key, {}).get("value")
+
+    def peer_port(self):
+        return int(self.value("RAFT_ELECTOR_PEER_PORT") or DEFAULT_PEER_PORT)
+
+    def first_cluster(self):
+        """The first cluster's members as this StatefulSet's peers derive them:
+        {name: (host, port)}, or None when RAFT_ELECTOR_PEERS cannot be read."""
+        members = {}
+        replicas = self.value("RAFT_ELECTOR_REPLICAS")
+        if replicas is not None and replicas.isdigit():
+            domain = (self.value("RAFT_ELECTOR_PEER_DOMAIN") or "").strip(".")
+            for i in range(int(replicas)):
+                members[f"{self.name}-{i}"] = (f"{self.name}-{i}.{domain}", self.peer_port())
+        listed = parse_peers(self.value("RAFT_ELECTOR_PEERS"))
+        if listed is None:
+            return None
+        for name, addr in listed.items():
+            if members.get(name, addr) != addr:
+                return None
+            members[name] = addr
+        return members
+
+
+def check_pod(p):
+    """Pod-level settings and every container: the restricted Pod Security Standard, resources."""
+    pod, n = p.pod, p.name
     psc = pod.get("securityContext", {})
-    rule(pod.get("automountServiceAccountToken") is False, "no service account token is needed")
-    rule(pod.get("enableServiceLinks") is False, "enableServiceLinks must be false (RAFT_ELECTOR_* collisions)")
-    rule(not pod.get("hostNetwork") and not pod.get("hostPID"), "no host namespaces")
-    rule(psc.get("fsGroup") is not None, "fsGroup is needed for the non-root peer to write its volume")
-
-    # Every container: the restricted Pod Security Standard, and resources.
-    containers = pod.get("containers", []) + pod.get("initContainers", [])
-    for c in containers:
-        name = c.get("name")
+    rule(pod.get("automountServiceAccountToken") is False, f"{n}: no service account token is needed")
+    rule(pod.get("enableServiceLinks") is False, f"{n}: enableServiceLinks must be false (RAFT_ELECTOR_* collisions)")
+    rule(not pod.get("hostNetwork") and not pod.get("hostPID"), f"{n}: no host namespaces")
+    rule(psc.get("fsGroup") is not None, f"{n}: fsGroup is needed for the non-root peer to write its volume")
+    for c in p.containers:
+        name = f"{n}/{c.get('name')}"
         sc = c.get("securityContext", {})
         rule(sc.get("allowPrivilegeEscalation") is False, f"{name}: allowPrivilegeEscalation must be false")
         rule(sc.get("readOnlyRootFilesystem") is True, f"{name}: readOnlyRootFilesystem must be true")
@@ -113,57 +144,227 @@ def main(paths):
              f"{name}: memory requests and limits")
         rule("cpu" in res.get("requests", {}), f"{name}: cpu request")
 
-    # The raft-elector sidecar.
-    sidecars = [c for c in containers if c.get("name") == "raft-elector"]
-    rule(len(sidecars) == 1, "exactly one container named raft-elector")
-    side = sidecars[0] if sidecars else {}
-    env = {e["name"]: e for e in side.get("env", [])}
-    value = lambda k: env.get(k, {}).get("value")
-    rule(value("RAFT_ELECTOR_REPLICAS") == str(replicas), "RAFT_ELECTOR_REPLICAS must equal spec.replicas")
-    rule((value("RAFT_ELECTOR_PEER_DOMAIN") or "").startswith(f"{spec.get('serviceName')}."),
-         "RAFT_ELECTOR_PEER_DOMAIN must be the headless Service's domain")
+
+def check_sidecar(p, svc):
+    """The raft-elector container of one StatefulSet."""
+    n, side, value = p.name, p.side, p.value
+    rule(p.sidecar_count == 1, f"{n}: exactly one container named raft-elector")
+    rule(bool(p.election), f"{n}: RAFT_ELECTOR_ELECTION must name the election")
+    if p.witness:
+        rule(len(p.containers) == 1,
+             f"{n}: a witness runs no application (it never leads): raft-elector must be its only container")
+        rule(value("RAFT_ELECTOR_REPLICAS") is None and value("RAFT_ELECTOR_PEERS"),
+             f"{n}: a witness lists the election's peers in RAFT_ELECTOR_PEERS (RAFT_ELECTOR_REPLICAS "
+             "would derive them from the witness's own name)")
+        rule(p.replicas == 1 and p.hpa is None, f"{n}: a witness StatefulSet has one pod, not autoscaled")
+    else:
+        rule(len(p.containers) > 1,
+             f"{n}: runs no application next to raft-elector: make it a witness (RAFT_ELECTOR_WITNESS=true), "
+             "or a leader may be elected where no job runs")
+    if value("RAFT_ELECTOR_REPLICAS") is not None:
+        rule((value("RAFT_ELECTOR_PEER_DOMAIN") or "").startswith(f"{p.spec.get('serviceName')}."),
+             f"{n}: RAFT_ELECTOR_PEER_DOMAIN must be the headless Service's domain")
+        rule(p.container_peer_port == p.peer_port(), f"{n}: container port 'peer' must be the peer port")
     id_source = value("RAFT_ELECTOR_ID")
-    downward = env.get((id_source or "").strip("$()"), {}).get("valueFrom", {}).get("fieldRef", {})
-    rule(downward.get("fieldPath") == "metadata.name", "the peer id must be the pod name (downward API)")
-    ports = {p.get("name"): p.get("containerPort") for p in side.get("ports", [])}
-    peer_port = int(value("RAFT_ELECTOR_PEER_PORT") or 4041)
-    rule(ports.get("peer") == peer_port, "container port 'peer' must be the peer port")
-    for p in sspec.get("ports", []):
-        rule(p.get("port") == peer_port and p.get("targetPort") in ("peer", peer_port),
-             "the Service must carry the peer port")
-    for rule_ in nspec.get("ingress", []):
-        for p in rule_.get("ports", []):
-            rule(p.get("port") in ("peer", peer_port), f"NetworkPolicy admits a port other than the peer port: {p}")
+    downward = p.env.get((id_source or "").strip("$()"), {}).get("valueFrom", {}).get("fieldRef", {})
+    rule(downward.get("fieldPath") == "metadata.name", f"{n}: the peer id must be the pod name (downward API)")
+    rule(p.max_voters % 2 == 1 and 1 <= p.max_voters <= 9, f"{n}: RAFT_ELECTOR_MAX_VOTERS must be odd, 1 to 9")
+    for port in svc.get("spec", {}).get("ports", []):
+        rule(port.get("port") == p.container_peer_port and port.get("targetPort") in ("peer", p.container_peer_port),
+             f"{n}: the Service must carry the peer port")
     http = value("RAFT_ELECTOR_HTTP") or "127.0.0.1:4040"
     rule(http.startswith("127.") or http.startswith("localhost:"),
-         "the application API must stay on localhost (use the probe listener for probes)")
+         f"{n}: the application API must stay on localhost (use the probe listener for probes)")
     probe_http = value("RAFT_ELECTOR_PROBE_HTTP") or ""
     probe_port = int(probe_http.rsplit(":", 1)[1]) if ":" in probe_http else None
     rule(probe_port is not None and not probe_http.startswith("127."),
-         "RAFT_ELECTOR_PROBE_HTTP must listen on the pod's addresses, where the kubelet probes")
-    rule(ports.get("probe") == probe_port, "container port 'probe' must be the probe listener's port")
+         f"{n}: RAFT_ELECTOR_PROBE_HTTP must listen on the pod's addresses, where the kubelet probes")
+    rule(p.container_probe_port == probe_port, f"{n}: container port 'probe' must be the probe listener's port")
     for probe in ("livenessProbe", "readinessProbe"):
         get = side.get(probe, {}).get("httpGet", {})
         rule(get.get("path") in ("/healthz", "/readyz") and get.get("port") in ("probe", probe_port),
-             f"raft-elector {probe} must GET /healthz or /readyz on the probe port (the kubelet cannot reach localhost)")
+             f"{n}: raft-elector {probe} must GET /healthz or /readyz on the probe port "
+             "(the kubelet cannot reach localhost)")
+    claims = [t["metadata"]["name"] for t in p.spec.get("volumeClaimTemplates", [])]
     mounts = {m["name"]: m["mountPath"] for m in side.get("volumeMounts", [])}
     data_dir = value("RAFT_ELECTOR_DATA_DIR") or "/data"
-    rule(any(mounts.get(c) == data_dir for c in claims), "the data dir must be a volumeClaimTemplate's mount")
+    rule(any(mounts.get(c) == data_dir for c in claims), f"{n}: the data dir must be a volumeClaimTemplate's mount")
     secret_file = value("RAFT_ELECTOR_PEER_SECRET_FILE")
-    secret_volumes = {v["name"] for v in pod.get("volumes", []) if "secret" in v}
+    secret_volumes = {v["name"] for v in p.pod.get("volumes", []) if "secret" in v}
     rule(secret_file is not None and any(
         secret_file.startswith(mounts.get(v, "//") + "/") for v in secret_volumes),
-        "the peer secret must be a file of a mounted Secret")
+        f"{n}: the peer secret must be a file of a mounted Secret")
     shutdown = duration_seconds(value("RAFT_ELECTOR_SHUTDOWN_TIMEOUT") or "5s") or 5
-    rule(pod.get("terminationGracePeriodSeconds", 30) >= shutdown + 5,
-         "terminationGracePeriodSeconds must cover the shutdown timeout with margin")
+    rule(p.pod.get("terminationGracePeriodSeconds", 30) >= shutdown + 5,
+         f"{n}: terminationGracePeriodSeconds must cover the shutdown timeout (hand-off and leave) with margin")
+
+
+def check_statefulset(p, services):
+    n, spec = p.name, p.spec
+    rule(spec.get("podManagementPolicy") == "Parallel", f"{n}: podManagementPolicy must be Parallel")
+    rule(selects(spec.get("selector", {}).get("matchLabels"), p.labels), f"{n}: StatefulSet selector does not match its pods")
+    svc = services.get(spec.get("serviceName"), {})
+    rule(bool(svc), f"{n}: serviceName {spec.get('serviceName')!r} is not a Service of these manifests")
+    sspec = svc.get("spec", {})
+    rule(sspec.get("clusterIP") == "None", f"{n}: the peer Service must be headless (clusterIP: None)")
+    rule(sspec.get("publishNotReadyAddresses") is True, f"{n}: the peer Service needs publishNotReadyAddresses: true")
+    rule(selects(sspec.get("selector"), p.labels), f"{n}: the peer Service does not select the pods")
+    check_pod(p)
+    check_sidecar(p, svc)
+    return svc
+
+
+def check_election(election, group):
+    """The StatefulSets of one election: one first cluster, which a fresh apply creates."""
+    e = f"election {election!r}"
+    clusters = {p.name: p.first_cluster() for p in group}
+    for name, members in clusters.items():
+        rule(members is not None, f"{name}: RAFT_ELECTOR_PEERS is not a list of NAME=HOST:PORT "
+                                  "agreeing with the names RAFT_ELECTOR_REPLICAS derives")
+    names = {name: frozenset(m or {}) for name, m in clusters.items()}
+    rule(len(set(names.values())) == 1,
+         f"{e}: its StatefulSets start with different first clusters "
+         f"({'; '.join(f'{k}: {sorted(v)}' for k, v in sorted(names.items()))}): peers with different "
+         "RAFT_ELECTOR_REPLICAS/RAFT_ELECTOR_PEERS never bootstrap together")
+    first = next((m for m in clusters.values() if m), {})
+    pods = {f"{p.name}-{i}": p for p in group for i in range(p.created)}
+    missing = sorted(set(first) - set(pods))
+    rule(not missing,
+         f"{e}: the first cluster (RAFT_ELECTOR_REPLICAS, RAFT_ELECTOR_PEERS) names {', '.join(missing)}, "
+         "which these manifests never create: it could never form")
+    for member, (host, port) in sorted(first.items()):
+        owner = pods.get(member)
+        if owner is None:
+            continue
+        svc = owner.spec.get("serviceName")
+        rule(host.startswith(f"{member}.{svc}.") and port == owner.container_peer_port,
+             f"{e}: {member} is reached at {host}:{port}, not at its stable name under the headless "
+             f"Service {svc} and its 'peer' port ({owner.container_peer_port})")
+    witnesses = [m for m in first if m in pods and pods[m].witness]
+    rule(len(first) >= 3 and len(first) % 2 == 1,
+         f"{e}: the first cluster has {len(first)} voters: use an odd number, 3 or more "
+         "(two application pods need a witness)")
+    rule(len(first) - len(witnesses) > len(witnesses),
+         f"{e}: more witnesses than application peers: the witnesses never lead")
+    max_voters = {p.max_voters for p in group}
+    rule(len(max_voters) == 1, f"{e}: every peer needs the same RAFT_ELECTOR_MAX_VOTERS")
+    rule(len(first) <= min(max_voters), f"{e}: the first cluster has more voters than RAFT_ELECTOR_MAX_VOTERS")
+    rule(len({p.secret for p in group}) == 1, f"{e}: every peer must mount the same peer Secret")
+
+
+def check_budget(pdb, covered):
+    """A PodDisruptionBudget over the pods of `covered` StatefulSets."""
+    n = f"PodDisruptionBudget {name_of(pdb)}"
+    pspec = pdb.get("spec", {})
+    # The voters among the fewest pods the StatefulSets run (learners beyond the cap).
+    cap = min((p.max_voters for p in covered), default=DEFAULT_MAX_VOTERS)
+    voters = min(sum(p.fewest for p in covered), cap)
+    quorum = voters // 2 + 1
+    moving = [p.name for p in covered if p.hpa is not None]
+    if "maxUnavailable" in pspec:
+        rule(isinstance(pspec["maxUnavailable"], int) and voters - pspec["maxUnavailable"] >= quorum,
+             f"{n}: maxUnavailable would allow losing the quorum of {voters} voters")
+    else:
+        min_available = pspec.get("minAvailable")
+        rule(not moving,
+             f"{n}: minAvailable by count is wrong when the replica count moves ({', '.join(moving)} has a "
+             "HorizontalPodAutoscaler): it blocks drains at the lowest count and lets many voters go at "
+             "the highest; use maxUnavailable: 1")
+        rule(isinstance(min_available, int) and min_available >= quorum,
+             f"{n}: minAvailable is below a quorum of {voters} voters")
+        rule(isinstance(min_available, int) and min_available < sum(p.fewest for p in covered),
+             f"{n}: minAvailable equals the pod count: it blocks every drain")
+
+
+def check_network_policy(netpol, p, elections):
+    n = f"NetworkPolicy {name_of(netpol)}"
+    nspec = netpol.get("spec", {})
+    rule("Ingress" in nspec.get("policyTypes", []), f"{n}: the NetworkPolicy must restrict ingress")
+    same = elections.get(p.election, [p])
+    for rule_ in nspec.get("ingress", []):
+        rule(rule_.get("from"), f"{n}: a NetworkPolicy ingress rule without 'from' admits everyone")
+        for peer in rule_.get("from", []):
+            only_pods = set(peer) == {"podSelector"}
+            selector = peer.get("podSelector", {}).get("matchLabels")
+            others = [o.name for group in elections.values() for o in group
+                      if o.election != p.election and selects(selector, o.labels)]
+            rule(only_pods and selector and not others,
+                 f"{n}: NetworkPolicy admits more than the election's pods: {peer}")
+            cut = [o.name for o in same if not selects(selector, o.labels)]
+            rule(not cut, f"{n}: peer traffic from {', '.join(cut)} (same election) is not admitted")
+        for port in rule_.get("ports", []):
+            rule(port.get("port") in ("peer", p.container_peer_port),
+                 f"{n}: NetworkPolicy admits a port other than the peer port: {port}")
+
+
+def check_autoscaler(hpa, sets):
+    n = f"HorizontalPodAutoscaler {name_of(hpa)}"
+    spec = hpa.get("spec", {})
+    ref = spec.get("scaleTargetRef", {})
+    target = sets.get(ref.get("name")) if ref.get("kind") == "StatefulSet" else None
+    rule(target is not None and ref.get("apiVersion") == "apps/v1",
+         f"{n}: scaleTargetRef names no StatefulSet (apps/v1) of these manifests")
+    if target is None:
+        return
+    minimum = spec.get("minReplicas", 1)
+    first = int(target.value("RAFT_ELECTOR_REPLICAS") or 0)
+    rule(minimum >= 3 and minimum >= first,
+         f"{n}: minReplicas must be at least 3 (one voter may crash) and at least RAFT_ELECTOR_REPLICAS "
+         f"({first}: the first cluster must be able to form)")
+    rule(spec.get("maxReplicas", 0) >= minimum, f"{n}: maxReplicas is below minReplicas")
+
+
+def main(paths):
+    docs = []
+    for path in paths:
+        with open(path) as f:
+            docs.extend(d for d in yaml.safe_load_all(f) if d)
+    kind = lambda k: [d for d in docs if d.get("kind") == k]
+    hpas = kind("HorizontalPodAutoscaler")
+    sets = {name_of(d): Peers(d, hpas) for d in kind("StatefulSet")}
+    services = {name_of(d): d for d in kind("Service")}
+    pdbs, netpols = kind("PodDisruptionBudget"), kind("NetworkPolicy")
+    rule(bool(sets), "no StatefulSet of peers")
+
+    elections = {}
+    for p in sets.values():
+        elections.setdefault(p.election, []).append(p)
+    served = set()
+    for p in sets.values():
+        served.add(id(check_statefulset(p, services)))
+        budgets = [d for d in pdbs if selects(d.get("spec", {}).get("selector", {}).get("matchLabels"), p.labels)]
+        rule(len(budgets) == 1, f"{p.name}: {len(budgets)} PodDisruptionBudgets select the pods, not one "
+                                "(the PDB does not select the pods?)")
+        policies = [d for d in netpols if selects(d.get("spec", {}).get("podSelector", {}).get("matchLabels"), p.labels)]
+        rule(bool(policies), f"{p.name}: the NetworkPolicy does not select the pods")
+        for d in policies:
+            check_network_policy(d, p, elections)
+    for election, group in sorted(elections.items(), key=lambda kv: str(kv[0])):
+        check_election(election, group)
+    for d in pdbs:
+        selector = d.get("spec", {}).get("selector", {}).get("matchLabels")
+        covered = [p for p in sets.values() if selects(selector, p.labels)]
+        rule(bool(covered), f"PodDisruptionBudget {name_of(d)} selects no pod of these manifests")
+        check_budget(d, covered)
+    for d in netpols:
+        selector = d.get("spec", {}).get("podSelector", {}).get("matchLabels")
+        rule(any(selects(selector, p.labels) for p in sets.values()),
+             f"NetworkPolicy {name_of(d)} selects no pod of these manifests")
+    for d in services.values():
+        rule(id(d) in served, f"Service {name_of(d)} is no StatefulSet's serviceName")
+    targets = [h.get("spec", {}).get("scaleTargetRef", {}).get("name") for h in hpas]
+    rule(len(targets) == len(set(targets)), "two HorizontalPodAutoscalers scale the same StatefulSet")
+    for h in hpas:
+        check_autoscaler(h, sets)
 
     if failures:
         print(f"check_rules.py: {len(failures)} of {checked} rules broken:")
         for f in failures:
             print(f"  - {f}")
         return 1
-    print(f"check_rules.py: all {checked} deployment rules hold")
+    plural = lambda k, word: f"{k} {word}" + ("" if k == 1 else "s")
+    print(f"check_rules.py: all {checked} deployment rules hold "
+          f"({plural(len(sets), 'StatefulSet')}, {plural(len(elections), 'election')})")
     return 0
 
 

@@ -77,7 +77,7 @@ async fn a_wiped_peer_rejoins_instead_of_bootstrapping_a_second_cluster() {
     );
     let log = c.log_text(wiped)[earlier..].to_string();
     assert!(
-        log.contains("already has a cluster"),
+        log.contains("has a cluster already"),
         "no warning about the existing cluster:\n{log}"
     );
     assert!(!log.contains("bootstrapped a new cluster"));

@@ -80,7 +80,7 @@ fn fixture() -> &'static Fixture {
                 auth: None,
             };
             let config = Arc::new(config);
-            let changes = Arc::new(Changes::new(raft.clone(), config.clone(), client));
+            let changes = Arc::new(Changes::new(raft.clone(), config.clone(), client, leadership.clone()));
             let local = LocalPeer { raft, log, leadership, config, changes };
             server::router(admission, local)
         });

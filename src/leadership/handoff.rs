@@ -129,6 +129,24 @@ impl Handoff {
             let Some(peer) = members.nodes.get(target) else {
                 continue;
             };
+            // The target wins only with a log as long as every voter's: wait (briefly) until
+            // it holds this leader's last entry, e.g. a membership change appended just now.
+            let caught_up = self
+                .raft
+                .wait(Some(timing.election_max.min(deadline.saturating_duration_since(Instant::now()))))
+                .metrics(
+                    |m| {
+                        let last = m.last_log_index;
+                        m.replication.as_ref().is_some_and(|r| {
+                            r.get(target).copied().flatten().map(|l| l.index) >= last
+                        })
+                    },
+                    "hand-off target caught up",
+                )
+                .await;
+            if caught_up.is_err() {
+                tracing::debug!(to = %peer.name, "hand-off target has not caught up; asking it anyway");
+            }
             if heartbeats == Heartbeats::StopWhenAsking {
                 // The followers' leases on this peer then run out as early as possible (with
                 // 5+ peers the others vote only after that). Not before the wait above: while

@@ -151,7 +151,12 @@ impl Node {
         );
         let raft = start_raft(&config, network, log_store.clone(), state_machine).await?;
         leadership.attach(raft.metrics());
-        let changes = Arc::new(Changes::new(raft.clone(), config.clone(), client.clone()));
+        let changes = Arc::new(Changes::new(
+            raft.clone(),
+            config.clone(),
+            client.clone(),
+            leadership.clone(),
+        ));
         let handoff = Handoff {
             raft: raft.clone(),
             config: config.clone(),
@@ -275,20 +280,7 @@ impl Node {
         let result = match why {
             Stop::Requested => {
                 tracing::info!("shutting down");
-                self.handoff.before_exit(self.budget.handoff).await;
-                match membership::agent::leave(&self.changes, self.budget.leave).await {
-                    Left::Removed(index) => {
-                        tracing::info!(index, "left the membership")
-                    }
-                    Left::Stayed(why) => tracing::info!(why, "not leaving the membership"),
-                    Left::Refused(reason) => {
-                        tracing::warn!(reason = %reason, "the leader refused this peer's leave")
-                    }
-                    Left::TimedOut => tracing::warn!(
-                        budget_ms = self.budget.leave.as_millis() as u64,
-                        "could not leave the membership within its share of the shutdown timeout; the cluster keeps this peer as a member"
-                    ),
-                }
+                self.hand_over_and_leave().await;
                 Ok(())
             }
             Stop::Failed(fatal) => {
@@ -319,6 +311,41 @@ impl Node {
         }
         tracing::info!("stopped");
         result
+    }
+}
+
+impl Node {
+    /// Hands leadership over if this peer leads, then leaves the membership; again if this
+    /// peer turns out to lead after all (it won an election it had started just before the
+    /// shutdown: a leader that was stopping too handed over to it), within the hand-off's and
+    /// the leave's shares of the budget together.
+    async fn hand_over_and_leave(&self) {
+        let deadline = Instant::now() + self.budget.handoff + self.budget.leave;
+        let mut handoff_budget = self.budget.handoff;
+        loop {
+            self.handoff.before_exit(handoff_budget).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match membership::agent::leave(&self.changes, left).await {
+                Left::Removed(index) => tracing::info!(index, "left the membership"),
+                Left::Stayed(why) => tracing::info!(why, "not leaving the membership"),
+                Left::Refused(reason) => {
+                    tracing::warn!(reason = %reason, "the leader refused this peer's leave")
+                }
+                Left::StillLeads if Instant::now() < deadline => {
+                    tracing::info!("this peer leads after all: handing over again before leaving");
+                    handoff_budget = deadline.saturating_duration_since(Instant::now()) / 2;
+                    continue;
+                }
+                Left::StillLeads => tracing::warn!(
+                    "this peer leads and the shutdown budget is spent: exiting as leader; the others elect after their election timeout"
+                ),
+                Left::TimedOut => tracing::warn!(
+                    budget_ms = (self.budget.handoff + self.budget.leave).as_millis() as u64,
+                    "could not leave the membership within its share of the shutdown timeout; the cluster keeps this peer as a member"
+                ),
+            }
+            return;
+        }
     }
 }
 

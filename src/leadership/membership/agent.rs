@@ -126,8 +126,11 @@ async fn ask_to_join(changes: &Changes, members: &Members) -> Option<MembershipA
 pub enum Left {
     /// The smaller membership is committed (log index).
     Removed(u64),
-    /// Not asked: `--leave-on-shutdown=false`, or this peer is the last voter or still leads.
+    /// Not asked: `--leave-on-shutdown=false`, or this peer is the last voter.
     Stayed(&'static str),
+    /// This peer leads (it won an election it had started before the shutdown, e.g. on a
+    /// hand-off from a leader that was stopping too): it must hand over first.
+    StillLeads,
     Refused(String),
     TimedOut,
 }
@@ -171,7 +174,7 @@ pub async fn leave(changes: &Changes, budget: Duration) -> Left {
                 Err(e) => tracing::debug!(error = %e, "leave: leader not reachable"),
             }
         } else if leader == Some(me.id) {
-            return Left::Stayed("this peer still leads (the hand-off did not complete)");
+            return Left::StillLeads;
         }
         if Instant::now() + Duration::from_millis(50) >= deadline {
             return Left::TimedOut;

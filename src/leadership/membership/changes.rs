@@ -11,6 +11,7 @@ use openraft::ChangeMembers;
 
 use super::plan::Change;
 use crate::config::{self, Config};
+use crate::leadership::Leadership;
 use crate::members::{Members, Standing};
 use crate::peer::client::PeerClient;
 use crate::peer::protocol::{JoinRequest, LeaveRequest, MembershipAnswer};
@@ -24,6 +25,9 @@ pub struct Changes {
     pub raft: Raft,
     pub config: Arc<Config>,
     pub client: PeerClient,
+    /// A leader that is shutting down makes no change: it would race its own hand-off (the
+    /// successor must hold every entry to win).
+    leadership: Arc<Leadership>,
     /// Members known to be witnesses (from their joins and from probes).
     witnesses: Mutex<BTreeSet<NodeId>>,
     /// One change at a time from this peer.
@@ -44,7 +48,12 @@ fn later(reason: impl Into<String>) -> MembershipAnswer {
 }
 
 impl Changes {
-    pub fn new(raft: Raft, config: Arc<Config>, client: PeerClient) -> Self {
+    pub fn new(
+        raft: Raft,
+        config: Arc<Config>,
+        client: PeerClient,
+        leadership: Arc<Leadership>,
+    ) -> Self {
         let mut witnesses = BTreeSet::new();
         if config.membership.witness {
             witnesses.insert(config.me.id);
@@ -53,6 +62,7 @@ impl Changes {
             raft,
             config,
             client,
+            leadership,
             witnesses: Mutex::new(witnesses),
             serial: tokio::sync::Mutex::new(()),
         }
@@ -244,6 +254,7 @@ impl Changes {
             Change::Promote(ids) => (ChangeMembers::AddVoterIds(ids.clone()), true, ids),
             Change::Demote(ids) => (ChangeMembers::RemoveVoters(ids.clone()), true, ids),
             Change::RemoveSilent(ids) => (ChangeMembers::RemoveVoters(ids.clone()), false, ids),
+            Change::Finish(ids) => (ChangeMembers::ReplaceAllVoters(ids.clone()), false, ids),
         };
         let members = self.members();
         let names: Vec<&str> = ids.iter().filter_map(|id| members.name_of(*id)).collect();
@@ -258,6 +269,9 @@ impl Changes {
             (MembershipAnswer::Done { index, .. }, Change::RemoveSilent(_)) => {
                 tracing::warn!(peers = ?names, index, "removed voters unreachable for longer than --remove-unreachable-after")
             }
+            (MembershipAnswer::Done { index, .. }, Change::Finish(_)) => {
+                tracing::info!(voters = ?names, index, "finished a joint membership change left half-way")
+            }
             (other, _) => tracing::debug!(answer = ?other, "membership change not made"),
         }
         answer
@@ -270,6 +284,9 @@ impl Changes {
         what: ChangeMembers<NodeId, PeerNode>,
         retain: bool,
     ) -> MembershipAnswer {
+        if self.leadership.relinquished() {
+            return later("the leader is shutting down: ask its successor");
+        }
         let deadline = Instant::now() + CHANGE_BUDGET;
         let Ok(_serial) = tokio::time::timeout_at(deadline.into(), self.serial.lock()).await else {
             return later("another membership change is still in progress");

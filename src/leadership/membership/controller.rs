@@ -17,6 +17,9 @@ use crate::raft::RaftStatus;
 /// How often the leader's controller looks at the membership.
 const TICK: Duration = Duration::from_millis(100);
 
+/// A joint membership unchanged this long has no change running to finish it.
+const STUCK_JOINT: Duration = Duration::from_secs(1);
+
 /// How often members not heard from lately are probed, and what "lately" is.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 const QUIET: Duration = Duration::from_millis(500);
@@ -34,6 +37,8 @@ pub async fn run(
     let config = changes.config.clone();
     let me = config.me.id;
     let mut leading_since: Option<(u64, Instant)> = None;
+    // The joint membership seen, and since when.
+    let mut joint_since: Option<(Option<u64>, Instant)> = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -57,6 +62,18 @@ pub async fn run(
             }
         };
         let members = Members::from_metrics(&m);
+        let stuck_joint = if members.joint() {
+            match joint_since {
+                Some((index, at)) if index == members.index => now - at >= STUCK_JOINT,
+                _ => {
+                    joint_since = Some((members.index, now));
+                    false
+                }
+            }
+        } else {
+            joint_since = None;
+            false
+        };
         let silent_too_long = match config.membership.remove_unreachable_after {
             None => Default::default(),
             Some(after) => members
@@ -82,6 +99,7 @@ pub async fn run(
             max_voters: config.membership.max_voters,
             witnesses: changes.witnesses(),
             silent_too_long,
+            stuck_joint,
             members,
         };
         if let Some(change) = plan::next(&inputs) {

@@ -24,6 +24,9 @@ pub struct Inputs {
     /// Per voter, how long it has been unreachable (only those past the removal threshold
     /// when `--remove-unreachable-after` is set).
     pub silent_too_long: BTreeSet<NodeId>,
+    /// The membership in force has been the same joint one for a while: nobody is finishing
+    /// the change (its leader lost the leadership half-way).
+    pub stuck_joint: bool,
 }
 
 /// The next change.
@@ -35,15 +38,23 @@ pub enum Change {
     Demote(BTreeSet<NodeId>),
     /// Remove these voters altogether (unreachable too long).
     RemoveSilent(BTreeSet<NodeId>),
+    /// End a joint change another leader left half-way: the newer half becomes the voters.
+    Finish(BTreeSet<NodeId>),
 }
 
 /// How far behind the leader's log a learner may be and still count as caught up.
 const CAUGHT_UP_LAG: u64 = 2;
 
-/// The next change, if any. Nothing while a joint change is under way.
+/// The next change, if any. Nothing while a joint change is under way, unless it is stuck.
 pub fn next(i: &Inputs) -> Option<Change> {
-    if i.members.joint() || !i.members.is_voter(i.me) {
+    if !i.members.is_voter(i.me) {
         return None;
+    }
+    if i.members.joint() {
+        return i
+            .stuck_joint
+            .then(|| i.members.configs.last().cloned().map(Change::Finish))
+            .flatten();
     }
     let voters = i.members.voters();
     let silent: BTreeSet<NodeId> = i
@@ -168,6 +179,14 @@ mod tests {
         let mut j = inputs(&[2, 3, 4], &[1]);
         j.me = 1;
         assert_eq!(next(&j), None);
+    }
+
+    #[test]
+    fn a_stuck_joint_change_is_finished_with_its_newer_half() {
+        let mut i = inputs(&[1, 2, 3], &[]);
+        i.members.configs.push(set(&[1, 2]));
+        i.stuck_joint = true;
+        assert_eq!(next(&i), Some(Change::Finish(set(&[1, 2]))));
     }
 
     #[test]

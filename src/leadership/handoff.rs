@@ -130,14 +130,16 @@ impl Handoff {
                 continue;
             };
             // The target wins only with a log as long as every voter's: wait (briefly) until
-            // it holds this leader's last entry, e.g. a membership change appended just now.
+            // a membership change under way has ended (a shutting-down leader starts none) and
+            // the target holds this leader's last entry.
             let caught_up = self
                 .raft
                 .wait(Some(timing.election_max.min(deadline.saturating_duration_since(Instant::now()))))
                 .metrics(
                     |m| {
                         let last = m.last_log_index;
-                        m.replication.as_ref().is_some_and(|r| {
+                        let uniform = m.membership_config.membership().get_joint_config().len() == 1;
+                        uniform && m.replication.as_ref().is_some_and(|r| {
                             r.get(target).copied().flatten().map(|l| l.index) >= last
                         })
                     },

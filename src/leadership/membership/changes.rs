@@ -123,13 +123,12 @@ impl Changes {
         let members = self.members();
         let forwarded = from != req.name;
         if forwarded && members.standing(node_id(&from)) == Standing::Outside {
-            return refused(
-                "sender",
-                format!(
-                    "{from:?} may not ask for {:?} to join: only the peer itself or a member can",
-                    req.name
-                ),
-            );
+            // Not refused for good: the forwarder may be a member that left a moment ago, or
+            // one this leader does not know yet. The joiner asks another peer.
+            return later(format!(
+                "{from:?} is no member here: only the peer itself or a member may ask for {:?} to join",
+                req.name
+            ));
         }
         if !self.leading() {
             return self
@@ -177,13 +176,10 @@ impl Changes {
         let members = self.members();
         let forwarded = from != req.name;
         if forwarded && members.standing(node_id(&from)) == Standing::Outside {
-            return refused(
-                "sender",
-                format!(
-                    "{from:?} may not ask for {:?} to leave: only the peer itself or a member can",
-                    req.name
-                ),
-            );
+            return later(format!(
+                "{from:?} is no member here: only the peer itself or a member may ask for {:?} to leave",
+                req.name
+            ));
         }
         if !self.leading() {
             return self

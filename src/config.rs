@@ -139,10 +139,12 @@ pub fn validate_max_voters(n: usize) -> Result<usize, ConfigError> {
 /// Checks `--remove-unreachable-after`.
 pub fn validate_remove_unreachable(d: Option<Duration>) -> Result<Option<Duration>, ConfigError> {
     match d {
-        Some(got) if got < REMOVE_UNREACHABLE_FLOOR => Err(ConfigError::RemoveUnreachableTooShort {
-            got,
-            floor: REMOVE_UNREACHABLE_FLOOR,
-        }),
+        Some(got) if got < REMOVE_UNREACHABLE_FLOOR => {
+            Err(ConfigError::RemoveUnreachableTooShort {
+                got,
+                floor: REMOVE_UNREACHABLE_FLOOR,
+            })
+        }
         other => Ok(other),
     }
 }
@@ -401,7 +403,9 @@ fn validate_host_port(addr: &str) -> Result<(), &'static str> {
 fn canonical_ordinal(ord: &str) -> Option<u32> {
     let plain = !ord.is_empty() && ord.bytes().all(|b| b.is_ascii_digit());
     let canonical = ord == "0" || !ord.starts_with('0');
-    (plain && canonical).then(|| ord.parse::<u32>().ok()).flatten()
+    (plain && canonical)
+        .then(|| ord.parse::<u32>().ok())
+        .flatten()
 }
 
 /// Splits a StatefulSet pod name `NAME-ORDINAL`.
@@ -634,7 +638,10 @@ mod membership_tests {
         assert_eq!(validate_max_voters(5), Ok(5));
         assert_eq!(validate_max_voters(1), Ok(1));
         for bad in [0, 2, 4, 11] {
-            assert_eq!(validate_max_voters(bad), Err(ConfigError::BadMaxVoters(bad)));
+            assert_eq!(
+                validate_max_voters(bad),
+                Err(ConfigError::BadMaxVoters(bad))
+            );
         }
     }
 

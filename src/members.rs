@@ -124,8 +124,10 @@ mod tests {
     }
 
     fn members(configs: &[&[NodeId]], learners: &[NodeId]) -> Members {
-        let configs: Vec<BTreeSet<NodeId>> =
-            configs.iter().map(|c| c.iter().copied().collect()).collect();
+        let configs: Vec<BTreeSet<NodeId>> = configs
+            .iter()
+            .map(|c| c.iter().copied().collect())
+            .collect();
         let nodes = configs
             .iter()
             .flatten()

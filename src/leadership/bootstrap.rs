@@ -52,6 +52,12 @@ pub async fn run(config: Arc<Config>, raft: Raft, client: PeerClient, cancel: Ca
         tracing::info!("this peer is not one of the first cluster's: it joins the cluster");
         return;
     }
+    if config.membership.witness {
+        // openraft's initialize campaigns at once: a witness never leads, so it lets the
+        // others initialize (it counts as fresh in their census) and follows.
+        tracing::info!("a witness does not initialize the cluster: the application peers do");
+        return;
+    }
     let quorum = config.peers.len() / 2 + 1;
     let mut metrics = raft.metrics();
     let mut backoff = Duration::from_millis(50);

@@ -134,14 +134,20 @@ impl Handoff {
             // the target holds this leader's last entry.
             let caught_up = self
                 .raft
-                .wait(Some(timing.election_max.min(deadline.saturating_duration_since(Instant::now()))))
+                .wait(Some(
+                    timing
+                        .election_max
+                        .min(deadline.saturating_duration_since(Instant::now())),
+                ))
                 .metrics(
                     |m| {
                         let last = m.last_log_index;
-                        let uniform = m.membership_config.membership().get_joint_config().len() == 1;
-                        uniform && m.replication.as_ref().is_some_and(|r| {
-                            r.get(target).copied().flatten().map(|l| l.index) >= last
-                        })
+                        let uniform =
+                            m.membership_config.membership().get_joint_config().len() == 1;
+                        uniform
+                            && m.replication.as_ref().is_some_and(|r| {
+                                r.get(target).copied().flatten().map(|l| l.index) >= last
+                            })
                     },
                     "hand-off target caught up",
                 )

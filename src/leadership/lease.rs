@@ -389,7 +389,10 @@ mod tests {
         let joint = [set(&[1, 2, 3]), set(&[1, 4, 5])];
         l.on_ack(2, 7, t0);
         l.on_ack(3, 7, t0);
-        assert!(l.lease_remaining_in(&joint, 7, t0).is_none(), "new half has only this peer");
+        assert!(
+            l.lease_remaining_in(&joint, 7, t0).is_none(),
+            "new half has only this peer"
+        );
         l.on_ack(4, 7, t0);
         assert!(l.lease_remaining_in(&joint, 7, t0).is_some());
         assert!(

@@ -149,7 +149,9 @@ impl PeerService for LocalPeer {
             return Err(HandoffRefused::NotMyLeader);
         }
         if self.config.membership.witness {
-            return Err(HandoffRefused::Unwilling("this peer is a witness: it never leads"));
+            return Err(HandoffRefused::Unwilling(
+                "this peer is a witness: it never leads",
+            ));
         }
         if self.leadership.relinquished() {
             return Err(HandoffRefused::Unwilling("this peer is shutting down"));

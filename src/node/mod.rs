@@ -18,8 +18,8 @@ use tracing::Instrument;
 
 use crate::api;
 use crate::config::Config;
-use crate::leadership::start::{start_raft, StartError};
 use crate::leadership::membership::{self, agent, controller, Changes, Left};
+use crate::leadership::start::{start_raft, StartError};
 use crate::leadership::{bootstrap, prevote, Handoff, Leadership, LocalPeer, NetworkFactory};
 use crate::members::member_name;
 use crate::metrics::Metrics;
@@ -211,10 +211,7 @@ impl Node {
             Limits::app(budget.drain),
         )
         .map_err(NodeError::Thread)?;
-        tasks.spawn(
-            watch_leaders(raft.metrics(), metrics, span, stop.clone())
-                .in_current_span(),
-        );
+        tasks.spawn(watch_leaders(raft.metrics(), metrics, span, stop.clone()).in_current_span());
         tasks.spawn(
             controller::run(
                 changes.clone(),

@@ -99,6 +99,14 @@ impl Peer {
     }
 }
 
+/// What a peer's `/v1/members` lists (names, sorted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Members {
+    pub voters: Vec<String>,
+    pub learners: Vec<String>,
+    pub witnesses: Vec<String>,
+}
+
 /// A cluster of peer processes.
 pub struct Cluster {
     pub spec: Spec,
@@ -169,12 +177,109 @@ impl Cluster {
             .join(",")
     }
 
+    /// A `--peers` list of the peers `of` only.
+    pub fn peer_list_of(&self, of: &[usize]) -> String {
+        of.iter()
+            .map(|&i| format!("{}={}", self.peers[i].name, self.peers[i].listed_addr()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The peers `first` start with `--peers` naming only them: the first cluster of a
+    /// StatefulSet that others join later ([`Cluster::join_later`]).
+    pub fn first_cluster(&mut self, first: &[usize]) {
+        let peers = self.peer_list_of(first);
+        for &i in first {
+            self.peers[i]
+                .extra
+                .extend(["--peers".to_string(), peers.clone()]);
+        }
+    }
+
+    /// Peer `i` starts with `--peers` naming only the peers `first` and itself: a peer that
+    /// joins the cluster those formed (a StatefulSet scaled up).
+    pub fn join_later(&mut self, i: usize, first: &[usize]) {
+        let mut list: Vec<usize> = first.to_vec();
+        list.push(i);
+        let peers = self.peer_list_of(&list);
+        self.peers[i].extra.extend(["--peers".to_string(), peers]);
+    }
+
+    /// The voters and learners peer `i` lists in `/v1/members` (names, sorted), with the
+    /// number of witnesses among the voters.
+    pub async fn members(&self, i: usize) -> Option<Members> {
+        let (status, body) = http::get(&self.client, self.peers[i].http, "/v1/members").await?;
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let mut m = Members::default();
+        for member in v["members"].as_array()? {
+            let id = member["id"].as_str()?.to_string();
+            match member["role"].as_str()? {
+                "learner" => m.learners.push(id),
+                "witness" => {
+                    m.witnesses.push(id.clone());
+                    m.voters.push(id)
+                }
+                _ => m.voters.push(id),
+            }
+        }
+        m.voters.sort();
+        m.learners.sort();
+        m.witnesses.sort();
+        Some(m)
+    }
+
+    /// Waits until every peer in `peers` lists `voters` and `learners` (peer indexes);
+    /// panics with what they list at the deadline.
+    pub async fn members_converge(
+        &self,
+        peers: &[usize],
+        voters: &[usize],
+        learners: &[usize],
+        timeout: Duration,
+    ) {
+        let names = |of: &[usize]| {
+            let mut v: Vec<String> = of.iter().map(|&i| self.peers[i].name.clone()).collect();
+            v.sort();
+            v
+        };
+        let (want_voters, want_learners) = (names(voters), names(learners));
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut seen = Vec::new();
+            for &i in peers {
+                seen.push(self.members(i).await);
+            }
+            let ok = seen.iter().all(|m| {
+                m.as_ref()
+                    .is_some_and(|m| m.voters == want_voters && m.learners == want_learners)
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "peers {peers:?} do not all list voters {want_voters:?} and learners {want_learners:?} within {timeout:?}: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The command line of peer `i`.
     pub fn command(&self, i: usize) -> Command {
         let p = &self.peers[i];
         let mut cmd = Command::new(&self.spec.exe);
-        cmd.args(["--election", &self.spec.election, "--id", &p.name])
-            .args(["--peers", &self.peer_list()]);
+        cmd.args(["--election", &self.spec.election, "--id", &p.name]);
+        // A peer given a list of its own (a peer joining a cluster it was not part of) keeps it.
+        if !p
+            .extra
+            .iter()
+            .any(|a| a == "--peers" || a.starts_with("--peers="))
+        {
+            cmd.args(["--peers", &self.peer_list()]);
+        }
         if p.proxy.is_some() {
             cmd.args(["--peer-listen", &p.peer_addr.to_string()]);
         }

@@ -47,7 +47,7 @@ pub mod timeline;
 
 pub use agree::{agreement, Agreed, Ask};
 pub use answer::{Answer, Role};
-pub use cluster::{Cluster, Peer, Spec};
+pub use cluster::{Cluster, Members, Peer, Spec};
 pub use metrics::metric;
 pub use ports::{free_addr, free_port};
 pub use proxy::Mode;

@@ -143,7 +143,12 @@ impl Project {
 
     /// Waits until every peer in `peers` lists exactly `voters` as voters and no learner,
     /// and they agree on a leader among them.
-    async fn converged(&self, peers: &[usize], voters: &[&str], timeout: Duration) -> (String, u64) {
+    async fn converged(
+        &self,
+        peers: &[usize],
+        voters: &[&str],
+        timeout: Duration,
+    ) -> (String, u64) {
         let deadline = Instant::now() + timeout;
         let want: Vec<String> = voters.iter().map(|v| v.to_string()).collect();
         loop {
@@ -151,7 +156,10 @@ impl Project {
             for &i in peers {
                 seen.push(self.members(i).await);
             }
-            if seen.iter().all(|m| m.as_ref() == Some(&(want.clone(), vec![]))) {
+            if seen
+                .iter()
+                .all(|m| m.as_ref() == Some(&(want.clone(), vec![])))
+            {
                 break;
             }
             assert!(
@@ -238,19 +246,43 @@ async fn the_cluster_follows_the_scale_profile_up_by_two_and_down_to_one() {
     docker_ok(&["tag", &image, &p.tag]).await;
     p.run(&["up", "--detach"]).await;
     let first = ["elector-0", "elector-1", "elector-2"];
-    let (leader, term) = p.converged(&[0, 1, 2], &first, Duration::from_secs(30)).await;
+    let (leader, term) = p
+        .converged(&[0, 1, 2], &first, Duration::from_secs(30))
+        .await;
     eprintln!("3 voters, {leader} leads in term {term}");
 
     let t = Instant::now();
-    p.run(&["--profile", "scale", "up", "--detach", "elector-3", "elector-4"]).await;
-    let five = ["elector-0", "elector-1", "elector-2", "elector-3", "elector-4"];
-    let (leader, term5) = p.converged(&[0, 1, 2, 3, 4], &five, Duration::from_secs(30)).await;
-    eprintln!("up elector-3 elector-4: 5 voters after {:?}, {leader} leads in term {term5}", t.elapsed());
+    p.run(&[
+        "--profile",
+        "scale",
+        "up",
+        "--detach",
+        "elector-3",
+        "elector-4",
+    ])
+    .await;
+    let five = [
+        "elector-0",
+        "elector-1",
+        "elector-2",
+        "elector-3",
+        "elector-4",
+    ];
+    let (leader, term5) = p
+        .converged(&[0, 1, 2, 3, 4], &five, Duration::from_secs(30))
+        .await;
+    eprintln!(
+        "up elector-3 elector-4: 5 voters after {:?}, {leader} leads in term {term5}",
+        t.elapsed()
+    );
     assert!(term5 >= term);
 
     let t = Instant::now();
-    p.run(&["--profile", "scale", "stop", "elector-3", "elector-4"]).await;
-    let (_, term3) = p.converged(&[0, 1, 2], &first, Duration::from_secs(30)).await;
+    p.run(&["--profile", "scale", "stop", "elector-3", "elector-4"])
+        .await;
+    let (_, term3) = p
+        .converged(&[0, 1, 2], &first, Duration::from_secs(30))
+        .await;
     eprintln!("stop elector-3 elector-4: 3 voters after {:?}", t.elapsed());
     assert!(term3 >= term5);
 
@@ -271,14 +303,20 @@ async fn the_cluster_follows_the_scale_profile_up_by_two_and_down_to_one() {
     let mut args = vec!["stop"];
     args.extend(stop.iter().copied());
     p.run(&args).await;
-    let (alone, term1) = p.converged(&[keep], &[first[keep]], Duration::from_secs(30)).await;
-    eprintln!("stop {stop:?}: {alone} is the only voter and leads after {:?}", t.elapsed());
+    let (alone, term1) = p
+        .converged(&[keep], &[first[keep]], Duration::from_secs(30))
+        .await;
+    eprintln!(
+        "stop {stop:?}: {alone} is the only voter and leads after {:?}",
+        t.elapsed()
+    );
     assert_eq!(alone, first[keep]);
     assert!(term1 >= term3);
 
     // And back: the stopped peers start with their volumes and join again.
     p.run(&["start", stop[0], stop[1]]).await;
-    p.converged(&[0, 1, 2], &first, Duration::from_secs(30)).await;
+    p.converged(&[0, 1, 2], &first, Duration::from_secs(30))
+        .await;
     let logs = p.run(&["logs", "--no-color"]).await;
     assert!(
         !logs.contains("could not leave the membership"),

@@ -11,6 +11,7 @@ mod damaged;
 mod election;
 mod failover;
 mod hostile;
+mod membership;
 mod pause;
 mod prevote;
 mod recover;

@@ -199,10 +199,7 @@ impl Changes {
                 }
             }
             Standing::Voter if members.voters().len() == 1 => {
-                return refused(
-                    "last_voter",
-                    format!("{:?} is the last voter", req.name),
-                )
+                return refused("last_voter", format!("{:?} is the last voter", req.name))
             }
             Standing::Voter => (ChangeMembers::RemoveVoters([id].into()), "voter"),
             Standing::Learner => (ChangeMembers::RemoveNodes([id].into()), "learner"),
@@ -224,9 +221,7 @@ impl Changes {
     async fn forward<F, Fut>(&self, forwarded: bool, send: F) -> MembershipAnswer
     where
         F: FnOnce(PeerClient, PeerNode) -> Fut,
-        Fut: std::future::Future<
-            Output = Result<MembershipAnswer, crate::peer::client::CallError>,
-        >,
+        Fut: std::future::Future<Output = Result<MembershipAnswer, crate::peer::client::CallError>>,
     {
         if forwarded {
             return later("this peer is not the leader (any more)");
@@ -288,9 +283,11 @@ impl Changes {
             return later("another membership change is still in progress");
         };
         loop {
-            let attempt =
-                tokio::time::timeout_at(deadline.into(), self.raft.change_membership(what.clone(), retain))
-                    .await;
+            let attempt = tokio::time::timeout_at(
+                deadline.into(),
+                self.raft.change_membership(what.clone(), retain),
+            )
+            .await;
             let err = match attempt {
                 Err(_) => return later("the change was not committed in time"),
                 Ok(Ok(resp)) => {
@@ -302,7 +299,9 @@ impl Changes {
                 Ok(Err(e)) => e,
             };
             match err.api_error() {
-                Some(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(_))) => {
+                Some(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                )) => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Some(ClientWriteError::ForwardToLeader(_)) => {

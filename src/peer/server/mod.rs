@@ -74,11 +74,8 @@ pub trait PeerService: Send + Sync + 'static {
     fn info(&self) -> PeerInfo;
     /// `from` asks that the peer the request names become a member (its own join, or one
     /// it forwards).
-    fn join(
-        &self,
-        req: JoinRequest,
-        from: String,
-    ) -> impl Future<Output = MembershipAnswer> + Send;
+    fn join(&self, req: JoinRequest, from: String)
+        -> impl Future<Output = MembershipAnswer> + Send;
     /// `from` asks that the peer the request names be removed.
     fn leave(
         &self,
@@ -207,10 +204,7 @@ async fn admit<S: PeerService>(
     }
     let from = header(headers, protocol::FROM_HEADER).to_string();
     if !(a.senders)(&from) || from == a.me {
-        let detail = format!(
-            "{from:?} is not another peer of election {:?}",
-            a.election
-        );
+        let detail = format!("{from:?} is not another peer of election {:?}", a.election);
         return refuse(StatusCode::FORBIDDEN, "sender", detail);
     }
     let Some(peer_auth) = &a.auth else {
@@ -237,11 +231,7 @@ async fn admit<S: PeerService>(
     };
     let mac = header(h, auth::MAC_HEADER);
     if let Err(e) = peer_auth.verify(&signed, mac, &bytes, &a.me, auth::now_ms()) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "auth",
-            format!("{from:?}: {e}"),
-        );
+        return refuse(StatusCode::UNAUTHORIZED, "auth", format!("{from:?}: {e}"));
     }
     a.contacts.heard(&from);
     next.run(Request::from_parts(parts, Body::from(bytes)))

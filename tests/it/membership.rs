@@ -1,0 +1,329 @@
+//! Membership that follows the StatefulSet, with real processes: peers join and leave while
+//! clients keep asking every peer who leads; learners beyond the voter cap; two peers and a
+//! witness; bad flags.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use testkit::timeline::{self, Sample};
+use testkit::{Ask, Cluster, Spec};
+
+use crate::{spec, EXE};
+
+const STEP: Duration = Duration::from_secs(10);
+
+/// Asks every peer (running or not) who leads, one round after the other, until `done`.
+fn sample(addrs: Vec<SocketAddr>, done: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<Sample>> {
+    let t0 = Instant::now();
+    let client = testkit::http::client(Duration::from_millis(300));
+    tokio::spawn(async move {
+        let mut samples = Vec::new();
+        // Bounded: the tests' steps end well within this many rounds.
+        for _ in 0..200_000 {
+            if done.load(Ordering::SeqCst) {
+                break;
+            }
+            let at = t0.elapsed();
+            let asks = addrs.iter().map(|a| testkit::http::ask(&client, *a));
+            let answers = futures::future::join_all(asks).await;
+            samples.push(Sample { at, answers });
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        samples
+    })
+}
+
+/// Sends SIGTERM to all of `peers` at the same moment and checks each exits 0 in time.
+async fn stop_together(c: &mut Cluster, peers: &[usize]) {
+    let sent = Instant::now();
+    for &i in peers {
+        c.signal(i, Signal::SIGTERM);
+    }
+    for &i in peers {
+        c.expect_stopped(i, sent).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_follows_scaling_3_5_3_1_3_and_never_has_two_leaders() {
+    let mut c = Cluster::new(spec(5));
+    let addrs: Vec<SocketAddr> = c.peers.iter().map(|p| p.http).collect();
+    c.first_cluster(&[0, 1, 2]);
+    c.join_later(3, &[0, 1, 2]);
+    c.join_later(4, &[0, 1, 2]);
+    for i in 0..3 {
+        c.spawn(i);
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = sample(addrs, done.clone());
+    let mut steps = Vec::new();
+
+    c.agreed_leader(&[0, 1, 2], STEP).await;
+    c.members_converge(&[0, 1, 2], &[0, 1, 2], &[], STEP).await;
+    steps.push("3 voters".to_string());
+
+    let t = Instant::now();
+    c.spawn(3);
+    c.spawn(4);
+    c.members_converge(&[0, 1, 2, 3, 4], &[0, 1, 2, 3, 4], &[], STEP)
+        .await;
+    let (leader, term) = c.agreed_leader(&[0, 1, 2, 3, 4], STEP).await;
+    steps.push(format!(
+        "3 -> 5 in {:?}: peer-{leader} leads in term {term}",
+        t.elapsed()
+    ));
+
+    let t = Instant::now();
+    stop_together(&mut c, &[3, 4]).await;
+    c.members_converge(&[0, 1, 2], &[0, 1, 2], &[], STEP).await;
+    let (leader, term) = c.agreed_leader(&[0, 1, 2], STEP).await;
+    steps.push(format!(
+        "5 -> 3 in {:?}: peer-{leader} leads in term {term}",
+        t.elapsed()
+    ));
+
+    // Down to one at once, the leader among the stopped ones.
+    let keep = (leader + 1) % 3;
+    let gone: Vec<usize> = (0..3).filter(|i| *i != keep).collect();
+    let t = Instant::now();
+    stop_together(&mut c, &gone).await;
+    c.members_converge(&[keep], &[keep], &[], STEP).await;
+    let (alone, term) = c.agreed_leader(&[keep], STEP).await;
+    assert_eq!(alone, keep);
+    steps.push(format!(
+        "3 -> 1 in {:?}: peer-{keep} leads alone in term {term}",
+        t.elapsed()
+    ));
+
+    // Back to three: the removed peers restart with their old data and join again.
+    let t = Instant::now();
+    for &i in &gone {
+        c.spawn(i);
+    }
+    c.members_converge(&[0, 1, 2], &[0, 1, 2], &[], STEP).await;
+    let (leader, term) = c.agreed_leader(&[0, 1, 2], STEP).await;
+    steps.push(format!(
+        "1 -> 3 in {:?}: peer-{leader} leads in term {term}",
+        t.elapsed()
+    ));
+
+    done.store(true, Ordering::SeqCst);
+    let samples = sampler.await.expect("sampler");
+    let summary = timeline::check(&samples)
+        .unwrap_or_else(|broken| panic!("scaling: {broken}\n  {}", steps.join("\n  ")));
+    eprintln!(
+        "scaling: {} samples, {} with a claim, never two; claimants by term {:?}\n  {}",
+        summary.samples,
+        summary.with_leader,
+        summary.claimants,
+        steps.join("\n  ")
+    );
+    assert!(
+        summary.samples >= 40,
+        "too few samples: {}",
+        summary.samples
+    );
+    for &i in &gone {
+        let log = c.log_text(i);
+        assert!(
+            log.contains("left the membership"),
+            "peer-{i} did not leave:\n{log}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_beyond_the_voter_cap_are_learners_and_a_learner_replaces_a_voter_that_leaves() {
+    let mut c = Cluster::new(spec(7));
+    c.first_cluster(&[0, 1, 2]);
+    for i in 3..7 {
+        c.join_later(i, &[0, 1, 2]);
+    }
+    for i in 0..7 {
+        c.spawn(i);
+    }
+    let all: Vec<usize> = (0..7).collect();
+    c.agreed_leader(&all, Duration::from_secs(20)).await;
+    // Five voters; which two are learners depends on the order of the joins.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let m = loop {
+        let m = c.members(0).await;
+        if let Some(m) = m.filter(|m| m.voters.len() == 5 && m.learners.len() == 2) {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no 5 voters + 2 learners");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let index = |name: &str| c.index(name);
+    let voters: Vec<usize> = m.voters.iter().map(|n| index(n)).collect();
+    let learners: Vec<usize> = m.learners.iter().map(|n| index(n)).collect();
+    c.members_converge(&all, &voters, &learners, STEP).await;
+    let (leader, _) = c.agreed_leader(&all, STEP).await;
+    assert!(
+        voters.contains(&leader),
+        "the leader peer-{leader} is no voter"
+    );
+    // A learner names the leader and is told it does not lead.
+    let learner = learners[0];
+    let answer = c.ask(learner).await.expect("learner answers");
+    assert_eq!(answer.name, c.peers[leader].name);
+    assert!(!answer.is_leader);
+    let (status, body) = c.get(learner, "/isLeader").await.expect("isLeader");
+    assert_eq!((status, body.trim()), (200, r#"{"isLeader":false}"#));
+
+    // A crash changes nothing by itself.
+    let crashed = *voters
+        .iter()
+        .find(|v| **v != leader)
+        .expect("a follower voter");
+    c.kill(crashed);
+    let others: Vec<usize> = all.iter().copied().filter(|i| *i != crashed).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await; // nothing to wait for: a crash must change nothing
+    c.members_converge(&others, &voters, &learners, STEP).await;
+
+    // A voter that leaves is replaced by a learner: five voters again.
+    let leaving = *voters
+        .iter()
+        .find(|v| **v != leader && **v != crashed)
+        .expect("another follower voter");
+    c.stop(leaving).await;
+    let left: Vec<usize> = others.iter().copied().filter(|i| *i != leaving).collect();
+    let deadline = Instant::now() + STEP;
+    loop {
+        let m = c.members(leader).await.expect("members");
+        if m.voters.len() == 5 && m.learners.len() == 1 {
+            assert!(!m.voters.contains(&c.peers[leaving].name));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no learner promoted: {m:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (leader2, _) = c.agreed_leader(&left, STEP).await;
+    let m = c.members(leader2).await.expect("members");
+    assert!(
+        m.voters.contains(&c.peers[leader2].name),
+        "the leader is no voter: {m:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_and_a_witness_survive_the_crash_of_either_and_the_witness_never_leads() {
+    let mut s = spec(3);
+    s.flags
+        .extend(["--shutdown-timeout".to_string(), "3s".to_string()]);
+    let mut c = Cluster::new(s);
+    c.peers[2].extra.push("--witness".into());
+    c.spawn_all();
+    let (leader, term) = c.agreed_leader(&[0, 1, 2], STEP).await;
+    assert_ne!(leader, 2, "the witness leads");
+    // The witness is known as one (from its join, or a probe).
+    let deadline = Instant::now() + STEP;
+    while c.members(leader).await.map(|m| m.witnesses) != Some(vec![c.peers[2].name.clone()]) {
+        assert!(
+            Instant::now() < deadline,
+            "the witness is not listed as one"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SIGTERM of the leader hands over to the other application peer, never to the witness.
+    let other = 1 - leader;
+    c.stop(leader).await;
+    let (now, term2) = c.agreed_leader(&[other, 2], STEP).await;
+    assert_eq!(now, other, "handed to the witness");
+    assert!(term2 > term);
+    c.spawn(leader);
+    c.members_converge(&[0, 1, 2], &[0, 1, 2], &[], STEP).await;
+    // kill -9 of the leader: the other application peer leads, with the witness's vote.
+    let (leader, _) = c.agreed_leader(&[0, 1, 2], STEP).await;
+    let other = 1 - leader;
+    c.kill(leader);
+    let (now, _) = c.agreed_leader(&[other, 2], Duration::from_secs(5)).await;
+    assert_eq!(now, other);
+    let log = c.log_text(2);
+    assert!(
+        !log.contains("campaigning: voted for self"),
+        "the witness campaigned:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_membership_flags_are_refused_with_a_clear_error() {
+    let c = Cluster::new(Spec::new(EXE, 1));
+    for (extra, says) in [
+        (vec!["--witness"], "a witness cannot be the only peer"),
+        (vec!["--max-voters", "4"], "--max-voters must be odd"),
+        (
+            vec!["--remove-unreachable-after", "5s"],
+            "--remove-unreachable-after must be at least",
+        ),
+    ] {
+        let mut cmd = c.command(0);
+        let out = cmd.args(&extra).output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} was accepted");
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_from_another_election_or_without_the_secret_changes_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123").expect("secret");
+    let other = dir.path().join("other");
+    std::fs::write(&other, "another secret of 20b").expect("secret");
+    let mut s = spec(5);
+    s.flags.extend([
+        "--peer-secret-file".to_string(),
+        secret.display().to_string(),
+    ]);
+    let mut c = Cluster::new(s);
+    c.first_cluster(&[0, 1, 2]);
+    for i in 0..3 {
+        c.spawn(i);
+    }
+    c.agreed_leader(&[0, 1, 2], STEP).await;
+    // peer-3 has the wrong secret; peer-4 belongs to another election.
+    for (i, election, secret) in [(3, "test", &other), (4, "other", &secret)] {
+        let mut cmd = std::process::Command::new(EXE);
+        cmd.args(["--election", election, "--id", &c.peers[i].name])
+            .args(["--peers", &c.peer_list_of(&[0, 1, 2, i])])
+            .arg("--data-dir")
+            .arg(c.data_dir(i))
+            .args(["--http", &c.peers[i].http.to_string()])
+            .arg("--peer-secret-file")
+            .arg(secret)
+            .env_remove("HOSTNAME");
+        c.procs.spawn(i, cmd);
+    }
+    let deadline = Instant::now() + STEP;
+    loop {
+        let mut refused = (0.0, 0.0);
+        for i in 0..3 {
+            let text = c
+                .get(i, "/metrics")
+                .await
+                .map(|(_, t)| t)
+                .unwrap_or_default();
+            let auth = testkit::metric(&text, "raft_elector_joins_refused_total{reason=\"auth\"}");
+            let election = testkit::metric(
+                &text,
+                "raft_elector_joins_refused_total{reason=\"election\"}",
+            );
+            refused.0 += auth.unwrap_or(0.0);
+            refused.1 += election.unwrap_or(0.0);
+        }
+        if refused.0 > 0.0 && refused.1 > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "joins refused (auth, election): {refused:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.members_converge(&[0, 1, 2], &[0, 1, 2], &[], STEP).await;
+}

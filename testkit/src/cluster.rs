@@ -59,6 +59,10 @@ pub struct Spec {
     pub keep_failed: bool,
     /// Peers get SIGKILL when the thread that started them ends (for the benchmark).
     pub die_with_parent: bool,
+    /// The last `spares` of the `peers` are not of the first cluster: they join it when
+    /// started. The first cluster's peers are given only each other in `--peers`; a spare is
+    /// given them and itself (see [`Cluster::peer_list_of`]).
+    pub spares: usize,
 }
 
 impl Spec {
@@ -160,11 +164,26 @@ impl Cluster {
         self.peers.is_empty()
     }
 
-    /// The `--peers` list every peer gets.
+    /// Every peer as a `--peers` list.
     pub fn peer_list(&self) -> String {
-        self.peers
+        self.list(&(0..self.len()).collect::<Vec<_>>())
+    }
+
+    /// The `--peers` list peer `i` gets: the first cluster (all peers but the
+    /// [`Spec::spares`]), and itself when it is a spare.
+    pub fn peer_list_of(&self, i: usize) -> String {
+        let first = self.len() - self.spec.spares.min(self.len());
+        let mut which: Vec<usize> = (0..first).collect();
+        if i >= first {
+            which.push(i);
+        }
+        self.list(&which)
+    }
+
+    fn list(&self, which: &[usize]) -> String {
+        which
             .iter()
-            .map(|p| format!("{}={}", p.name, p.listed_addr()))
+            .map(|&i| format!("{}={}", self.peers[i].name, self.peers[i].listed_addr()))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -174,7 +193,7 @@ impl Cluster {
         let p = &self.peers[i];
         let mut cmd = Command::new(&self.spec.exe);
         cmd.args(["--election", &self.spec.election, "--id", &p.name])
-            .args(["--peers", &self.peer_list()]);
+            .args(["--peers", &self.peer_list_of(i)]);
         if p.proxy.is_some() {
             cmd.args(["--peer-listen", &p.peer_addr.to_string()]);
         }

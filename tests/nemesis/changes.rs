@@ -260,17 +260,11 @@ pub async fn inject<C: Target>(
     })
 }
 
-/// Whether every peer of `roster` lists exactly the roster (all voters within the cap).
-pub fn settled(latest: &[Option<MembersSample>], roster: &[usize], max_voters: usize) -> bool {
-    let Some(Some(first)) = roster.first().map(|&p| &latest[p]) else {
-        return false;
-    };
-    let voters_ok = roster.len() > max_voters || first.voters().len() == roster.len();
-    roster
-        .iter()
-        .all(|&p| latest[p].as_ref().is_some_and(|m| m.same(first)))
-        && first.names() == roster
-        && voters_ok
+/// Whether every peer of `roster` lists exactly the roster (all voters within the cap), as
+/// rule 11 of the checker asks.
+fn settled(latest: &[Option<MembersSample>], roster: &[usize], max_voters: usize) -> bool {
+    let latest: Vec<Option<&MembersSample>> = latest.iter().map(Option::as_ref).collect();
+    crate::membership::agreed(&latest, roster, max_voters)
 }
 
 /// What [`settle`] found and did.

@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::followers::stale_followers;
-use crate::history::{Answer, History, Micros, UNKNOWN_PEER};
+use crate::history::{Answer, History, MembersSample, Micros, UNKNOWN_PEER};
 use crate::liveness::liveness;
 use crate::membership::membership;
 pub use crate::violation::Violation;
@@ -126,9 +126,11 @@ pub struct Report {
     pub membership_indexes: usize,
     /// Claims with a `/v1/members` answer of the same process before and after.
     pub claims_bracketed: usize,
-    /// Falls of a membership index allowed because the higher one may never have been
-    /// committed.
+    /// Falls of a membership index (peer, higher index, lower index) allowed because the
+    /// higher one may never have been committed.
     pub back_excused: usize,
+    /// The first of them (the higher membership and the lower one after it), for the summary.
+    pub first_excused: Option<(MembersSample, MembersSample)>,
     /// How long after [`History::settle_from`] the membership settled.
     pub settled: Option<Micros>,
 }

@@ -153,12 +153,13 @@ fn going_back(h: &History, per_peer: &[Vec<&MembersSample>], r: &mut Report) {
     for m in &h.members {
         reported.entry(key(m)).or_default().insert(m.peer);
     }
+    let mut excused: BTreeSet<(usize, usize, Option<u64>, Option<u64>)> = BTreeSet::new();
     for (peer, samples) in per_peer.iter().enumerate() {
         let mut runs: BTreeMap<usize, Vec<&MembersSample>> = BTreeMap::new();
         for m in samples {
             runs.entry(data_run(h, peer, m.sent)).or_default().push(m);
         }
-        for run in runs.values() {
+        for (k, run) in &runs {
             let mut max: Option<&MembersSample> = None;
             let mut j = 0;
             let mut downs: BTreeMap<(Option<u64>, Option<u64>), Violation> = BTreeMap::new();
@@ -174,7 +175,10 @@ fn going_back(h: &History, per_peer: &[Vec<&MembersSample>], r: &mut Report) {
                     continue;
                 };
                 if !reported_by_majority(m, &reported) {
-                    r.back_excused += 1;
+                    excused.insert((peer, *k, m.index, s.index));
+                    if r.first_excused.is_none() {
+                        r.first_excused = Some(((*m).clone(), (*s).clone()));
+                    }
                     continue;
                 }
                 downs
@@ -187,6 +191,7 @@ fn going_back(h: &History, per_peer: &[Vec<&MembersSample>], r: &mut Report) {
             r.violations.extend(downs.into_values());
         }
     }
+    r.back_excused = excused.len();
 }
 
 /// Rule 10.
@@ -209,7 +214,7 @@ fn one_per_index(h: &History, r: &mut Report) {
 
 /// Whether every peer of `roster` shows the same membership, made of exactly the roster (all
 /// voters when they are at most `max_voters`).
-fn agreed(latest: &[Option<&MembersSample>], roster: &[usize], max_voters: usize) -> bool {
+pub fn agreed(latest: &[Option<&MembersSample>], roster: &[usize], max_voters: usize) -> bool {
     let Some(Some(first)) = roster.first().map(|&p| latest[p]) else {
         return false;
     };

@@ -160,6 +160,13 @@ pub fn render(plan: &Plan, target: &str, h: &History, r: &Report, elapsed: Durat
             None => "not checked".into(),
         }
     );
+    if let Some((higher, lower)) = &r.first_excused {
+        out += &format!(
+            "  the first such fall: {}, then {}\n",
+            h.show_members(higher),
+            h.show_members(lower)
+        );
+    }
     out += &format!(
         "peers stopped with SIGTERM: {} (slowest exit {} ms)\n",
         r.exits.count,

@@ -59,6 +59,10 @@ pub struct Spec {
     pub keep_failed: bool,
     /// Peers get SIGKILL when the thread that started them ends (for the benchmark).
     pub die_with_parent: bool,
+    /// The last `spares` of the `peers` are not of the first cluster: they join it when
+    /// started. The first cluster's peers are given only each other in `--peers`; a spare is
+    /// given them and itself (see [`Cluster::peer_list_of`]).
+    pub spares: usize,
 }
 
 impl Spec {
@@ -168,27 +172,39 @@ impl Cluster {
         self.peers.is_empty()
     }
 
-    /// The `--peers` list every peer gets.
+    /// Every peer as a `--peers` list.
     pub fn peer_list(&self) -> String {
-        self.peers
-            .iter()
-            .map(|p| format!("{}={}", p.name, p.listed_addr()))
-            .collect::<Vec<_>>()
-            .join(",")
+        self.list(&(0..self.len()).collect::<Vec<_>>())
     }
 
-    /// A `--peers` list of the peers `of` only.
-    pub fn peer_list_of(&self, of: &[usize]) -> String {
-        of.iter()
+    /// The `--peers` list peer `i` gets: the first cluster (all peers but the
+    /// [`Spec::spares`]), and itself when it is a spare.
+    pub fn peer_list_of(&self, i: usize) -> String {
+        let first = self.len() - self.spec.spares.min(self.len());
+        let mut which: Vec<usize> = (0..first).collect();
+        if i >= first {
+            which.push(i);
+        }
+        self.list(&which)
+    }
+
+    fn list(&self, which: &[usize]) -> String {
+        which
+            .iter()
             .map(|&i| format!("{}={}", self.peers[i].name, self.peers[i].listed_addr()))
             .collect::<Vec<_>>()
             .join(",")
     }
 
+    /// A `--peers` list of the peers `of` only.
+    pub fn peer_list_among(&self, of: &[usize]) -> String {
+        self.list(of)
+    }
+
     /// The peers `first` start with `--peers` naming only them: the first cluster of a
     /// StatefulSet that others join later ([`Cluster::join_later`]).
     pub fn first_cluster(&mut self, first: &[usize]) {
-        let peers = self.peer_list_of(first);
+        let peers = self.peer_list_among(first);
         for &i in first {
             self.peers[i]
                 .extra
@@ -201,7 +217,7 @@ impl Cluster {
     pub fn join_later(&mut self, i: usize, first: &[usize]) {
         let mut list: Vec<usize> = first.to_vec();
         list.push(i);
-        let peers = self.peer_list_of(&list);
+        let peers = self.peer_list_among(&list);
         self.peers[i].extra.extend(["--peers".to_string(), peers]);
     }
 
@@ -278,7 +294,7 @@ impl Cluster {
             .iter()
             .any(|a| a == "--peers" || a.starts_with("--peers="))
         {
-            cmd.args(["--peers", &self.peer_list()]);
+            cmd.args(["--peers", &self.peer_list_of(i)]);
         }
         if p.proxy.is_some() {
             cmd.args(["--peer-listen", &p.peer_addr.to_string()]);

@@ -95,6 +95,12 @@ pub trait Target {
     async fn terminate(&mut self, i: usize, timeout: Duration) -> Exit;
     /// SIGTERM to every running peer at once, then wait (kill -9 at `timeout`).
     async fn terminate_all(&mut self, timeout: Duration) -> Vec<Exit>;
+    /// SIGTERM to peer `i` without waiting for its end, so that other faults can be made
+    /// while it stops; [`Target::wait_stopped`] then waits for it.
+    async fn signal_stop(&mut self, i: usize) -> FaultResult<()>;
+    /// Waits for peer `i`, sent SIGTERM at `since` by [`Target::signal_stop`], to exit, up to
+    /// `timeout` after `since` (then kill -9): how it ended.
+    async fn wait_stopped(&mut self, i: usize, since: Instant, timeout: Duration) -> Exit;
     /// Cuts every link between `a` and `b`, both ways. Returns how it was done.
     async fn cut(&mut self, a: &[usize], b: &[usize], mode: Mode) -> FaultResult<String>;
     /// Cuts peer `i` off every other peer. Returns how it was done.
@@ -168,6 +174,18 @@ impl Target for Cluster {
             .into_iter()
             .map(|e| Exit::of_process(e.slot, e.status, e.after, timeout))
             .collect()
+    }
+
+    async fn signal_stop(&mut self, i: usize) -> FaultResult<()> {
+        self.procs.resume(i);
+        self.procs.signal(i, nix::sys::signal::Signal::SIGTERM);
+        Ok(())
+    }
+
+    async fn wait_stopped(&mut self, i: usize, since: Instant, timeout: Duration) -> Exit {
+        let left = (since + timeout).saturating_duration_since(Instant::now());
+        let status = self.procs.wait_exit(i, left).await;
+        Exit::of_process(i, status, since.elapsed(), timeout)
     }
 
     async fn cut(&mut self, a: &[usize], b: &[usize], mode: Mode) -> FaultResult<String> {
@@ -292,6 +310,18 @@ impl Target for docker::Cluster {
             out.push(container_exit(self, i, since).await);
         }
         out
+    }
+
+    async fn signal_stop(&mut self, i: usize) -> FaultResult<()> {
+        Err(format!(
+            "SIGTERM to {} without waiting: not made for containers yet (docker stop waits)",
+            self.nodes[i].container
+        ))
+    }
+
+    async fn wait_stopped(&mut self, i: usize, since: Instant, timeout: Duration) -> Exit {
+        let _ = since;
+        self.terminate(i, timeout).await
     }
 
     async fn cut(&mut self, a: &[usize], b: &[usize], mode: Mode) -> FaultResult<String> {

@@ -290,7 +290,7 @@ async fn a_join_from_another_election_or_without_the_secret_changes_nothing() {
     for (i, election, secret) in [(3, "test", &other), (4, "other", &secret)] {
         let mut cmd = std::process::Command::new(EXE);
         cmd.args(["--election", election, "--id", &c.peers[i].name])
-            .args(["--peers", &c.peer_list_of(&[0, 1, 2, i])])
+            .args(["--peers", &c.peer_list_among(&[0, 1, 2, i])])
             .arg("--data-dir")
             .arg(c.data_dir(i))
             .args(["--http", &c.peers[i].http.to_string()])

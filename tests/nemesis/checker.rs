@@ -24,15 +24,23 @@
 //!    must stop naming it. A follower naming for term t a peer other than the one that claimed
 //!    term t is reported too.
 //! 6. A claim that names another peer (or nobody), and a name that is no peer of the cluster.
-//! 7. **Unclean exit.** Every peer the nemesis stopped with SIGTERM (restarts, the end of the
-//!    run) exited with code 0 within [`Rules::shutdown_bound`] of the signal.
+//! 7. **Unclean exit.** Every peer the nemesis stopped with SIGTERM (restarts, leaves, the end
+//!    of the run) exited with code 0 within [`Rules::shutdown_bound`] of the signal.
+//!
+//! 8-11, the membership ([`crate::membership`]): a leader is a voter of its own membership; a
+//! peer's membership index never goes back; one membership per index across peers; after the
+//! last fault every running peer lists the same members, exactly the running peers.
+//!
+//! Peers join and leave on purpose (spares started, members stopped with SIGTERM): rule 4 asks
+//! only the peers the nemesis meant to be members then ([`History::enrolled`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::followers::stale_followers;
-use crate::history::{Answer, History, Micros, UNKNOWN_PEER};
+use crate::history::{Answer, History, MembersSample, Micros, UNKNOWN_PEER};
 use crate::liveness::liveness;
+use crate::membership::membership;
 pub use crate::violation::Violation;
 
 /// The bounds the checker applies.
@@ -53,6 +61,10 @@ pub struct Rules {
     /// How soon after SIGTERM a peer must have exited with code 0: its `--shutdown-timeout`
     /// plus a margin.
     pub shutdown_bound: Micros,
+    /// How soon after the last fault every running peer must list the same members.
+    pub members_bound: Micros,
+    /// The peers' `--max-voters`: members beyond it are learners.
+    pub max_voters: usize,
 }
 
 /// An interval without a leader agreed by a majority.
@@ -109,6 +121,18 @@ pub struct Report {
     pub windows: Vec<Window>,
     /// Per fault: microseconds from its repair until all peers agreed.
     pub recovery: Vec<Option<Micros>>,
+    /// `/v1/members` answers checked, and the membership indexes among them.
+    pub members_samples: usize,
+    pub membership_indexes: usize,
+    /// Claims with a `/v1/members` answer of the same process before and after.
+    pub claims_bracketed: usize,
+    /// Falls of a membership index (peer, higher index, lower index) allowed because the
+    /// higher one may never have been committed.
+    pub back_excused: usize,
+    /// The first of them (the higher membership and the lower one after it), for the summary.
+    pub first_excused: Option<(MembersSample, MembersSample)>,
+    /// How long after [`History::settle_from`] the membership settled.
+    pub settled: Option<Micros>,
 }
 
 impl Report {
@@ -138,6 +162,7 @@ pub fn check(h: &History, rules: &Rules) -> Report {
     stale_followers(h, rules, &mut r);
     liveness(h, rules, &mut r);
     exits(h, rules, &mut r);
+    membership(h, rules, &mut r);
     r
 }
 

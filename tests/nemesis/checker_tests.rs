@@ -17,6 +17,8 @@ pub fn rules() -> Rules {
         outage_bound: 2000 * MS,
         fresh: 50 * MS,
         shutdown_bound: 6000 * MS,
+        members_bound: 3000 * MS,
+        max_voters: 5,
     }
 }
 
@@ -65,6 +67,10 @@ pub fn history_of(peers: usize, answers: Vec<Answer>, faults: Vec<Fault>) -> His
         faults,
         failures: Vec::new(),
         stops: Vec::new(),
+        members: Vec::new(),
+        lives: Vec::new(),
+        enrolments: Vec::new(),
+        settle_from: None,
         end,
     }
 }

@@ -1,6 +1,7 @@
 //! The clients: one task per peer asks `GET /v1/leader` every few milliseconds and records
-//! each answer with the time its request was sent and the time the answer was read; another,
-//! slower task per peer reads the term from `/metrics`.
+//! each answer with the time its request was sent and the time the answer was read; slower
+//! tasks per peer read the term from `/metrics` and the membership from `/v1/members`. The
+//! recorder also keeps what the nemesis did to the processes and the membership.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,7 +12,10 @@ use testkit::http;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::history::{Answer, Clock, Failure, Micros, TermSample, UNKNOWN_PEER};
+use crate::history::{
+    Answer, Clock, Enrolment, Failure, Life, LifeEvent, MembersSample, Micros, Role, TermSample,
+    UNKNOWN_PEER,
+};
 
 /// What the clients recorded so far, and each peer's newest answer for the nemesis.
 pub struct Recorder {
@@ -21,10 +25,28 @@ pub struct Recorder {
     terms: Mutex<Vec<TermSample>>,
     failures: Mutex<Vec<Failure>>,
     latest: Mutex<Vec<Option<Answer>>>,
+    members: Mutex<Vec<MembersSample>>,
+    latest_members: Mutex<Vec<Option<MembersSample>>>,
+    lives: Mutex<Vec<LifeEvent>>,
+    enrolments: Mutex<Vec<Enrolment>>,
+    /// Whom the nemesis means to be a member now.
+    roster: Mutex<Vec<bool>>,
+}
+
+/// What [`Recorder::take`] hands over at the end of a run.
+pub struct Recorded {
+    pub answers: Vec<Answer>,
+    pub terms: Vec<TermSample>,
+    pub failures: Vec<Failure>,
+    pub members: Vec<MembersSample>,
+    pub lives: Vec<LifeEvent>,
+    pub enrolments: Vec<Enrolment>,
 }
 
 impl Recorder {
-    pub fn new(clock: Clock, names: Vec<String>) -> Recorder {
+    /// A recorder for the peers `names`, of which the first `members` are the first cluster
+    /// (the others are spares, not members until the nemesis starts them).
+    pub fn new(clock: Clock, names: Vec<String>, members: usize) -> Recorder {
         let n = names.len();
         Recorder {
             clock,
@@ -33,6 +55,19 @@ impl Recorder {
             terms: Mutex::new(Vec::new()),
             failures: Mutex::new(Vec::new()),
             latest: Mutex::new(vec![None; n]),
+            members: Mutex::new(Vec::new()),
+            latest_members: Mutex::new(vec![None; n]),
+            lives: Mutex::new(Vec::new()),
+            enrolments: Mutex::new(
+                (members..n)
+                    .map(|peer| Enrolment {
+                        peer,
+                        at: 0,
+                        member: false,
+                    })
+                    .collect(),
+            ),
+            roster: Mutex::new((0..n).map(|i| i < members).collect()),
         }
     }
 
@@ -64,12 +99,43 @@ impl Recorder {
         lock(&self.latest).clone()
     }
 
-    pub fn take(&self) -> (Vec<Answer>, Vec<TermSample>, Vec<Failure>) {
-        (
-            std::mem::take(&mut *lock(&self.answers)),
-            std::mem::take(&mut *lock(&self.terms)),
-            std::mem::take(&mut *lock(&self.failures)),
-        )
+    /// Every peer's newest `/v1/members` answer (`None` after a failed request).
+    pub fn latest_members(&self) -> Vec<Option<MembersSample>> {
+        lock(&self.latest_members).clone()
+    }
+
+    /// The nemesis started or ended peer `peer`'s process at `at` (when it acted).
+    pub fn life(&self, peer: usize, at: Micros, what: Life) {
+        lock(&self.lives).push(LifeEvent { peer, at, what });
+    }
+
+    /// The nemesis means `peer` to be a member (it starts a spare or restarts a peer that
+    /// left), or not (it stops it with SIGTERM to leave).
+    pub fn enrol(&self, peer: usize, member: bool) {
+        let at = self.clock.now();
+        lock(&self.roster)[peer] = member;
+        lock(&self.enrolments).push(Enrolment { peer, at, member });
+    }
+
+    /// The peers the nemesis means to be members now.
+    pub fn roster(&self) -> Vec<usize> {
+        let roster = lock(&self.roster);
+        (0..roster.len()).filter(|&i| roster[i]).collect()
+    }
+
+    pub fn take(&self) -> Recorded {
+        Recorded {
+            answers: std::mem::take(&mut *lock(&self.answers)),
+            terms: std::mem::take(&mut *lock(&self.terms)),
+            failures: std::mem::take(&mut *lock(&self.failures)),
+            members: std::mem::take(&mut *lock(&self.members)),
+            lives: {
+                let mut lives = std::mem::take(&mut *lock(&self.lives));
+                lives.sort_by_key(|l| l.at);
+                lives
+            },
+            enrolments: std::mem::take(&mut *lock(&self.enrolments)),
+        }
     }
 }
 
@@ -87,6 +153,13 @@ fn http_client() -> reqwest::Client {
         .expect("http client")
 }
 
+/// How long a client waits before asking again a peer that did not answer and is not meant to
+/// run, so that stopped spares cost little.
+pub const IDLE: Duration = Duration::from_millis(100);
+
+/// How often each peer is asked for its membership.
+pub const MEMBERS_POLL: Duration = Duration::from_millis(75);
+
 /// Starts the clients of every peer; they stop when `stop` is cancelled.
 pub fn start(
     rec: Arc<Recorder>,
@@ -103,7 +176,10 @@ pub fn start(
             stop: stop.clone(),
         };
         tasks.push(tokio::spawn(asker.clone().poll_leader(interval)));
-        tasks.push(tokio::spawn(asker.poll_term(Duration::from_millis(100))));
+        tasks.push(tokio::spawn(
+            asker.clone().poll_term(Duration::from_millis(100)),
+        ));
+        tasks.push(tokio::spawn(asker.poll_members(MEMBERS_POLL)));
     }
     tasks
 }
@@ -119,7 +195,8 @@ struct Asker {
 
 impl Asker {
     /// Every `interval` until stopped: asks `question` and hands its result to `record` with
-    /// the times the request was sent and the answer read.
+    /// the times the request was sent and the answer read. A peer that did not answer and is
+    /// not meant to run (a spare, a member that left) is asked again only after [`IDLE`].
     async fn every<T, Q: Future<Output = Option<T>>>(
         &self,
         interval: Duration,
@@ -138,7 +215,14 @@ impl Asker {
                 _ = self.stop.cancelled() => return,
                 got = question() => got,
             };
+            let answered = got.is_some();
             record(sent, self.rec.clock.now(), got);
+            if !answered && !lock(&self.rec.roster)[self.peer] {
+                tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    _ = tokio::time::sleep(IDLE) => {}
+                }
+            }
         }
     }
 
@@ -186,4 +270,70 @@ impl Asker {
         self.every(interval, || http::get(&client, addr, "/metrics"), record)
             .await;
     }
+
+    async fn poll_members(self, interval: Duration) {
+        let client = http_client();
+        let (rec, peer) = (&self.rec, self.peer);
+        let record = |sent, received, text: Option<(u16, String)>| {
+            let sample = text
+                .filter(|(status, _)| *status == 200)
+                .and_then(|(_, body)| parse_members(&body, |name| rec.index(name)));
+            match sample {
+                Some((index, joint, members)) => {
+                    let m = MembersSample {
+                        peer,
+                        sent,
+                        received,
+                        index,
+                        joint,
+                        members,
+                    };
+                    lock(&rec.latest_members)[peer] = Some(m.clone());
+                    lock(&rec.members).push(m);
+                }
+                None => lock(&rec.latest_members)[peer] = None,
+            }
+        };
+        self.every(
+            interval,
+            || http::get(&client, self.addr, "/v1/members"),
+            record,
+        )
+        .await;
+    }
+}
+
+/// The `/v1/members` answer as the checker reads it.
+#[derive(serde::Deserialize)]
+struct MembersBody {
+    index: Option<u64>,
+    joint: bool,
+    members: Vec<MemberBody>,
+}
+
+#[derive(serde::Deserialize)]
+struct MemberBody {
+    id: String,
+    role: String,
+}
+
+/// A `/v1/members` answer: the membership index, whether a joint change is under way, the
+/// members.
+pub type Membership = (Option<u64>, bool, Vec<(usize, Role)>);
+
+/// Index, joint flag and members (sorted, by peer index from `index_of`, [`UNKNOWN_PEER`] for
+/// a stranger); `None` when the body breaks the contract.
+pub fn parse_members(body: &str, index_of: impl Fn(&str) -> Option<usize>) -> Option<Membership> {
+    let b: MembersBody = serde_json::from_str(body).ok()?;
+    let mut members = Vec::new();
+    for m in b.members {
+        let role = match m.role.as_str() {
+            "voter" | "witness" => Role::Voter,
+            "learner" => Role::Learner,
+            _ => return None,
+        };
+        members.push((index_of(&m.id).unwrap_or(UNKNOWN_PEER), role));
+    }
+    members.sort();
+    Some((b.index, b.joint, members))
 }

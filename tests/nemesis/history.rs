@@ -9,6 +9,8 @@
 use std::fmt;
 use std::time::Instant;
 
+pub use crate::roster::{Enrolment, Life, LifeEvent, MembersSample, Role};
+
 /// Microseconds since the run started.
 pub type Micros = u64;
 
@@ -88,16 +90,26 @@ pub enum FaultKind {
     Split,
     /// Two sides cut from each other, one peer connected to both.
     Bridge,
-    /// A peer stopped with SIGTERM (hand-off) and started again with its data.
+    /// A peer stopped with SIGTERM (hand-off, leave) and started again with its data at once.
     Restart,
     /// Every peer killed (or stopped), then all started again.
     RestartAll,
     /// Every packet to and from one peer delayed.
     SlowPeer,
+    /// A spare peer started (it joins), stopped with SIGTERM later (it leaves).
+    Join,
+    /// A member stopped with SIGTERM (it leaves), started again later (it joins again).
+    Leave,
+    /// A member stopped with SIGTERM while it (or the leader) is cut off from the others.
+    LeaveCutOff,
+    /// kill -9 of the leader right after a spare was started to join.
+    KillInJoin,
+    /// kill -9 of the leader right after a member was sent SIGTERM to leave.
+    KillInLeave,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::KillLeader,
         FaultKind::KillRandom,
         FaultKind::PauseLeader,
@@ -107,7 +119,24 @@ impl FaultKind {
         FaultKind::Restart,
         FaultKind::RestartAll,
         FaultKind::SlowPeer,
+        FaultKind::Join,
+        FaultKind::Leave,
+        FaultKind::LeaveCutOff,
+        FaultKind::KillInJoin,
+        FaultKind::KillInLeave,
     ];
+
+    /// Whether it changes the membership on purpose (and needs spare peers).
+    pub fn membership(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Join
+                | FaultKind::Leave
+                | FaultKind::LeaveCutOff
+                | FaultKind::KillInJoin
+                | FaultKind::KillInLeave
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -120,6 +149,11 @@ impl FaultKind {
             FaultKind::Restart => "restart",
             FaultKind::RestartAll => "restart all",
             FaultKind::SlowPeer => "slow peer",
+            FaultKind::Join => "join",
+            FaultKind::Leave => "leave",
+            FaultKind::LeaveCutOff => "leave cut off",
+            FaultKind::KillInJoin => "kill-9 in join",
+            FaultKind::KillInLeave => "kill-9 in leave",
         }
     }
 }
@@ -209,6 +243,14 @@ pub struct History {
     pub failures: Vec<Failure>,
     /// Every peer stopped with SIGTERM (restarts and the end of the run).
     pub stops: Vec<Stop>,
+    /// Every `/v1/members` answer.
+    pub members: Vec<MembersSample>,
+    /// Every start and end of a peer process, in order.
+    pub lives: Vec<LifeEvent>,
+    /// Peers joining and leaving on purpose, in order.
+    pub enrolments: Vec<Enrolment>,
+    /// From when the membership must settle: after the last fault (`None`: not checked).
+    pub settle_from: Option<Micros>,
     /// When the run ended.
     pub end: Micros,
 }
@@ -263,6 +305,16 @@ impl History {
                 .iter()
                 .map(|f| span(f.peer, "no answer".into(), f.sent, f.received)),
         );
+        lines.extend(self.members.iter().map(|m| (m.sent, self.show_members(m))));
+        lines.extend(self.lives.iter().map(|l| {
+            let what = format!("{:?} {}", l.what, self.name(Some(l.peer)));
+            (l.at, format!("PROCESS {what} at {}", ms(l.at)))
+        }));
+        lines.extend(self.enrolments.iter().map(|e| {
+            let how = if e.member { "joins" } else { "leaves" };
+            let name = self.name(Some(e.peer));
+            (e.at, format!("MEMBERSHIP {name} {how} at {}", ms(e.at)))
+        }));
         lines.extend(self.faults.iter().map(|f| (f.start, f.describe())));
         lines.extend(self.stops.iter().map(|s| {
             let name = self.name(Some(s.exit.peer));
@@ -296,7 +348,17 @@ impl History {
             .iter()
             .filter(|f| f.start <= to && f.healed >= from)
             .map(Fault::describe);
-        faults.chain(lines.iter().map(|a| self.show(a))).collect()
+        let mut members: Vec<&MembersSample> = self
+            .members
+            .iter()
+            .filter(|m| m.received >= from && m.sent <= to)
+            .collect();
+        members.sort_by_key(|m| (m.sent, m.peer));
+        let mut timed: Vec<(Micros, String)> =
+            lines.iter().map(|a| (a.sent, self.show(a))).collect();
+        timed.extend(members.iter().map(|m| (m.sent, self.show_members(m))));
+        timed.sort_by_key(|(t, _)| *t);
+        faults.chain(timed.into_iter().map(|(_, l)| l)).collect()
     }
 }
 

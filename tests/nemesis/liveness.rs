@@ -1,6 +1,9 @@
 //! Rule 4 of the checker, and the availability it measures: after every repair all peers agree
 //! on one leader within [`Rules::heal_bound`]; while a majority is up and connected, no stretch
 //! longer than [`Rules::outage_bound`] goes without a leader agreed by a majority.
+//!
+//! "All peers" and "a majority" are of the peers the nemesis meant to be members at the time
+//! ([`History::enrolled`]): a spare not started, or a member stopped to leave, is not asked.
 
 use crate::checker::{Report, Rules, Window};
 use crate::history::{Answer, History, Micros};
@@ -37,9 +40,9 @@ fn events(h: &History) -> Vec<Event<'_>> {
     ev
 }
 
-fn apply(views: &mut [Option<View>], e: &Event, min_sent: Micros) {
+fn apply(views: &mut [Option<View>], e: &Event, min_sent: Micros, roster: &[bool]) {
     match *e {
-        Event::Answer(a) if a.peer < views.len() && a.sent >= min_sent => {
+        Event::Answer(a) if a.peer < views.len() && a.sent >= min_sent && roster[a.peer] => {
             views[a.peer] = Some(View {
                 received: a.received,
                 leader: a.leader,
@@ -72,6 +75,43 @@ fn agreed(views: &[Option<View>], now: Micros, fresh: Micros, needed: usize) -> 
     None
 }
 
+/// Who is enrolled, per peer, as time goes on.
+struct Roster<'a> {
+    h: &'a History,
+    /// Enrolments in order of time.
+    order: Vec<usize>,
+    next: usize,
+    now: Vec<bool>,
+}
+
+impl<'a> Roster<'a> {
+    fn new(h: &'a History) -> Roster<'a> {
+        let mut order: Vec<usize> = (0..h.enrolments.len()).collect();
+        order.sort_by_key(|&i| h.enrolments[i].at);
+        Roster {
+            h,
+            order,
+            next: 0,
+            now: vec![true; h.peers.len()],
+        }
+    }
+
+    /// The roster at `t` (never earlier than at the last call).
+    fn at(&mut self, t: Micros) -> &[bool] {
+        while let Some(&i) = self.order.get(self.next) {
+            let e = &self.h.enrolments[i];
+            if e.at > t {
+                break;
+            }
+            if e.peer < self.now.len() {
+                self.now[e.peer] = e.member;
+            }
+            self.next += 1;
+        }
+        &self.now
+    }
+}
+
 /// Rule 4, and the availability measurements.
 pub fn liveness(h: &History, rules: &Rules, r: &mut Report) {
     let n = h.peers.len();
@@ -79,11 +119,13 @@ pub fn liveness(h: &History, rules: &Rules, r: &mut Report) {
     // All peers agree, with answers sent after each repair.
     for (i, f) in h.faults.iter().enumerate() {
         let start = ev.partition_point(|e| e.at() < f.healed);
+        let roster: Vec<bool> = (0..n).map(|p| h.enrolled(p, f.healed)).collect();
+        let all = roster.iter().filter(|m| **m).count();
         let mut views: Vec<Option<View>> = vec![None; n];
         let mut found = None;
         for e in &ev[start..] {
-            apply(&mut views, e, f.healed);
-            if agreed(&views, e.at(), rules.fresh, n).is_some() {
+            apply(&mut views, e, f.healed, &roster);
+            if agreed(&views, e.at(), rules.fresh, all).is_some() {
                 found = Some(e.at());
                 break;
             }
@@ -101,16 +143,23 @@ pub fn liveness(h: &History, rules: &Rules, r: &mut Report) {
     let Some(first) = ev.first().map(Event::at) else {
         return;
     };
-    let majority = n / 2 + 1;
+    let mut roster = Roster::new(h);
     let mut views: Vec<Option<View>> = vec![None; n];
     let mut j = 0;
     let mut open: Option<Micros> = None;
     let mut t = first;
     while t <= h.end {
+        let now = roster.at(t);
+        for (p, v) in views.iter_mut().enumerate() {
+            if !now[p] {
+                *v = None;
+            }
+        }
         while j < ev.len() && ev[j].at() <= t {
-            apply(&mut views, &ev[j], 0);
+            apply(&mut views, &ev[j], 0, now);
             j += 1;
         }
+        let majority = now.iter().filter(|m| **m).count() / 2 + 1;
         let up = agreed(&views, t, rules.fresh, majority).is_some();
         match (up, open) {
             (false, None) => open = Some(t),

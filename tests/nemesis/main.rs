@@ -1,11 +1,13 @@
 //! Fault injection against real `raft-elector` processes, with a history checker.
 //!
 //! Clients ask every peer who leads every few milliseconds and record each answer with the
-//! time its request was sent and the time the answer came back. A nemesis kills, pauses,
-//! partitions, bridges, slows down and restarts peers on a schedule drawn from a printed seed.
-//! A checker then reads the whole history and fails on a stale leader, two leaders in one
-//! term, a term going down, a stale follower, or a cluster without an agreed leader for too
-//! long. See docs/NEMESIS.md.
+//! time its request was sent and the time the answer came back; they also read every peer's
+//! membership (`/v1/members`). A nemesis kills, pauses, partitions, bridges, slows down and
+//! restarts peers, starts spare peers (they join) and stops members (they leave), on a
+//! schedule drawn from a printed seed. A checker then reads the whole history and fails on a
+//! stale leader, two leaders in one term, a term going down, a stale follower, a cluster
+//! without an agreed leader for too long, a leader that is no voter, a membership going back
+//! or differing at one index, or a membership that does not settle. See docs/NEMESIS.md.
 //!
 //! * `short_run_3_peers`, `short_run_5_peers`: part of the normal test run (about a minute
 //!   each).
@@ -21,6 +23,7 @@
 //! The clusters, their fault proxies and the [`testkit::Target`] they offer the nemesis come
 //! from the shared test kit (testkit/).
 
+mod changes;
 mod checker;
 mod checker_tests;
 mod client;
@@ -28,9 +31,13 @@ mod followers;
 mod followers_tests;
 mod history;
 mod liveness;
+mod membership;
+mod membership_tests;
 mod nemesis;
+mod roster;
 mod run;
 mod summary;
+mod tracked;
 mod violation;
 
 use std::path::{Path, PathBuf};
@@ -61,10 +68,15 @@ fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_raft-elector"))
 }
 
-/// `peers` processes of `exe` on loopback, every peer behind a fault proxy that knows the
-/// sender by the header each peer request carries.
-fn processes(peers: usize, exe: &Path) -> Cluster {
-    let mut spec = Spec::new(exe, peers);
+/// Spare peers of the process clusters: started by the membership faults, to join.
+const SPARES: usize = 2;
+
+/// `peers` processes of `exe` on loopback and `spares` more that are not of the first cluster
+/// (they join when started), every peer behind a fault proxy that knows the sender by the
+/// header each peer request carries.
+fn processes(peers: usize, spares: usize, exe: &Path) -> Cluster {
+    let mut spec = Spec::new(exe, peers + spares);
+    spec.spares = spares;
     spec.election = "nemesis".into();
     spec.log_filter = Some("info,openraft=off".into());
     spec.sender_header = Some("x-raft-elector-from".into());
@@ -86,8 +98,9 @@ fn assert_clean(outcome: &run::Outcome) {
 }
 
 async fn short_run(peers: usize) {
-    let plan = Plan::new(&format!("short-{peers}"), peers, 14, seed());
-    let outcome = run(&plan, processes(peers, &exe())).await;
+    let mut plan = Plan::new(&format!("short-{peers}"), peers, 14, seed());
+    plan.spares = SPARES;
+    let outcome = run(&plan, processes(peers, SPARES, &exe())).await;
     assert_clean(&outcome);
 }
 
@@ -137,7 +150,8 @@ async fn long_run() {
             seed.wrapping_add(k as u64),
         );
         plan.kinds = kinds.clone();
-        let outcome = run(&plan, processes(*peers, &exe())).await;
+        plan.spares = SPARES;
+        let outcome = run(&plan, processes(*peers, SPARES, &exe())).await;
         let failures = outcome.failures();
         if !failures.is_empty() {
             failed.push(format!(
@@ -195,7 +209,7 @@ async fn the_checker_rejects_a_build_without_the_lease() {
     plan.holds.partition = (2000, 3000);
     plan.holds.pause = (2000, 3000);
     plan.keep_failed = false;
-    let outcome = run(&plan, processes(3, &exe)).await;
+    let outcome = run(&plan, processes(3, 0, &exe)).await;
     if let Err(why) = outcome.enough() {
         panic!("the run against the testing-skip-lease build means nothing: {why}");
     }
@@ -260,7 +274,7 @@ async fn container_long_run() {
 #[test]
 fn schedules_cover_every_kind() {
     let mut rng = testkit::Rng::new(7);
-    let s = nemesis::schedule(&FaultKind::ALL, 18, &mut rng);
+    let s = nemesis::schedule(&FaultKind::ALL, 2 * FaultKind::ALL.len(), &mut rng);
     for kind in FaultKind::ALL {
         assert_eq!(s.iter().filter(|k| **k == kind).count(), 2, "{kind}");
     }

@@ -67,7 +67,7 @@ pub fn schedule(kinds: &[FaultKind], count: usize, rng: &mut Rng) -> Vec<FaultKi
 
 /// The peer that claims leadership with the highest term in the newest answers, waiting up to
 /// two seconds for one.
-async fn leader(rec: &Recorder) -> Option<usize> {
+pub async fn leader(rec: &Recorder) -> Option<usize> {
     for _ in 0..200 {
         let found = rec
             .latest()
@@ -99,7 +99,7 @@ fn names<C: Target>(c: &C, peers: &[usize]) -> String {
 }
 
 /// Drop (silent) or Reject (reset), at even odds.
-fn drop_or_reject(rng: &mut Rng) -> Mode {
+pub fn drop_or_reject(rng: &mut Rng) -> Mode {
     if rng.chance(1, 2) {
         Mode::Drop
     } else {
@@ -161,7 +161,11 @@ pub async fn inject<C: Target>(
     rng: &mut Rng,
     plan: &Plan,
 ) -> FaultResult<Injected> {
-    let n = c.len();
+    if kind.membership() {
+        return crate::changes::inject(kind, c, rec, rng, plan).await;
+    }
+    // The first cluster; the spare peers (beyond it) are for the membership faults.
+    let n = plan.peers;
     let name = c.names();
     let clock = rec.clock;
     let holds = &plan.holds;
@@ -328,6 +332,7 @@ pub async fn inject<C: Target>(
                 ),
             )
         }
+        _ => unreachable!("{kind} is a membership fault"),
     };
     let fault = Fault {
         kind,

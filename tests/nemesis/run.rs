@@ -8,17 +8,23 @@ use std::time::{Duration, Instant};
 use testkit::{Rng, Target};
 use tokio_util::sync::CancellationToken;
 
+use crate::changes::{self, Settled};
 use crate::checker::{self, Report, Rules};
 use crate::client::{self, Recorder};
 use crate::history::{Clock, FaultKind, History, Stop};
 use crate::nemesis::{self, Holds};
 use crate::summary;
+use crate::tracked::Tracked;
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub label: String,
+    /// The first cluster.
     pub peers: usize,
+    /// Peers beyond the first cluster (the target has `peers + spares`), started only by the
+    /// membership faults, to join.
+    pub spares: usize,
     pub faults: usize,
     pub seed: u64,
     pub kinds: Vec<FaultKind>,
@@ -41,6 +47,8 @@ pub fn default_rules() -> Rules {
         fresh: 50_000,
         // The default --shutdown-timeout (5 s) and one second for the process to end.
         shutdown_bound: 6_000_000,
+        members_bound: 20_000_000,
+        max_voters: 5,
     }
 }
 
@@ -56,6 +64,7 @@ impl Plan {
         Plan {
             label: label.to_string(),
             peers,
+            spares: 0,
             faults,
             seed,
             kinds: FaultKind::ALL.to_vec(),
@@ -78,22 +87,24 @@ pub struct Outcome {
     pub kept: Option<PathBuf>,
 }
 
-/// Waits until every peer's newest answer, sent after `since`, names the same leader with the
-/// same term and that leader claims it. Returns how long it took, or `None` at `timeout`.
+/// Waits until the newest answer of every peer of the roster, sent after `since`, names the
+/// same leader with the same term and that leader claims it. Returns how long it took, or
+/// `None` at `timeout`.
 async fn all_agree(rec: &Recorder, since: u64, timeout: Duration) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < timeout {
         let latest = rec.latest();
-        let fresh: Vec<_> = latest
+        let roster = rec.roster();
+        let fresh: Vec<_> = roster
             .iter()
-            .map(|a| a.as_ref().filter(|a| a.sent >= since))
+            .map(|&i| (i, latest[i].as_ref().filter(|a| a.sent >= since)))
             .collect();
-        if let Some(Some(first)) = fresh.first() {
-            let agreed = fresh.iter().enumerate().all(|(i, a)| {
+        if let Some((_, Some(first))) = fresh.first() {
+            let agreed = fresh.iter().all(|(i, a)| {
                 a.is_some_and(|a| {
                     a.leader == first.leader
                         && a.term == first.term
-                        && a.is_leader == (first.leader == Some(i))
+                        && a.is_leader == (first.leader == Some(*i))
                 })
             });
             if agreed && first.leader.is_some() {
@@ -105,16 +116,51 @@ async fn all_agree(rec: &Recorder, since: u64, timeout: Duration) -> Option<Dura
     None
 }
 
-/// Whether faults of `kind` can be injected into `cluster` (known once it runs).
-fn possible<C: Target>(kind: FaultKind, cluster: &C) -> bool {
-    kind != FaultKind::SlowPeer || cluster.can_slow()
+/// Whether faults of `kind` can be injected into `cluster` (known once it runs): a slow peer
+/// needs proxies or netem, the membership faults spare peers.
+fn possible<C: Target>(kind: FaultKind, cluster: &C, plan: &Plan) -> bool {
+    (kind != FaultKind::SlowPeer || cluster.can_slow()) && (!kind.membership() || plan.spares > 0)
 }
 
-/// Runs a plan to the end on `cluster` (prepared, not started) and checks it.
-pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
+/// Settles the membership ([`changes::settle`]) and says how it went.
+async fn settle<C: Target>(c: &mut C, rec: &Recorder, plan: &Plan, stops: &mut Vec<Stop>) {
+    let s: Settled = changes::settle(c, rec, plan, Duration::from_secs(10)).await;
+    if !s.repaired.is_empty() || s.after.is_none_or(|d| d > Duration::from_secs(1)) {
+        eprintln!(
+            "nemesis [{}]: membership {}{}",
+            plan.label,
+            match s.after {
+                Some(d) => format!("settled after {} ms", d.as_millis()),
+                None => "NOT settled".into(),
+            },
+            if s.repaired.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; stopped peers still members, started and stopped again: {}",
+                    s.repaired.join(", ")
+                )
+            }
+        );
+    }
+    stops.extend(s.stops);
+}
+
+/// Runs a plan to the end on `cluster` (prepared, not started; `plan.peers + plan.spares`
+/// peers) and checks it.
+pub async fn run<C: Target>(plan: &Plan, cluster: C) -> Outcome {
+    assert_eq!(
+        cluster.len(),
+        plan.peers + plan.spares,
+        "the cluster must have the plan's peers and spares"
+    );
     let started = Instant::now();
     let clock = Clock::new();
-    let rec = Arc::new(Recorder::new(clock, cluster.names()));
+    let rec = Arc::new(Recorder::new(clock, cluster.names(), plan.peers));
+    let mut cluster = Tracked {
+        inner: cluster,
+        rec: rec.clone(),
+    };
     let stop = CancellationToken::new();
     let clients = client::start(rec.clone(), &cluster.http(), plan.poll, stop.clone());
     for i in 0..plan.peers {
@@ -125,18 +171,19 @@ pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
         .kinds
         .iter()
         .copied()
-        .filter(|k| possible(*k, &cluster))
+        .filter(|k| possible(*k, &cluster, plan))
         .collect();
     let skipped: Vec<&str> = plan
         .kinds
         .iter()
-        .filter(|k| !possible(**k, &cluster))
+        .filter(|k| !possible(**k, &cluster, plan))
         .map(|k| k.name())
         .collect();
     eprintln!(
-        "nemesis [{}]: {} peers, {} faults, seed {} (replay with NEMESIS_SEED={}), on {}{}",
+        "nemesis [{}]: {} peers (and {} spares), {} faults, seed {} (replay with NEMESIS_SEED={}), on {}{}",
         plan.label,
         plan.peers,
+        plan.spares,
         plan.faults,
         plan.seed,
         plan.seed,
@@ -188,8 +235,13 @@ pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
             }
         );
         faults.push(fault);
+        settle(&mut cluster, &rec, plan, &mut stops).await;
         tokio::time::sleep(rng.millis(200, 800)).await;
     }
+    // The membership must settle: every running peer lists the same members, the running ones.
+    let settle_from = clock.now();
+    settle(&mut cluster, &rec, plan, &mut stops).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     stop.cancel();
     let mut client_panic = None;
     for task in clients {
@@ -199,7 +251,6 @@ pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
             }
         }
     }
-    let (answers, terms, failures) = rec.take();
     let end = clock.now();
     // Every peer stopped as a pod is: SIGTERM, and it must exit 0 in time.
     let exit_within = Duration::from_micros(plan.rules.shutdown_bound);
@@ -210,13 +261,18 @@ pub async fn run<C: Target>(plan: &Plan, mut cluster: C) -> Outcome {
             exit,
         });
     }
+    let recorded = rec.take();
     let history = History {
         peers: cluster.names(),
-        answers,
-        terms,
+        answers: recorded.answers,
+        terms: recorded.terms,
         faults,
-        failures,
+        failures: recorded.failures,
         stops,
+        members: recorded.members,
+        lives: recorded.lives,
+        enrolments: recorded.enrolments,
+        settle_from: Some(settle_from),
         end,
     };
     let report = checker::check(&history, &plan.rules);

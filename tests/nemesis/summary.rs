@@ -35,9 +35,10 @@ fn thousands(n: usize) -> String {
 pub fn render(plan: &Plan, target: &str, h: &History, r: &Report, elapsed: Duration) -> String {
     let mut out = String::new();
     out += &format!(
-        "== nemesis summary [{}]: {} peers, seed {}, {} faults in {:.0} s ==\n{target}\n",
+        "== nemesis summary [{}]: {} peers (and {} spares), seed {}, {} faults in {:.0} s ==\n{target}\n",
         plan.label,
         plan.peers,
+        plan.spares,
         plan.seed,
         h.faults.len(),
         elapsed.as_secs_f64()
@@ -52,13 +53,18 @@ pub fn render(plan: &Plan, target: &str, h: &History, r: &Report, elapsed: Durat
     }
     out += "\n";
     out += &format!(
-        "answers checked: {} (leader claims {}, naming a leader {}, no leader {}); metrics term samples {}; requests without answer {}\n",
+        "answers checked: {} (leader claims {}, naming a leader {}, no leader {}); metrics term samples {}; requests without answer {} (of peers meant to run)\n",
         thousands(r.answers),
         thousands(r.claims),
         thousands(r.naming),
         thousands(r.unknown),
         thousands(r.term_samples),
-        thousands(h.failures.len())
+        thousands(
+            h.failures
+                .iter()
+                .filter(|f| h.enrolled(f.peer, f.sent))
+                .count()
+        )
     );
 
     // Windows and per-fault totals, by the kind of the fault they followed.
@@ -143,18 +149,38 @@ pub fn render(plan: &Plan, target: &str, h: &History, r: &Report, elapsed: Durat
         ms(r.excused.max)
     );
     out += &format!(
+        "membership: {} /v1/members answers, {} membership indexes; {} claims checked against the claimant's own membership before and after; {} falls of an index from a membership a majority of its voters never listed (allowed); {} after the last fault\n",
+        thousands(r.members_samples),
+        r.membership_indexes,
+        thousands(r.claims_bracketed),
+        r.back_excused,
+        match r.settled {
+            Some(t) => format!("every running peer listed the running peers {} ms", ms(t)),
+            None if h.settle_from.is_some() => "the running peers NEVER all listed the running peers".into(),
+            None => "not checked".into(),
+        }
+    );
+    if let Some((higher, lower)) = &r.first_excused {
+        out += &format!(
+            "  the first such fall: {}, then {}\n",
+            h.show_members(higher),
+            h.show_members(lower)
+        );
+    }
+    out += &format!(
         "peers stopped with SIGTERM: {} (slowest exit {} ms)\n",
         r.exits.count,
         ms(r.exits.max)
     );
     out += &format!(
-        "bounds: all peers agree within {} ms of each repair; no outage over {} ms while a majority is up and connected; follower window {} ms after a heartbeat arrived, heartbeats arrive within {} ms unless a fault held them; exit 0 within {} ms of SIGTERM; answers fresh for {} ms\n",
+        "bounds: all peers agree within {} ms of each repair; no outage over {} ms while a majority is up and connected; follower window {} ms after a heartbeat arrived, heartbeats arrive within {} ms unless a fault held them; exit 0 within {} ms of SIGTERM; answers fresh for {} ms; the membership settles within {} ms of the last fault\n",
         ms(plan.rules.heal_bound),
         ms(plan.rules.outage_bound),
         ms(plan.rules.follower_window),
         ms(plan.rules.delivery),
         ms(plan.rules.shutdown_bound),
-        ms(plan.rules.fresh)
+        ms(plan.rules.fresh),
+        ms(plan.rules.members_bound)
     );
     out += &format!("checker: {r}\n");
     out

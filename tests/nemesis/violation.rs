@@ -1,7 +1,7 @@
 //! The broken promises the checker reports, each with a readable account and the history
 //! around it.
 
-use crate::history::{ms, Answer, History, Micros, Stop};
+use crate::history::{ms, Answer, History, MembersSample, Micros, Stop};
 
 /// A term a peer reported: (sent, received, term, "answered term" or "metrics term").
 pub type Reported = (Micros, Micros, u64, &'static str);
@@ -60,6 +60,29 @@ pub enum Violation {
         stop: Stop,
         bound: Micros,
     },
+    LeaderNotVoter {
+        /// The first such claim of this peer with this membership.
+        claim: Answer,
+        before: MembersSample,
+        after: MembersSample,
+        count: usize,
+    },
+    MembershipBack {
+        higher: MembersSample,
+        lower: MembersSample,
+    },
+    TwoMemberships {
+        first: MembersSample,
+        second: MembersSample,
+    },
+    NotSettled {
+        from: Micros,
+        /// When the roster agreed, if ever.
+        at: Option<Micros>,
+        roster: Vec<usize>,
+        /// Every peer's newest `/v1/members` answer then (or at the end).
+        latest: Vec<Option<MembersSample>>,
+    },
 }
 
 /// The stretch of the run covered by two answers.
@@ -80,6 +103,10 @@ impl Violation {
             Violation::NoLeaderAfterHeal { .. } => "no leader after heal",
             Violation::LongOutage { .. } => "long outage",
             Violation::UncleanExit { .. } => "unclean exit after SIGTERM",
+            Violation::LeaderNotVoter { .. } => "leader not a voter",
+            Violation::MembershipBack { .. } => "membership went back",
+            Violation::TwoMemberships { .. } => "two memberships at one index",
+            Violation::NotSettled { .. } => "membership not settled",
         }
     }
 
@@ -182,6 +209,48 @@ impl Violation {
                 stop.at,
                 stop.at,
             ),
+            Violation::LeaderNotVoter { claim, before, after, count } => (
+                format!(
+                    "LEADER NOT A VOTER: {} claimed leadership while its own membership, the same before and after the claim, does not list it as a voter ({count} such claims)\n  before: {}\n  claim:  {}\n  after:  {}\n",
+                    h.name(Some(claim.peer)), h.show_members(before), h.show(claim), h.show_members(after)
+                ),
+                before.sent,
+                after.received,
+            ),
+            Violation::MembershipBack { higher, lower } => (
+                format!(
+                    "MEMBERSHIP WENT BACK on {} (a majority of the higher one's voters had reported it, so it was committed):\n  {}\n  then {}\n",
+                    h.name(Some(higher.peer)), h.show_members(higher), h.show_members(lower)
+                ),
+                higher.sent,
+                lower.received,
+            ),
+            Violation::TwoMemberships { first, second } => (
+                format!(
+                    "TWO MEMBERSHIPS AT INDEX {}:\n  {}\n  {}\n",
+                    first.index.unwrap_or(0), h.show_members(first), h.show_members(second)
+                ),
+                first.sent.min(second.sent),
+                first.received.max(second.received),
+            ),
+            Violation::NotSettled { from, at, roster, latest } => {
+                let when = match at {
+                    Some(t) => format!("only at {} ({} ms after)", ms(*t), (t - from) / 1000),
+                    None => "never".to_string(),
+                };
+                let mut text = format!(
+                    "MEMBERSHIP NOT SETTLED: from {} every running peer had to list the same members, exactly {{{}}}; that happened {when}; their newest answers:\n",
+                    ms(*from),
+                    roster.iter().map(|p| h.name(Some(*p))).collect::<Vec<_>>().join(",")
+                );
+                for p in roster {
+                    match latest.get(*p).and_then(|m| m.as_ref()) {
+                        Some(m) => text += &format!("  {}\n", h.show_members(m)),
+                        None => text += &format!("  {}: no answer\n", h.name(Some(*p))),
+                    }
+                }
+                (text, *from, *from)
+            }
         }
     }
 

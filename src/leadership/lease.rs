@@ -5,6 +5,7 @@
 //! `docs/DESIGN.md`, "Who may say I am the leader".
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,10 @@ pub struct Leadership {
     /// When this peer last accepted an append-entries of any leader (its start before that):
     /// openraft's own lease on that leader runs from there.
     last_append: Mutex<Instant>,
+    /// The term whose leadership check-quorum silenced (0: none). openraft keeps re-sending
+    /// entries a follower never acknowledged even with heartbeats off, and every such request
+    /// renews the followers' own lease on this leader; so while silenced, none leaves.
+    silenced: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -73,7 +78,18 @@ impl Leadership {
             lease: Mutex::new(LeaseState::default()),
             heard: Mutex::new(HeardState::default()),
             last_append: Mutex::new(Instant::now()),
+            silenced: AtomicU64::new(0),
         }
+    }
+
+    /// Check-quorum silenced this peer's leadership of `term` (`None`: it speaks again).
+    pub fn silence(&self, term: Option<u64>) {
+        self.silenced.store(term.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// Whether a request of this peer's leadership of `term` must not leave.
+    pub fn silenced(&self, term: u64) -> bool {
+        term != 0 && self.silenced.load(Ordering::SeqCst) == term
     }
 
     /// From now on, the membership in force is the one Raft's metrics show.

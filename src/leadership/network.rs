@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::error::{NetworkError, RemoteError};
+use openraft::error::{NetworkError, RemoteError, Unreachable};
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -22,6 +22,11 @@ use crate::raft::{
     RaftError, RpcError, SnapshotRequest, SnapshotResponse, TypeConfig, Vote, VoteRequest,
     VoteResponse,
 };
+
+/// Why a silenced leader sends nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("check-quorum silenced this leader: no quorum acknowledged it, so it sends nothing until another is elected")]
+struct Silenced;
 
 /// What every connection to a peer shares.
 struct Shared {
@@ -153,6 +158,13 @@ impl RaftNetwork<TypeConfig> for Connection {
     ) -> Result<AppendResponse, RpcError> {
         let term = vote_term(&rpc.vote);
         let mine = rpc.vote.is_committed() && vote_for(&rpc.vote) == Some(self.shared.me);
+        if mine && self.shared.leadership.silenced(term) {
+            // Check-quorum silenced this leader: a retried entry would renew the followers'
+            // lease on it as a heartbeat does, and they could never elect another.
+            return Err(openraft::error::RPCError::Unreachable(Unreachable::new(
+                &Silenced,
+            )));
+        }
         // The lease counts from the moment the request leaves, never from when the answer came.
         let sent = Instant::now();
         // openraft 0.9 gives up on an append-entries after one heartbeat interval, but the
@@ -194,6 +206,11 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: SnapshotRequest,
         option: RPCOption,
     ) -> Result<SnapshotResponse, RpcError<InstallSnapshotError>> {
+        if self.shared.leadership.silenced(vote_term(&rpc.vote)) {
+            return Err(openraft::error::RPCError::Unreachable(Unreachable::new(
+                &Silenced,
+            )));
+        }
         let resp: SnapshotResponse = self
             .rpc(protocol::SNAPSHOT_PATH, "snapshot", &rpc, option.hard_ttl())
             .await?;

@@ -115,6 +115,7 @@ pub async fn run(
             return;
         }
         if let Some(on) = actions.heartbeats {
+            leadership.silence((!on).then_some(inputs.term));
             raft.runtime_config().heartbeat(on);
         }
         if let Some(on) = actions.elections {

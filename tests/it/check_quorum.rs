@@ -19,14 +19,33 @@ const NEW_LEADER_WITHIN: Duration = Duration::from_secs(10);
 /// [`NEW_LEADER_WITHIN`], and for a second after it the old leader never claims. The old
 /// leader logs that check-quorum stopped its heartbeats; once healed, all agree again.
 async fn the_followers_replace_a_leader_whose_link(fault: impl FnOnce(&Net, usize, &[usize])) {
-    let c = Cluster::start(proxied_spec(3));
-    let all = c.all();
+    the_followers_replace_a_leader_after(0, |c, old, followers| {
+        fault(c.proxies(), old, followers)
+    })
+    .await
+}
+
+/// As [`the_followers_replace_a_leader_whose_link`], with `spares` more peers that are not of
+/// the first cluster (the last ones) and a fault that may also start them.
+async fn the_followers_replace_a_leader_after(
+    spares: usize,
+    fault: impl FnOnce(&mut Cluster, usize, &[usize]),
+) {
+    let mut spec = proxied_spec(3 + spares);
+    spec.spares = spares;
+    let mut c = Cluster::new(spec);
+    let first: Vec<usize> = (0..3).collect();
+    c.first_cluster(&first);
+    for &i in &first {
+        c.spawn(i);
+    }
+    let all = first.clone();
     let names = c.names();
     let (old, old_term) = c.agreed_leader(&all, Duration::from_secs(10)).await;
-    let followers = c.all_but(old);
+    let followers: Vec<usize> = first.iter().copied().filter(|&i| i != old).collect();
     let logged = c.log_text(old).len();
 
-    fault(c.proxies(), old, &followers);
+    fault(&mut c, old, &followers);
     let faulted = Instant::now();
     let mut replaced: Option<Instant> = None;
     loop {
@@ -93,6 +112,21 @@ async fn a_leader_that_hears_no_answers_is_replaced() {
         for &f in followers {
             net.lose(f, leader, true);
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_hears_no_answers_while_it_has_entries_to_send_is_replaced() {
+    // As above, and a new peer then asks the old leader to join: the leader appends the change
+    // and openraft sends it again and again, since no follower's acknowledgement arrives. Those
+    // retries must not keep the followers from electing another leader.
+    the_followers_replace_a_leader_after(1, |c, leader, followers| {
+        for &f in followers {
+            c.proxies().lose(f, leader, true);
+        }
+        c.join_later(3, &[leader]);
+        c.spawn(3);
     })
     .await;
 }

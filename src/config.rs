@@ -112,6 +112,13 @@ impl Timing {
         self.election_max * 3 / 4
     }
 
+    /// How often a leader that check-quorum silenced still sends one append-entries to each
+    /// peer: seldom enough that the followers' own leases on it lapse and they can elect in
+    /// between, often enough that a healed link restores its lease within about a second.
+    pub fn silenced_probe_every(&self) -> Duration {
+        self.election_max * 4
+    }
+
     /// How long a follower keeps naming a leader it has not heard from. The same as the
     /// leader's own lease: past it, the leader may have been replaced.
     pub fn follower_window(&self) -> Duration {

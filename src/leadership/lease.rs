@@ -32,7 +32,8 @@ pub struct Leadership {
     last_append: Mutex<Instant>,
     /// The term whose leadership check-quorum silenced (0: none). openraft keeps re-sending
     /// entries a follower never acknowledged even with heartbeats off, and every such request
-    /// renews the followers' own lease on this leader; so while silenced, none leaves.
+    /// renews the followers' own lease on this leader; so while silenced, the network adapter
+    /// lets only one through per peer every [`Timing::silenced_probe_every`].
     silenced: AtomicU64,
 }
 
@@ -87,9 +88,14 @@ impl Leadership {
         self.silenced.store(term.unwrap_or(0), Ordering::SeqCst);
     }
 
-    /// Whether a request of this peer's leadership of `term` must not leave.
+    /// Whether check-quorum silenced this peer's leadership of `term`.
     pub fn silenced(&self, term: u64) -> bool {
         term != 0 && self.silenced.load(Ordering::SeqCst) == term
+    }
+
+    /// How often a silenced leader still sends one append-entries to each peer.
+    pub fn silenced_probe_every(&self) -> Duration {
+        self.timing.silenced_probe_every()
     }
 
     /// From now on, the membership in force is the one Raft's metrics show.

@@ -25,7 +25,7 @@ use crate::raft::{
 
 /// Why a silenced leader sends nothing.
 #[derive(Debug, thiserror::Error)]
-#[error("check-quorum silenced this leader: no quorum acknowledged it, so it sends nothing until another is elected")]
+#[error("check-quorum silenced this leader: no quorum acknowledged it, so it sends one request per peer now and then, until its lease holds again or another leader is elected")]
 struct Silenced;
 
 /// What every connection to a peer shares.
@@ -40,9 +40,34 @@ struct Shared {
     /// Whether each peer answered its last RPC, so that only changes are logged: a dead peer
     /// would otherwise fill the log at the heartbeat rate.
     reachable: Mutex<HashMap<String, bool>>,
+    /// Per peer, when the last request of a silenced leadership left.
+    probed: Mutex<HashMap<NodeId, Instant>>,
 }
 
 impl Shared {
+    /// Whether a request of this peer's leadership of `term` may leave for `target` now: any,
+    /// unless check-quorum silenced it; then one per peer every
+    /// [`Leadership::silenced_probe_every`]. Every append-entries a follower accepts renews its
+    /// lease on this leader, as a heartbeat does, and openraft re-sends an unacknowledged
+    /// entry at once, heartbeats off or not: unthrottled, a leader whose followers' answers
+    /// are lost would keep them from electing for as long as the fault lasts. Yet a silenced
+    /// leader may hold the entry its followers lack (then none of them can win a pre-vote
+    /// against it): the probe delivers it once the link heals, and restores the lease.
+    fn may_send(&self, target: NodeId, term: u64, now: Instant) -> bool {
+        if !self.leadership.silenced(term) {
+            return true;
+        }
+        let mut probed = self.probed.lock().unwrap_or_else(|p| p.into_inner());
+        let every = self.leadership.silenced_probe_every();
+        match probed.get(&target) {
+            Some(last) if now.saturating_duration_since(*last) < every => false,
+            _ => {
+                probed.insert(target, now);
+                true
+            }
+        }
+    }
+
     /// Logs a peer becoming unreachable or reachable again, once per change.
     fn note_reachable(&self, peer: &str, ok: bool, error: Option<&CallError>) {
         let mut map = self.reachable.lock().unwrap_or_else(|p| p.into_inner());
@@ -79,6 +104,7 @@ impl NetworkFactory {
                 contacts,
                 retry,
                 reachable: Mutex::new(HashMap::new()),
+                probed: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -158,9 +184,7 @@ impl RaftNetwork<TypeConfig> for Connection {
     ) -> Result<AppendResponse, RpcError> {
         let term = vote_term(&rpc.vote);
         let mine = rpc.vote.is_committed() && vote_for(&rpc.vote) == Some(self.shared.me);
-        if mine && self.shared.leadership.silenced(term) {
-            // Check-quorum silenced this leader: a retried entry would renew the followers'
-            // lease on it as a heartbeat does, and they could never elect another.
+        if mine && !self.shared.may_send(self.target, term, Instant::now()) {
             return Err(openraft::error::RPCError::Unreachable(Unreachable::new(
                 &Silenced,
             )));
@@ -206,7 +230,8 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: SnapshotRequest,
         option: RPCOption,
     ) -> Result<SnapshotResponse, RpcError<InstallSnapshotError>> {
-        if self.shared.leadership.silenced(vote_term(&rpc.vote)) {
+        let mine = vote_for(&rpc.vote) == Some(self.shared.me);
+        if mine && !self.shared.may_send(self.target, vote_term(&rpc.vote), Instant::now()) {
             return Err(openraft::error::RPCError::Unreachable(Unreachable::new(
                 &Silenced,
             )));

@@ -38,6 +38,38 @@ impl Answer {
     pub fn parse(body: &[u8]) -> Option<Answer> {
         serde_json::from_slice(body).ok()
     }
+
+    /// Parses an answer of this release or, failing that, one of the previous release
+    /// ([`crate::release`]), whose contract had no `voters` (then 0): for a cluster in a
+    /// rolling upgrade only.
+    pub fn parse_either_release(body: &[u8]) -> Option<Answer> {
+        Answer::parse(body).or_else(|| {
+            let p: PreviousAnswer = serde_json::from_slice(body).ok()?;
+            Some(Answer {
+                id: p.id,
+                election: p.election,
+                role: p.role,
+                name: p.name,
+                term: p.term,
+                is_leader: p.is_leader,
+                valid_ms: p.valid_ms,
+                voters: 0,
+            })
+        })
+    }
+}
+
+/// The contract of the previous release: every field of [`Answer`] but `voters`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviousAnswer {
+    id: String,
+    election: String,
+    role: Role,
+    name: String,
+    term: u64,
+    is_leader: bool,
+    valid_ms: u64,
 }
 
 #[cfg(test)]
@@ -62,6 +94,18 @@ mod tests {
                 voters: 3,
             }
         );
+    }
+
+    #[test]
+    fn the_previous_release_contract_is_read_only_when_asked_for() {
+        let previous = LEADER.replace(r#","voters":3"#, "");
+        assert_eq!(Answer::parse(previous.as_bytes()), None);
+        let a = Answer::parse_either_release(previous.as_bytes()).expect("parses");
+        assert_eq!((a.name.as_str(), a.term, a.voters), ("web-1", 7, 0));
+        let current = Answer::parse_either_release(LEADER.as_bytes()).expect("parses");
+        assert_eq!(current.voters, 3);
+        let extra = previous.replace(r#""valid_ms":150"#, r#""valid_ms":150,"x":1"#);
+        assert_eq!(Answer::parse_either_release(extra.as_bytes()), None);
     }
 
     #[test]

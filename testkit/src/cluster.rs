@@ -63,6 +63,9 @@ pub struct Spec {
     /// started. The first cluster's peers are given only each other in `--peers`; a spare is
     /// given them and itself (see [`Cluster::peer_list_of`]).
     pub spares: usize,
+    /// Some peers may run the previous release ([`Peer::exe`]): answers in its contract
+    /// (without `voters`) are accepted too.
+    pub previous_release: bool,
 }
 
 impl Spec {
@@ -94,6 +97,8 @@ pub struct Peer {
     pub peer_addr: SocketAddr,
     /// Flags for this peer only.
     pub extra: Vec<String>,
+    /// The binary of this peer when not [`Spec::exe`] (the previous release, say).
+    pub exe: Option<PathBuf>,
 }
 
 impl Peer {
@@ -133,6 +138,7 @@ impl Cluster {
                 proxy: spec.sender_header.as_ref().map(|_| free_addr()),
                 peer_addr: free_addr(),
                 extra: Vec::new(),
+                exe: None,
             })
             .collect();
         let net = spec.sender_header.as_ref().map(|header| {
@@ -286,7 +292,7 @@ impl Cluster {
     /// The command line of peer `i`.
     pub fn command(&self, i: usize) -> Command {
         let p = &self.peers[i];
-        let mut cmd = Command::new(&self.spec.exe);
+        let mut cmd = Command::new(p.exe.as_ref().unwrap_or(&self.spec.exe));
         cmd.args(["--election", &self.spec.election, "--id", &p.name]);
         // A peer given a list of its own (a peer joining a cluster it was not part of) keeps it.
         if !p
@@ -459,7 +465,12 @@ impl Ask for Cluster {
     }
 
     async fn ask(&self, i: usize) -> Option<Answer> {
-        http::ask(&self.client, self.peers[i].http).await
+        let parse = if self.spec.previous_release {
+            Answer::parse_either_release
+        } else {
+            Answer::parse
+        };
+        http::ask_parsed(&self.client, self.peers[i].http, parse).await
     }
 
     fn poll(&self) -> Duration {

@@ -31,10 +31,19 @@ pub async fn get(client: &reqwest::Client, addr: SocketAddr, path: &str) -> Opti
 /// `GET /v1/leader` at `addr`, whatever the status (503 when no leader is known); `None` if no
 /// answer came or it breaks the contract.
 pub async fn ask(client: &reqwest::Client, addr: SocketAddr) -> Option<Answer> {
+    ask_parsed(client, addr, Answer::parse).await
+}
+
+/// [`ask`], with the answer read by `parse` (e.g. [`Answer::parse_either_release`]).
+pub async fn ask_parsed(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    parse: fn(&[u8]) -> Option<Answer>,
+) -> Option<Answer> {
     let resp = client
         .get(format!("http://{addr}/v1/leader"))
         .send()
         .await
         .ok()?;
-    Answer::parse(&resp.bytes().await.ok()?)
+    parse(&resp.bytes().await.ok()?)
 }

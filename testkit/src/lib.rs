@@ -4,6 +4,7 @@
 //!
 //! The kit, from the bottom up (a module uses only those above it in this list):
 //!
+//! * [`release`]: the previous release's binary, built from this repository's history.
 //! * [`ports`]: free loopback ports, claimed across processes with `flock`.
 //! * [`hosts`]: a private `/etc/hosts` for child processes (a mount namespace each), for
 //!   names that resolve only once the test publishes them.
@@ -41,6 +42,7 @@ pub mod ports;
 pub mod procs;
 pub mod proxy;
 pub mod raw;
+pub mod release;
 pub mod rng;
 pub mod target;
 pub mod timeline;

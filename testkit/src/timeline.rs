@@ -7,9 +7,13 @@
 //! answers came back), so the order of two samples is the real order of their answers.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::answer::Answer;
+use crate::http;
 
 /// One round of questions to every peer (asked at once), `at` its start.
 #[derive(Debug, Clone)]
@@ -17,6 +21,32 @@ pub struct Sample {
     pub at: Duration,
     /// By peer index; `None` where the peer did not answer (stopped, restarting).
     pub answers: Vec<Option<Answer>>,
+}
+
+/// Asks every peer of `addrs` (running or not) who leads, one sample after the other, until
+/// `done` is set; each answer read by `parse` ([`Answer::parse`], say). Bounded: stops after
+/// 200,000 samples.
+pub fn sample(
+    addrs: Vec<SocketAddr>,
+    done: Arc<AtomicBool>,
+    parse: fn(&[u8]) -> Option<Answer>,
+) -> tokio::task::JoinHandle<Vec<Sample>> {
+    let t0 = Instant::now();
+    let client = http::client(Duration::from_millis(300));
+    tokio::spawn(async move {
+        let mut samples = Vec::new();
+        for _ in 0..200_000 {
+            if done.load(Ordering::SeqCst) {
+                break;
+            }
+            let at = t0.elapsed();
+            let asks = addrs.iter().map(|a| http::ask_parsed(&client, *a, parse));
+            let answers = futures::future::join_all(asks).await;
+            samples.push(Sample { at, answers });
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        samples
+    })
 }
 
 /// What a clean timeline showed.

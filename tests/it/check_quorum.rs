@@ -130,3 +130,49 @@ async fn a_leader_that_hears_no_answers_while_it_has_entries_to_send_is_replaced
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silenced_leader_holding_an_entry_its_follower_lacks_leads_again_once_healed() {
+    // Two voters. The leader, cut off from its follower, appends a change (a new peer joins
+    // through it) that the follower never receives, and check-quorum silences it. Once the
+    // link heals, the follower cannot win a pre-vote (the leader's log is longer), so only the
+    // leader can end the standstill: its occasional request delivers the entry, and the
+    // acknowledgement restores its lease.
+    let mut spec = proxied_spec(3);
+    spec.spares = 1;
+    let mut c = Cluster::new(spec);
+    c.first_cluster(&[0, 1]);
+    c.spawn(0);
+    c.spawn(1);
+    let (leader, term) = c.agreed_leader(&[0, 1], Duration::from_secs(10)).await;
+    let follower = 1 - leader;
+    let logged = c.log_text(leader).len();
+    c.proxies().cut(&[leader], &[follower], testkit::Mode::Drop);
+    c.join_later(2, &[leader]);
+    c.spawn(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let learner = c
+            .members(leader)
+            .await
+            .is_some_and(|m| m.learners.contains(&c.peers[2].name));
+        if learner && c.log_text(leader)[logged..].contains("heartbeats stopped") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cut-off leader did not both add the learner and go quiet within 10 s:\n{}",
+            c.log_tail(leader, 30)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.proxies().heal();
+    let healed = Instant::now();
+    let (now_leader, now_term) = c.agreed_leader(&[0, 1], Duration::from_secs(10)).await;
+    eprintln!(
+        "peer-{now_leader} leads in term {now_term} (before: peer-{leader} in term {term}), {} ms after the heal",
+        healed.elapsed().as_millis()
+    );
+    c.members_converge(&[0, 1, 2], &[0, 1, 2], &[], Duration::from_secs(10))
+        .await;
+}

@@ -17,6 +17,7 @@ mod prevote;
 mod recover;
 mod restart;
 mod shutdown;
+mod upgrade;
 
 /// The binary under test.
 pub const EXE: &str = env!("CARGO_BIN_EXE_raft-elector");

@@ -17,23 +17,7 @@ const STEP: Duration = Duration::from_secs(10);
 
 /// Asks every peer (running or not) who leads, one round after the other, until `done`.
 fn sample(addrs: Vec<SocketAddr>, done: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<Sample>> {
-    let t0 = Instant::now();
-    let client = testkit::http::client(Duration::from_millis(300));
-    tokio::spawn(async move {
-        let mut samples = Vec::new();
-        // Bounded: the tests' steps end well within this many rounds.
-        for _ in 0..200_000 {
-            if done.load(Ordering::SeqCst) {
-                break;
-            }
-            let at = t0.elapsed();
-            let asks = addrs.iter().map(|a| testkit::http::ask(&client, *a));
-            let answers = futures::future::join_all(asks).await;
-            samples.push(Sample { at, answers });
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        samples
-    })
+    timeline::sample(addrs, done, testkit::Answer::parse)
 }
 
 /// Sends SIGTERM to all of `peers` at the same moment and checks each exits 0 in time.

@@ -1,0 +1,76 @@
+//! The previous release's `raft-elector` binary, for upgrade tests: its sources taken from
+//! this repository's history (`git archive` of [`PREVIOUS_RELEASE`]) and built offline into a
+//! target directory of its own, so that it never replaces the binary under test. Built once;
+//! later runs reuse it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The commit of the previous release: the last one before membership changes (issue 12)
+/// changed the peer protocol (joins, leaves, probes) and the answer (`voters`).
+pub const PREVIOUS_RELEASE: &str = "c61d9a43b5462a5bd709225aaa807235f683e388";
+
+/// Builds (or finds) the previous release's binary. `repo` is this repository's checkout
+/// (its history must hold [`PREVIOUS_RELEASE`]: a full clone, not a shallow one), `work` a
+/// directory the build may keep (the tests' `CARGO_TARGET_TMPDIR`).
+pub fn previous_release_exe(repo: &Path, work: &Path) -> PathBuf {
+    let short = &PREVIOUS_RELEASE[..12];
+    let base = work.join("previous-release");
+    let exe = base.join("target").join("debug").join("raft-elector");
+    let stamp = base.join(format!("built-{short}"));
+    if stamp.exists() && exe.exists() {
+        return exe;
+    }
+    let src = base.join(format!("src-{short}"));
+    if src.exists() {
+        std::fs::remove_dir_all(&src).expect("remove an earlier, unfinished source tree");
+    }
+    std::fs::create_dir_all(&src).expect("create the source directory");
+    let has = Command::new("git")
+        .current_dir(repo)
+        .args(["cat-file", "-e", &format!("{PREVIOUS_RELEASE}^{{commit}}")])
+        .status()
+        .expect("run git");
+    assert!(
+        has.success(),
+        "the previous release ({PREVIOUS_RELEASE}) is not in the history of {}: upgrade tests \
+         need a full clone (`git fetch --unshallow`)",
+        repo.display()
+    );
+    let archive = Command::new("git")
+        .current_dir(repo)
+        .args(["archive", "--format=tar", PREVIOUS_RELEASE])
+        .output()
+        .expect("run git archive");
+    assert!(
+        archive.status.success(),
+        "git archive {PREVIOUS_RELEASE} failed: {}",
+        String::from_utf8_lossy(&archive.stderr)
+    );
+    let mut untar = Command::new("tar")
+        .current_dir(&src)
+        .args(["-x", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tar");
+    {
+        use std::io::Write;
+        let mut stdin = untar.stdin.take().expect("tar's stdin");
+        stdin.write_all(&archive.stdout).expect("feed tar");
+    }
+    assert!(untar.wait().expect("wait for tar").success(), "tar -x failed");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(&src)
+        .args(["build", "--offline", "--locked", "--bin", "raft-elector"])
+        .env("CARGO_TARGET_DIR", base.join("target"))
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "building the previous release ({PREVIOUS_RELEASE}) failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&stamp, PREVIOUS_RELEASE).expect("write the build stamp");
+    exe
+}

@@ -76,5 +76,6 @@ async fn a_rolling_upgrade_from_the_previous_release_keeps_one_leader_and_every_
         summary.claimants,
         steps.join("\n  ")
     );
-    assert!(summary.samples >= 40, "too few samples: {}", summary.samples);
+    // The steps are quick (a few seconds in all): the sampler must still have seen them.
+    assert!(summary.samples >= 10, "too few samples: {}", summary.samples);
 }

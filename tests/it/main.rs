@@ -8,6 +8,7 @@ mod check_quorum;
 mod compaction;
 mod crashes;
 mod damaged;
+mod demo;
 mod election;
 mod failover;
 mod hostile;

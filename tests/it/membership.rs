@@ -234,6 +234,64 @@ async fn two_peers_and_a_witness_survive_the_crash_of_either_and_the_witness_nev
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_two_replicas_keeps_a_leader_throughout() {
+    // A StatefulSet of two, updated one pod at a time (the higher ordinal first): each
+    // stopping peer leaves the membership, the other leads alone, and the restarted peer
+    // joins again before the next one stops.
+    let mut c = Cluster::new(spec(2));
+    c.spawn_all();
+    let addrs: Vec<SocketAddr> = c.peers.iter().map(|p| p.http).collect();
+    let (first, _) = c.agreed_leader(&[0, 1], STEP).await;
+    c.members_converge(&[0, 1], &[0, 1], &[], STEP).await;
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = sample(addrs, done.clone());
+    let mut steps = vec![format!("peer-{first} leads")];
+    for i in [1, 0] {
+        let other = 1 - i;
+        let t = Instant::now();
+        c.stop(i).await;
+        let (alone, _) = c.agreed_leader(&[other], STEP).await;
+        assert_eq!(alone, other);
+        c.members_converge(&[other], &[other], &[], STEP).await;
+        c.spawn(i);
+        c.members_converge(&[0, 1], &[0, 1], &[], STEP).await;
+        let (leader, term) = c.agreed_leader(&[0, 1], STEP).await;
+        steps.push(format!(
+            "peer-{i} restarted in {:?}: peer-{leader} leads in term {term}",
+            t.elapsed()
+        ));
+    }
+    done.store(true, Ordering::SeqCst);
+    let samples = sampler.await.expect("sampler");
+    let summary = timeline::check(&samples)
+        .unwrap_or_else(|broken| panic!("two replicas: {broken}\n  {}", steps.join("\n  ")));
+    // Throughout: after the first claim, the longest run of samples in which nobody claimed.
+    let mut gap = Duration::ZERO;
+    let mut last_claim: Option<Duration> = None;
+    for s in &samples {
+        if s.answers.iter().flatten().any(|a| a.is_leader) {
+            if let Some(at) = last_claim {
+                gap = gap.max(s.at - at);
+            }
+            last_claim = Some(s.at);
+        }
+    }
+    eprintln!(
+        "two replicas: {} samples, {} with a claim; longest time without a claim {gap:?}\n  {}",
+        summary.samples,
+        summary.with_leader,
+        steps.join("\n  ")
+    );
+    // A hand-off takes milliseconds; a lost leader would show as at least an election timeout
+    // plus the lease. Generous: a loaded machine stretches everything.
+    assert!(
+        gap < Duration::from_secs(2),
+        "no claim for {gap:?}: the leader was lost\n  {}",
+        steps.join("\n  ")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_membership_flags_are_refused_with_a_clear_error() {
     let c = Cluster::new(Spec::new(EXE, 1));
     for (extra, says) in [

@@ -231,7 +231,11 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> Result<SnapshotResponse, RpcError<InstallSnapshotError>> {
         let mine = vote_for(&rpc.vote) == Some(self.shared.me);
-        if mine && !self.shared.may_send(self.target, vote_term(&rpc.vote), Instant::now()) {
+        if mine
+            && !self
+                .shared
+                .may_send(self.target, vote_term(&rpc.vote), Instant::now())
+        {
             return Err(openraft::error::RPCError::Unreachable(Unreachable::new(
                 &Silenced,
             )));

@@ -58,7 +58,10 @@ pub fn previous_release_exe(repo: &Path, work: &Path) -> PathBuf {
         let mut stdin = untar.stdin.take().expect("tar's stdin");
         stdin.write_all(&archive.stdout).expect("feed tar");
     }
-    assert!(untar.wait().expect("wait for tar").success(), "tar -x failed");
+    assert!(
+        untar.wait().expect("wait for tar").success(),
+        "tar -x failed"
+    );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(&src)

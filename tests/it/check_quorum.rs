@@ -19,10 +19,8 @@ const NEW_LEADER_WITHIN: Duration = Duration::from_secs(10);
 /// [`NEW_LEADER_WITHIN`], and for a second after it the old leader never claims. The old
 /// leader logs that check-quorum stopped its heartbeats; once healed, all agree again.
 async fn the_followers_replace_a_leader_whose_link(fault: impl FnOnce(&Net, usize, &[usize])) {
-    the_followers_replace_a_leader_after(0, |c, old, followers| {
-        fault(c.proxies(), old, followers)
-    })
-    .await
+    the_followers_replace_a_leader_after(0, |c, old, followers| fault(c.proxies(), old, followers))
+        .await
 }
 
 /// As [`the_followers_replace_a_leader_whose_link`], with `spares` more peers that are not of

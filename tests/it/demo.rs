@@ -1,6 +1,7 @@
 //! `raft-elector demo`, the README's first command, driven as a newcomer drives it: typed
 //! commands on its standard input, its printed lines read back.
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,10 @@ impl Output {
     /// The first line read since `mark` (a count of lines) that satisfies `want`, else reads
     /// on until one does; returns it. Fails after [`WITHIN`].
     async fn since(&mut self, mark: usize, what: &str, want: impl Fn(&str) -> bool) -> String {
-        match self.seen[mark.min(self.seen.len())..].iter().find(|l| want(l)) {
+        match self.seen[mark.min(self.seen.len())..]
+            .iter()
+            .find(|l| want(l))
+        {
             Some(line) => line.clone(),
             None => self.until(what, want).await,
         }
@@ -81,7 +85,10 @@ impl Output {
             if want(&rows) {
                 return rows;
             }
-            assert!(Instant::now() < deadline, "{what} within {WITHIN:?}: {rows:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {WITHIN:?}: {rows:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -171,8 +178,10 @@ async fn the_demo_elects_grows_by_one_fails_over_on_remove_and_prints_the_member
     .await;
 
     type_line(&mut stdin, "quit").await;
-    out.until("the demo stopping its peers", |l| l.contains("stopping the peers"))
-        .await;
+    out.until("the demo stopping its peers", |l| {
+        l.contains("stopping the peers")
+    })
+    .await;
     let status = tokio::time::timeout(WITHIN, child.wait())
         .await
         .expect("the demo exits after quit")
@@ -182,7 +191,7 @@ async fn the_demo_elects_grows_by_one_fails_over_on_remove_and_prints_the_member
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_explains_a_command_it_does_not_know() {
-    let (_child, mut stdin, mut out) = start_demo();
+    let (mut child, mut stdin, mut out) = start_demo();
     // The list is printed at start too: the question comes after the first leader.
     out.until("a first leader", |l| l.contains("==> ")).await;
     type_line(&mut stdin, "frobnicate").await;
@@ -192,4 +201,52 @@ async fn the_demo_explains_a_command_it_does_not_know() {
     .await;
     type_line(&mut stdin, "kill 7").await;
     out.until("which peer", |l| l.contains("which peer?")).await;
+    type_line(&mut stdin, "quit").await;
+    let status = tokio::time::timeout(WITHIN, child.wait())
+        .await
+        .expect("the demo exits after quit")
+        .expect("wait for the demo");
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peers_of_a_killed_demo_die_with_it() {
+    let (mut child, _stdin, mut out) = start_demo();
+    out.until("a first leader", |l| l.contains("==> ")).await;
+    let demo = child.id().expect("the demo's pid");
+    let peers = children_of(demo);
+    assert_eq!(peers.len(), 3, "the demo's children: {peers:?}");
+    child.kill().await.expect("SIGKILL the demo");
+    let deadline = Instant::now() + WITHIN;
+    while peers.iter().any(|p| Path::new(&format!("/proc/{p}")).exists() && !zombie(*p)) {
+        assert!(Instant::now() < deadline, "peers {peers:?} outlived the killed demo");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The pids whose parent is `pid` (from /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let after = s.rsplit_once(')')?.1;
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Whether `pid` is a zombie (dead, not yet reaped).
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, a)| a.trim_start().starts_with('Z')))
+        .unwrap_or(false)
 }

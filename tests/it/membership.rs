@@ -194,6 +194,101 @@ async fn members_beyond_the_voter_cap_are_learners_and_a_learner_replaces_a_vote
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nine_members_give_five_voters_and_voters_crashed_for_good_are_replaced_by_learners() {
+    // With --remove-unreachable-after, the leader removes a voter silent that long (never
+    // sooner than the 30 s floor), and the most up-to-date learners take the free seats.
+    let mut s = spec(9);
+    s.flags
+        .extend(["--remove-unreachable-after".to_string(), "30s".to_string()]);
+    let mut c = Cluster::new(s);
+    c.first_cluster(&[0, 1, 2]);
+    for i in 3..9 {
+        c.join_later(i, &[0, 1, 2]);
+    }
+    for i in 0..9 {
+        c.spawn(i);
+    }
+    let all: Vec<usize> = (0..9).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let m = loop {
+        let m = c.members(0).await;
+        if let Some(m) = m.filter(|m| m.voters.len() == 5 && m.learners.len() == 4) {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no 5 voters + 4 learners");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let voters: Vec<usize> = m.voters.iter().map(|n| c.index(n)).collect();
+    let learners: Vec<usize> = m.learners.iter().map(|n| c.index(n)).collect();
+    c.members_converge(&all, &voters, &learners, STEP).await;
+    let (leader, _) = c.agreed_leader(&all, STEP).await;
+    assert!(
+        voters.contains(&leader),
+        "the leader peer-{leader} is no voter"
+    );
+
+    let crashed: Vec<usize> = voters
+        .iter()
+        .copied()
+        .filter(|v| *v != leader)
+        .take(2)
+        .collect();
+    for &i in &crashed {
+        c.kill(i);
+    }
+    let killed = Instant::now();
+    let names: Vec<String> = crashed.iter().map(|&i| c.peers[i].name.clone()).collect();
+    let deadline = killed + Duration::from_secs(60);
+    let m = loop {
+        let (now_leader, _) = c
+            .agreed_leader(
+                &all.iter()
+                    .copied()
+                    .filter(|i| !crashed.contains(i))
+                    .collect::<Vec<_>>(),
+                STEP,
+            )
+            .await;
+        let m = c.members(now_leader).await.expect("members");
+        assert!(
+            m.voters.contains(&c.peers[now_leader].name),
+            "the leader peer-{now_leader} is no voter: {m:?}"
+        );
+        let gone = names
+            .iter()
+            .all(|n| !m.voters.contains(n) && !m.learners.contains(n));
+        if gone && m.voters.len() == 5 && m.learners.len() == 2 {
+            break m;
+        }
+        assert!(
+            names.iter().all(|n| m.voters.contains(n))
+                || killed.elapsed() >= Duration::from_secs(30),
+            "a crashed voter was removed {:?} after the crash, before the 30 s floor: {m:?}",
+            killed.elapsed()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the crashed voters were not replaced: {m:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "two crashed voters of nine members replaced by learners {:?} after the crash: voters {:?}",
+        killed.elapsed(),
+        m.voters
+    );
+    let survivors: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|i| !crashed.contains(i))
+        .collect();
+    let voters: Vec<usize> = m.voters.iter().map(|n| c.index(n)).collect();
+    let learners: Vec<usize> = m.learners.iter().map(|n| c.index(n)).collect();
+    c.members_converge(&survivors, &voters, &learners, STEP)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_and_a_witness_survive_the_crash_of_either_and_the_witness_never_leads() {
     let mut s = spec(3);
     s.flags

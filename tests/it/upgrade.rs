@@ -77,5 +77,9 @@ async fn a_rolling_upgrade_from_the_previous_release_keeps_one_leader_and_every_
         steps.join("\n  ")
     );
     // The steps are quick (a few seconds in all): the sampler must still have seen them.
-    assert!(summary.samples >= 10, "too few samples: {}", summary.samples);
+    assert!(
+        summary.samples >= 10,
+        "too few samples: {}",
+        summary.samples
+    );
 }

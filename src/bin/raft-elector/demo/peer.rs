@@ -74,7 +74,18 @@ impl DemoPeer {
             .open(&self.log)
             .map_err(spawn_err)?;
         let log2 = log.try_clone().map_err(spawn_err)?;
-        let child = Command::new(exe)
+        let mut cmd = Command::new(exe);
+        // The peers die with the demo, even when it is killed (SIGKILL cannot be caught): a
+        // demo never leaves peers running behind it. The demo runs on the main thread, whose
+        // end is the process's.
+        // SAFETY: between fork and exec the closure only calls prctl, which is
+        // async-signal-safe, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd
             .args(["--election", ELECTION, "--id", &self.name])
             .args(["--peers", &self.peers])
             .arg("--http")

@@ -148,6 +148,7 @@ mod tests {
         fn members(&self) -> super::super::view::MembersAnswer {
             super::super::view::MembersAnswer {
                 index: Some(3),
+                applied: Some(4),
                 voters: 1,
                 learners: 0,
                 joint: false,

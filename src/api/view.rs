@@ -85,6 +85,9 @@ pub struct Member {
 pub struct MembersAnswer {
     /// Log index of the membership entry (null before the first cluster exists).
     pub index: Option<u64>,
+    /// Log index of the last entry this peer applied (null before any): applied entries are
+    /// committed, so the membership is committed once `applied >= index`.
+    pub applied: Option<u64>,
     pub voters: usize,
     pub learners: usize,
     /// A joint change is under way.

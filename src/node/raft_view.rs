@@ -131,7 +131,10 @@ impl NodeView for RaftView {
     }
 
     fn members(&self) -> MembersAnswer {
-        let members = Members::from_metrics(&self.raft_metrics.borrow());
+        let (members, applied) = {
+            let m = self.raft_metrics.borrow();
+            (Members::from_metrics(&m), m.last_applied.map(|l| l.index))
+        };
         let witnesses = self.changes.witnesses();
         let me = self.config.me.id;
         let list = members
@@ -161,6 +164,7 @@ impl NodeView for RaftView {
         list.sort_by(|a, b| a.id.cmp(&b.id));
         MembersAnswer {
             index: members.index,
+            applied,
             voters: members.voters().len(),
             learners: members.learners().len(),
             joint: members.joint(),

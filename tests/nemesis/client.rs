@@ -279,13 +279,19 @@ impl Asker {
                 .filter(|(status, _)| *status == 200)
                 .and_then(|(_, body)| parse_members(&body, |name| rec.index(name)));
             match sample {
-                Some((index, joint, members)) => {
+                Some(Membership {
+                    index,
+                    joint,
+                    applied,
+                    members,
+                }) => {
                     let m = MembersSample {
                         peer,
                         sent,
                         received,
                         index,
                         joint,
+                        applied,
                         members,
                     };
                     lock(&rec.latest_members)[peer] = Some(m.clone());
@@ -307,6 +313,7 @@ impl Asker {
 #[derive(serde::Deserialize)]
 struct MembersBody {
     index: Option<u64>,
+    applied: Option<u64>,
     joint: bool,
     members: Vec<MemberBody>,
 }
@@ -317,12 +324,20 @@ struct MemberBody {
     role: String,
 }
 
-/// A `/v1/members` answer: the membership index, whether a joint change is under way, the
-/// members.
-pub type Membership = (Option<u64>, bool, Vec<(usize, Role)>);
+/// A `/v1/members` answer as the checker reads it.
+pub struct Membership {
+    /// The membership's log index.
+    pub index: Option<u64>,
+    /// A joint change is under way.
+    pub joint: bool,
+    /// The last log index the peer applied.
+    pub applied: Option<u64>,
+    /// Sorted, by peer index ([`UNKNOWN_PEER`] for a stranger).
+    pub members: Vec<(usize, Role)>,
+}
 
-/// Index, joint flag and members (sorted, by peer index from `index_of`, [`UNKNOWN_PEER`] for
-/// a stranger); `None` when the body breaks the contract.
+/// Index, joint flag, applied index and members (by peer index from `index_of`); `None` when
+/// the body breaks the contract.
 pub fn parse_members(body: &str, index_of: impl Fn(&str) -> Option<usize>) -> Option<Membership> {
     let b: MembersBody = serde_json::from_str(body).ok()?;
     let mut members = Vec::new();
@@ -335,5 +350,10 @@ pub fn parse_members(body: &str, index_of: impl Fn(&str) -> Option<usize>) -> Op
         members.push((index_of(&m.id).unwrap_or(UNKNOWN_PEER), role));
     }
     members.sort();
-    Some((b.index, b.joint, members))
+    Some(Membership {
+        index: b.index,
+        joint: b.joint,
+        applied: b.applied,
+        members,
+    })
 }

@@ -10,8 +10,12 @@
 //!    reported earlier (in an answer sent after the higher one came back), within one run of
 //!    its data: process restarts after SIGTERM keep it (everything was written), a kill -9
 //!    starts a new one (an entry appended but not yet written may be lost). Raft may truncate
-//!    an uncommitted entry, so a fall from a membership that a majority of its own voters never
-//!    reported is allowed (and counted); from one they did report, it is a violation.
+//!    an uncommitted entry, so only a fall from a membership known to be committed is a
+//!    violation: one that some peer listed while it reported an applied index at or past the
+//!    membership's (applied entries are committed). Other falls are allowed, and counted. (A
+//!    majority of voters listing a membership does not make it committed: the entry may be of
+//!    an older term, which a newer leader may overwrite, as in figure 8 of the Raft paper, or
+//!    a leader may list an entry it appended but had not yet written when it was killed.)
 //! 10. **Two memberships at one index.** Two answers (of any peers) with the same membership
 //!     index and different members, roles or joint state.
 //! 11. **Membership not settled.** From [`History::settle_from`] (after the last fault, every
@@ -129,15 +133,10 @@ fn bracket<'a>(
     same_process.then_some((before, after))
 }
 
-/// Whether a majority of the voters of `m` reported exactly `m` at some time.
-fn reported_by_majority(m: &MembersSample, reported: &BTreeMap<Key, BTreeSet<usize>>) -> bool {
-    let voters = m.voters();
-    let by = reported.get(&key(m));
-    let count = voters
-        .iter()
-        .filter(|v| by.is_some_and(|b| b.contains(v)))
-        .count();
-    !voters.is_empty() && count > voters.len() / 2
+/// Whether some peer listed exactly `m` while it had applied its entry: `m` was committed.
+fn known_committed(m: &MembersSample, applied: &BTreeMap<Key, u64>) -> bool {
+    m.index
+        .is_some_and(|index| applied.get(&key(m)).is_some_and(|a| *a >= index))
 }
 
 /// A membership as compared across peers.
@@ -149,9 +148,13 @@ fn key(m: &MembersSample) -> Key {
 
 /// Rule 9, per peer and run of its data, by a sweep as for terms.
 fn going_back(h: &History, per_peer: &[Vec<&MembersSample>], r: &mut Report) {
-    let mut reported: BTreeMap<Key, BTreeSet<usize>> = BTreeMap::new();
+    // Per membership, the highest applied index any peer reported with it.
+    let mut applied: BTreeMap<Key, u64> = BTreeMap::new();
     for m in &h.members {
-        reported.entry(key(m)).or_default().insert(m.peer);
+        if let Some(a) = m.applied {
+            let e = applied.entry(key(m)).or_default();
+            *e = (*e).max(a);
+        }
     }
     let mut excused: BTreeSet<(usize, usize, Option<u64>, Option<u64>)> = BTreeSet::new();
     for (peer, samples) in per_peer.iter().enumerate() {
@@ -174,7 +177,7 @@ fn going_back(h: &History, per_peer: &[Vec<&MembersSample>], r: &mut Report) {
                 let Some(m) = max.filter(|m| s.index < m.index) else {
                     continue;
                 };
-                if !reported_by_majority(m, &reported) {
+                if !known_committed(m, &applied) {
                     excused.insert((peer, *k, m.index, s.index));
                     if r.first_excused.is_none() {
                         r.first_excused = Some(((*m).clone(), (*s).clone()));

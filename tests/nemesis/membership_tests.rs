@@ -17,6 +17,7 @@ fn sample(peer: usize, sent_ms: u64, index: u64, members: &[(usize, Role)]) -> M
         received: sent_ms * MS + 2 * MS,
         index: Some(index),
         joint: false,
+        applied: Some(index),
         members: members.to_vec(),
     }
 }
@@ -153,17 +154,31 @@ fn a_membership_index_going_back_fails_unless_it_may_not_have_been_committed() {
     let r = check(&h, &rules());
     assert_found(&r, "membership went back", 1);
     assert_eq!(r.back_excused, 0);
-    // Index 9, listed by peer-1 alone, may have been an uncommitted entry that a new leader
-    // overwrote: falling back from it is allowed, and counted.
+    // Index 9, listed by peer-1 and peer-2 (a majority) but applied by none, may have been an
+    // entry of an older term that a newer leader overwrote: falling back from it is allowed,
+    // and counted.
+    let nine = [(0, V), (1, V), (2, V), (3, L)];
+    let unapplied = |p, t| MembersSample {
+        applied: Some(7),
+        ..sample(p, t, 9, &nine)
+    };
     let mut h = clean();
     h.members = polled(&[0, 1, 2], 0, 3000, four);
-    h.members
-        .push(sample(1, 2001, 9, &[(0, V), (1, V), (2, V), (3, L)]));
+    h.members.push(unapplied(1, 2001));
+    h.members.push(unapplied(2, 2002));
     let r = check(&h, &rules());
     assert_found(&r, "membership went back", 0);
-    assert_eq!(r.back_excused, 1, "one fall, however many answers show it");
+    assert_eq!(r.back_excused, 2, "one fall per peer, however many answers show it");
     let (higher, lower) = r.first_excused.clone().expect("the fall is shown");
     assert_eq!((higher.index, lower.index), (Some(9), Some(7)));
+    // Once any peer listed it with index 9 applied, it was committed: the falls fail.
+    let mut h = clean();
+    h.members = polled(&[0, 1, 2], 0, 3000, four);
+    h.members.push(unapplied(1, 2001));
+    h.members.push(sample(0, 2040, 9, &nine));
+    h.members.push(sample(0, 2120, 9, &nine));
+    // peer-1 and peer-0 (which applied it) both list index 7 afterwards.
+    assert_found(&check(&h, &rules()), "membership went back", 2);
     // After a kill -9 and a restart, what had not been written may be lost: not compared. A
     // restart after SIGTERM keeps everything: compared.
     for (end, found) in [(Life::Killed, 0), (Life::Terminated, 1)] {

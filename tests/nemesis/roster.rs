@@ -21,6 +21,8 @@ pub struct MembersSample {
     pub index: Option<u64>,
     /// A joint change is under way (its voters are those of both halves).
     pub joint: bool,
+    /// The index of the last entry the peer had applied: applied entries are committed.
+    pub applied: Option<u64>,
     /// Every member, sorted ([`crate::history::UNKNOWN_PEER`] for a name that is no peer of the cluster).
     pub members: Vec<(usize, Role)>,
 }

@@ -2,7 +2,7 @@
 # Runs raft-elector's benchmark (the bench/ crate) and writes docs/bench/: results.json,
 # results.md and the SVG charts that docs/BENCHMARKS.md shows. Not part of the tests.
 #
-#   scripts/bench.sh                          # everything (about 25-35 minutes)
+#   scripts/bench.sh                          # everything (about 27-37 minutes)
 #   scripts/bench.sh --quick                  # smoke run: 3 trials each, no etcdctl elect
 #   scripts/bench.sh --only failover,etcd     # some sections; the others' results are kept
 #   scripts/bench.sh --wait-quiet 15m --max-load 0.5   # wait (bounded) for a quiet machine

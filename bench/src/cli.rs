@@ -17,7 +17,8 @@ pub(crate) struct Args {
     /// Where results.json, results.md and the charts go.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/bench"))]
     pub(crate) out: PathBuf,
-    /// Trials per failover / hand-off / cold start / partition measurement.
+    /// Trials per failover / hand-off / cold start / partition measurement (membership: at
+    /// most 8 joins and leaves, at most 3 scale-downs to one and crashes per cluster size).
     #[arg(long, default_value_t = 30)]
     pub(crate) trials: usize,
     /// Concurrent `etcdctl elect` failovers (each waits for a 60 s session TTL).
@@ -35,7 +36,7 @@ pub(crate) struct Args {
     /// wrk runs per configuration and target (alternating targets).
     #[arg(long, default_value_t = 3)]
     pub(crate) wrk_reps: u32,
-    /// Seconds of idle CPU measurement.
+    /// Seconds of idle CPU measurement (at most 10 per cluster size in membership).
     #[arg(long, default_value_t = 30)]
     pub(crate) idle_secs: u64,
     /// Docker image whose size to report.
@@ -46,7 +47,7 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) quick: bool,
     /// Comma-separated sections to run (default: all): failover, handoff, coldstart,
-    /// partition, api, footprint, disk, etcd, etcd-elect. Results of other sections already
+    /// partition, membership, api, footprint, disk, etcd, etcd-elect. Results of other sections already
     /// in results.json are kept.
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,

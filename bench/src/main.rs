@@ -1,5 +1,6 @@
-//! raft-elector's benchmark: failover, hand-off, cold start, partition heal, application API
-//! throughput and footprint, side by side with etcd and a bare axum handler, in one run.
+//! raft-elector's benchmark: failover, hand-off, cold start, partition heal, joins and leaves
+//! of members, application API throughput and footprint, side by side with etcd and a bare
+//! axum handler, in one run.
 //!
 //! ```sh
 //! scripts/bench.sh            # installs wrk and etcd when absent, builds, runs everything

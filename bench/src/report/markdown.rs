@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::goals::goals;
-use super::{resources, timing};
+use super::{membership, resources, timing};
 
 /// Documented figures of the tools raft-elector replaces (not measured here).
 const ANCHORS: &[(&str, &str, &str)] = &[
@@ -40,6 +40,7 @@ pub(super) fn markdown(r: &Value) -> String {
     timing::failover_table(&mut o, r);
     timing::physical_limit(&mut o, r);
     timing::partition_table(&mut o, r);
+    membership::membership(&mut o, r);
     resources::api_table(&mut o, r);
     resources::footprint(&mut o, r);
     resources::disk_table(&mut o, r);

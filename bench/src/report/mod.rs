@@ -1,10 +1,12 @@
 //! Turns results.json into docs/bench/: results.md (markdown.rs, with its sections in
-//! timing.rs and resources.rs) and the SVG charts (charts.rs picks the data, plot/ draws).
+//! timing.rs, membership.rs and resources.rs) and the SVG charts (charts.rs picks the data,
+//! plot/ draws).
 
 mod charts;
 mod format;
 mod goals;
 mod markdown;
+mod membership;
 mod plot;
 mod resources;
 mod timing;

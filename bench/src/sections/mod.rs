@@ -8,6 +8,7 @@ mod disk;
 mod etcd;
 mod failover;
 mod footprint;
+mod membership;
 mod partition;
 
 use std::path::Path;
@@ -24,6 +25,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "handoff",
     "coldstart",
     "partition",
+    "membership",
     "api",
     "footprint",
     "disk",
@@ -78,6 +80,7 @@ pub(crate) async fn measure(name: &str, exe: &Path, args: &Args) -> Result<Value
         "handoff" => failover::failovers(exe, args, true).await,
         "coldstart" => coldstart::cold_starts(exe, args).await,
         "partition" => partition::partitions(exe, args).await,
+        "membership" => membership::membership(exe, args).await,
         "api" => api::api(exe, args).await,
         "footprint" => footprint::footprint(exe, args).await,
         "disk" => disk::disk(exe, args).await,

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::members::Members;
 use crate::metrics::Metrics;
 use crate::peer::client::PeerClient;
-use crate::raft::{NodeId, Raft, RaftStatus};
+use crate::raft::{NodeId, Raft, RaftMetrics, RaftStatus};
 
 /// How a hand-off ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +116,12 @@ impl Handoff {
         }
         targets.sort_by_key(|t| std::cmp::Reverse(t.1));
         for (target, _) in targets.iter().cycle() {
+            // Another peer may have won a later round, or an ordinary election, while the last
+            // request failed or its wait ran out: then the hand-off is done, whoever was asked.
+            let now = self.raft.metrics().borrow().clone();
+            if let Some(done) = handed_over(&now, me, term, started) {
+                return done;
+            }
             // openraft refuses every vote, this leader's own included, for election_timeout_max
             // after it was elected: a campaign asked for earlier would fail and only make this
             // leader step down. Wait that out first (bounded by the budget).
@@ -184,17 +190,9 @@ impl Handoff {
                     term = m.current_term;
                 }
                 Ok(m) => {
-                    let to = m
-                        .current_leader
-                        .and_then(|id| crate::members::member_name(&m, id))
-                        .unwrap_or_else(|| "?".into());
-                    let elapsed = started.elapsed();
-                    tracing::info!(to = %to, term = m.current_term, elapsed_ms = elapsed.as_millis() as u64, "leadership handed over");
-                    return Outcome::HandedOver {
-                        to,
-                        term: m.current_term,
-                        elapsed,
-                    };
+                    if let Some(done) = handed_over(&m, me, term, started) {
+                        return done;
+                    }
                 }
                 Err(_) => {}
             }
@@ -202,4 +200,20 @@ impl Handoff {
         tracing::warn!("hand-off did not complete in time; the other peers will elect after their election timeout");
         Outcome::TimedOut
     }
+}
+
+/// The outcome when `m` shows another peer leading a term after `term`.
+fn handed_over(m: &RaftMetrics, me: NodeId, term: u64, started: Instant) -> Option<Outcome> {
+    let leader = m.current_leader.filter(|l| *l != me)?;
+    if m.current_term <= term {
+        return None;
+    }
+    let to = crate::members::member_name(m, leader).unwrap_or_else(|| "?".into());
+    let elapsed = started.elapsed();
+    tracing::info!(to = %to, term = m.current_term, elapsed_ms = elapsed.as_millis() as u64, "leadership handed over");
+    Some(Outcome::HandedOver {
+        to,
+        term: m.current_term,
+        elapsed,
+    })
 }

@@ -26,13 +26,22 @@ pub fn previous_release_exe(repo: &Path, work: &Path) -> PathBuf {
         std::fs::remove_dir_all(&src).expect("remove an earlier, unfinished source tree");
     }
     std::fs::create_dir_all(&src).expect("create the source directory");
-    let has = Command::new("git")
-        .current_dir(repo)
-        .args(["cat-file", "-e", &format!("{PREVIOUS_RELEASE}^{{commit}}")])
-        .status()
-        .expect("run git");
+    let has = || {
+        Command::new("git")
+            .current_dir(repo)
+            .args(["cat-file", "-e", &format!("{PREVIOUS_RELEASE}^{{commit}}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has() {
+        // A shallow clone: the commit may still be fetched from where it was cloned from.
+        let _ = Command::new("git")
+            .current_dir(repo)
+            .args(["fetch", "--quiet", "origin", PREVIOUS_RELEASE])
+            .status();
+    }
     assert!(
-        has.success(),
+        has(),
         "the previous release ({PREVIOUS_RELEASE}) is not in the history of {}: upgrade tests \
          need a full clone (`git fetch --unshallow`)",
         repo.display()

@@ -129,6 +129,7 @@ impl PeerService for LocalPeer {
         PeerInfo {
             peer: self.config.me.name.clone(),
             witness: self.config.membership.witness,
+            leaving: self.leadership.relinquished(),
             term: m.current_term,
             last_log_index: m.last_log_index,
         }

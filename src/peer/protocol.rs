@@ -100,6 +100,9 @@ pub enum MembershipAnswer {
 pub struct PeerInfo {
     pub peer: String,
     pub witness: bool,
+    /// The peer is shutting down (it may be leaving the membership). A leave request for a
+    /// peer that answers `false` was sent by an earlier run of it: the leader refuses it.
+    pub leaving: bool,
     pub term: u64,
     pub last_log_index: Option<u64>,
 }

@@ -204,6 +204,25 @@ impl Changes {
             Standing::Voter => (ChangeMembers::RemoveVoters([id].into()), "voter"),
             Standing::Learner => (ChangeMembers::RemoveNodes([id].into()), "learner"),
         };
+        // A leave request may arrive late (held by a partition, retransmitted once it heals),
+        // after its sender gave up, exited and was started again: removing the peer then would
+        // throw out a running member. The peer that really leaves is shutting down and says
+        // so; one that answers it is not is another run of it. (No answer: it exited, or
+        // cannot be reached; it asked to leave, so it leaves.)
+        if let Some(node) = members.nodes.get(&id) {
+            let probe = self.client.info(node, self.config.timing.election_max);
+            if let Ok(info) = probe.await {
+                if info.peer == req.name && !info.leaving {
+                    return refused(
+                        "stale",
+                        format!(
+                            "{:?} is running and not shutting down: this leave request was sent by an earlier run of it",
+                            req.name
+                        ),
+                    );
+                }
+            }
+        }
         let answer = self.change(change, false).await;
         if let MembershipAnswer::Done { index, .. } = answer {
             tracing::info!(peer = %req.name, index, "removed a {what} that left");

@@ -62,6 +62,7 @@ impl PeerService for Arc<Fake> {
         PeerInfo {
             peer: "a".into(),
             witness: false,
+            leaving: false,
             term: 3,
             last_log_index: Some(9),
         }

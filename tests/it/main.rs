@@ -13,6 +13,7 @@ mod election;
 mod failover;
 mod hostile;
 mod membership;
+mod membership_faults;
 mod pause;
 mod prevote;
 mod recover;

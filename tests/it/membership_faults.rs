@@ -366,12 +366,11 @@ async fn a_leave_that_reaches_the_leader_after_its_peer_gave_up_does_not_remove_
     // partition heals (here within the peer server's 5 s header timeout): the late leave,
     // which its sender abandoned, must not remove the peer now running again.
     //
-    // FAILS today, in 9 of 12 runs here (a product defect, see the report of branch
-    // i12-faults): the leader acts on the late leave. The request arrives followed by the connection's end, the handler is
-    // dropped after the joint configuration is committed, and the controller finishes the
-    // change left half-way a second later, removing the running peer; it hears no leader,
-    // and joins again about 3 s later (a learner, then promoted). It passes when the
-    // connection's end cancels the handler before it starts the change.
+    // Before the fix it failed 9 of 12 runs: the leader acted on the late leave (the handler,
+    // dropped with the connection after the joint configuration was committed, left the
+    // change half-way and the controller finished it a second later). Now the leader first
+    // asks the peer whether it is shutting down, and refuses the leave of one that is not
+    // (docs/DESIGN.md, "Membership", a late leave).
     let mut c = Cluster::new(proxied_spec(3));
     c.spawn_all();
     let watch = Watch::start(&c);

@@ -302,6 +302,16 @@ impl Changes {
             return later("another membership change is still in progress");
         };
         loop {
+            // Only a leader a quorum acknowledged within its lease writes a membership: one
+            // deposed meanwhile (a newer term on its way) must not start a change. openraft
+            // 0.9 also asserts, in debug builds, that a membership entry is appended only in
+            // the Leader state, which a write racing a step-down broke (a nemesis run).
+            let status = RaftStatus::of(&self.raft);
+            if !status.reported_leader(self.config.me.id)
+                || !self.leadership.lease_valid(status.term, Instant::now())
+            {
+                return later("this peer is not a leader a quorum acknowledged just now");
+            }
             let attempt = tokio::time::timeout_at(
                 deadline.into(),
                 self.raft.change_membership(what.clone(), retain),

@@ -149,7 +149,7 @@ pub fn render(plan: &Plan, target: &str, h: &History, r: &Report, elapsed: Durat
         ms(r.excused.max)
     );
     out += &format!(
-        "membership: {} /v1/members answers, {} membership indexes; {} claims checked against the claimant's own membership before and after; {} falls of an index from a membership a majority of its voters never listed (allowed); {} after the last fault\n",
+        "membership: {} /v1/members answers, {} membership indexes; {} claims checked against the claimant's own membership before and after; {} falls of an index from a membership never seen applied (allowed); {} after the last fault\n",
         thousands(r.members_samples),
         r.membership_indexes,
         thousands(r.claims_bracketed),

@@ -168,7 +168,10 @@ fn a_membership_index_going_back_fails_unless_it_may_not_have_been_committed() {
     h.members.push(unapplied(2, 2002));
     let r = check(&h, &rules());
     assert_found(&r, "membership went back", 0);
-    assert_eq!(r.back_excused, 2, "one fall per peer, however many answers show it");
+    assert_eq!(
+        r.back_excused, 2,
+        "one fall per peer, however many answers show it"
+    );
     let (higher, lower) = r.first_excused.clone().expect("the fall is shown");
     assert_eq!((higher.index, lower.index), (Some(9), Some(7)));
     // Once any peer listed it with index 9 applied, it was committed: the falls fail.

@@ -163,6 +163,9 @@ pub fn open(
     Ok((log, sm, Opened { fresh }))
 }
 
+/// How long opening waits for a lock its previous owner is still releasing.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Opens (or creates) the sled database in `dir` and checks (or records) whom it belongs to.
 fn open_db(dir: &Path, election: &str, peer: &str) -> Result<Db, StoreError> {
     std::fs::create_dir_all(dir).map_err(|source| StoreError::Create {
@@ -180,16 +183,26 @@ fn open_db(dir: &Path, election: &str, peer: &str) -> Result<Db, StoreError> {
             source,
         },
     };
-    let db = sled::Config::new()
+    let config = sled::Config::new()
         .path(dir)
         // The elector's data is tiny; a small cache keeps the resident size small.
         .cache_capacity(2 * 1024 * 1024)
         .mode(sled::Mode::LowSpace)
         // Every write that matters is synced explicitly (see `Db::sync`); sled's background
         // flusher would only add an fsync every 500 ms to an idle peer's disk.
-        .flush_every_ms(None)
-        .open()
-        .map_err(open_err)?;
+        .flush_every_ms(None);
+    // sled releases its file lock only when its last thread lets the database go, a moment
+    // after the owner dropped it (seen: `recover` run twice in a row): a lock still held after
+    // LOCK_WAIT belongs to another process.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let db = loop {
+        match config.open().map_err(open_err) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other?,
+        }
+    };
     let tree = |name: &str| db.open_tree(name).map_err(open_err);
     let (logs, meta, sm) = (tree("logs")?, tree("meta")?, tree("sm")?);
     let write_err = |source| StoreError::Write {

@@ -130,6 +130,9 @@ async fn a_leader_that_hears_no_answers_while_it_has_entries_to_send_is_replaced
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a cut-off leader to append a membership change, which it no longer does: \
+            membership writes need the leader lease since the nemesis finding 5 (the leader \
+            then answers the join 'later'); kept to show the scenario, to be rebuilt"]
 async fn a_silenced_leader_holding_an_entry_its_follower_lacks_leads_again_once_healed() {
     // Two voters. The leader, cut off from its follower, appends a change (a new peer joins
     // through it) that the follower never receives, and check-quorum silences it. Once the

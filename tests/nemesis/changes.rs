@@ -44,7 +44,11 @@ fn everywhere(rec: &Recorder, plan: &Plan, peer: usize, listed: bool) -> bool {
 }
 
 /// Waits up to `timeout` for `done`; how long after `since` it held.
-async fn wait_for(since: Instant, timeout: Duration, done: impl Fn() -> bool) -> Option<Duration> {
+pub async fn wait_for(
+    since: Instant,
+    timeout: Duration,
+    done: impl Fn() -> bool,
+) -> Option<Duration> {
     let deadline = Instant::now() + timeout;
     loop {
         if done() {
@@ -57,7 +61,7 @@ async fn wait_for(since: Instant, timeout: Duration, done: impl Fn() -> bool) ->
     }
 }
 
-fn took(d: Option<Duration>, limit: Duration) -> String {
+pub fn took(d: Option<Duration>, limit: Duration) -> String {
     match d {
         Some(d) => format!("after {} ms", d.as_millis()),
         None => format!("NOT within {} s", limit.as_secs()),
@@ -262,7 +266,7 @@ pub async fn inject<C: Target>(
 
 /// Whether every peer of `roster` lists exactly the roster (all voters within the cap), as
 /// rule 11 of the checker asks.
-fn settled(latest: &[Option<MembersSample>], roster: &[usize], max_voters: usize) -> bool {
+pub fn settled(latest: &[Option<MembersSample>], roster: &[usize], max_voters: usize) -> bool {
     let latest: Vec<Option<&MembersSample>> = latest.iter().map(Option::as_ref).collect();
     crate::membership::agreed(&latest, roster, max_voters)
 }

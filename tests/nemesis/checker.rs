@@ -27,6 +27,9 @@
 //! 7. **Unclean exit.** Every peer the nemesis stopped with SIGTERM (restarts, leaves, the end
 //!    of the run) exited with code 0 within [`Rules::shutdown_bound`] of the signal.
 //!
+//! 12. **Witness leads.** A peer started with `--witness` claims leadership, or another peer
+//!     names it leader.
+//!
 //! 8-11, the membership ([`crate::membership`]): a leader is a voter of its own membership; a
 //! peer's membership index never goes back; one membership per index across peers; after the
 //! last fault every running peer lists the same members, exactly the running peers.
@@ -156,6 +159,7 @@ pub fn check(h: &History, rules: &Rules) -> Report {
         ..Report::default()
     };
     shape(h, &mut r);
+    witnesses(h, &mut r);
     stale_leaders(h, &mut r);
     same_term(h, &mut r);
     terms_down(h, &mut r);
@@ -181,6 +185,20 @@ fn shape(h: &History, r: &mut Report) {
         if bad <= 5 {
             r.violations.push(v);
         }
+    }
+}
+
+/// Rule 12: a witness never claims leadership and is never named leader.
+fn witnesses(h: &History, r: &mut Report) {
+    let mut found = h
+        .answers
+        .iter()
+        .filter(|a| a.leader.is_some_and(|l| h.witnesses.contains(&l)));
+    if let Some(first) = found.next() {
+        r.violations.push(Violation::WitnessLeads {
+            answer: first.clone(),
+            count: 1 + found.count(),
+        });
     }
 }
 

@@ -71,6 +71,8 @@ pub fn history_of(peers: usize, answers: Vec<Answer>, faults: Vec<Fault>) -> His
         lives: Vec::new(),
         enrolments: Vec::new(),
         settle_from: None,
+        steps: Vec::new(),
+        witnesses: Vec::new(),
         end,
     }
 }
@@ -208,4 +210,19 @@ fn a_claim_naming_another_peer_and_unknown_names_fail() {
     let r = planted(vec![bad, answer(2, 2100, 2101, Some(UNKNOWN_PEER), 2)]);
     assert_found(&r, "bad claim", 1);
     assert_found(&r, "unknown name", 1);
+}
+
+#[test]
+fn a_witness_that_leads_or_is_named_leader_fails() {
+    // peer-1 leads term 2 in the planted history: as a witness it may not.
+    let mut h = history(leader_change(), vec![]);
+    h.witnesses = vec![1];
+    let r = check(&h, &rules());
+    assert_found(&r, "witness leads", 1);
+    let text = r.violations[0].explain(&h);
+    assert!(text.contains("WITNESS LEADS: peer-1"), "{text}");
+    // peer-2 as the witness: it never leads nor is named, the history passes.
+    h.witnesses = vec![2];
+    let r = check(&h, &rules());
+    assert!(r.ok(), "{:?}", r.violations);
 }

@@ -31,6 +31,7 @@ pub struct Recorder {
     enrolments: Mutex<Vec<Enrolment>>,
     /// Whom the nemesis means to be a member now.
     roster: Mutex<Vec<bool>>,
+    steps: Mutex<Vec<Micros>>,
 }
 
 /// What [`Recorder::take`] hands over at the end of a run.
@@ -41,6 +42,7 @@ pub struct Recorded {
     pub members: Vec<MembersSample>,
     pub lives: Vec<LifeEvent>,
     pub enrolments: Vec<Enrolment>,
+    pub steps: Vec<Micros>,
 }
 
 impl Recorder {
@@ -68,6 +70,7 @@ impl Recorder {
                     .collect(),
             ),
             roster: Mutex::new((0..n).map(|i| i < members).collect()),
+            steps: Mutex::new(Vec::new()),
         }
     }
 
@@ -123,6 +126,12 @@ impl Recorder {
         (0..roster.len()).filter(|&i| roster[i]).collect()
     }
 
+    /// A step of a scripted change ended now: from here, the membership must settle on the
+    /// roster (rule 11 of the checker, [`crate::history::History::steps`]).
+    pub fn step(&self) {
+        lock(&self.steps).push(self.clock.now());
+    }
+
     pub fn take(&self) -> Recorded {
         Recorded {
             answers: std::mem::take(&mut *lock(&self.answers)),
@@ -135,6 +144,7 @@ impl Recorder {
                 lives
             },
             enrolments: std::mem::take(&mut *lock(&self.enrolments)),
+            steps: std::mem::take(&mut *lock(&self.steps)),
         }
     }
 }

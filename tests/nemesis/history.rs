@@ -106,10 +106,13 @@ pub enum FaultKind {
     KillInJoin,
     /// kill -9 of the leader right after a member was sent SIGTERM to leave.
     KillInLeave,
+    /// Scaled as a StatefulSet: every spare started, stopped at once, every member but one
+    /// stopped at once, started again (`tests/nemesis/scale.rs`).
+    Scale,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 14] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::KillLeader,
         FaultKind::KillRandom,
         FaultKind::PauseLeader,
@@ -124,6 +127,7 @@ impl FaultKind {
         FaultKind::LeaveCutOff,
         FaultKind::KillInJoin,
         FaultKind::KillInLeave,
+        FaultKind::Scale,
     ];
 
     /// Whether it changes the membership on purpose (and needs spare peers).
@@ -135,6 +139,7 @@ impl FaultKind {
                 | FaultKind::LeaveCutOff
                 | FaultKind::KillInJoin
                 | FaultKind::KillInLeave
+                | FaultKind::Scale
         )
     }
 
@@ -154,6 +159,7 @@ impl FaultKind {
             FaultKind::LeaveCutOff => "leave cut off",
             FaultKind::KillInJoin => "kill-9 in join",
             FaultKind::KillInLeave => "kill-9 in leave",
+            FaultKind::Scale => "scale",
         }
     }
 }
@@ -251,6 +257,11 @@ pub struct History {
     pub enrolments: Vec<Enrolment>,
     /// From when the membership must settle: after the last fault (`None`: not checked).
     pub settle_from: Option<Micros>,
+    /// Ends of the steps of scripted changes (scale up, scale down): from each, the membership
+    /// must settle on the roster of that moment, as after the last fault.
+    pub steps: Vec<Micros>,
+    /// Peers started with `--witness`: they must never lead.
+    pub witnesses: Vec<usize>,
     /// When the run ended.
     pub end: Micros,
 }

@@ -9,10 +9,11 @@
 //! without an agreed leader for too long, a leader that is no voter, a membership going back
 //! or differing at one index, or a membership that does not settle. See docs/NEMESIS.md.
 //!
-//! * `short_run_3_peers`, `short_run_5_peers`: part of the normal test run (about a minute
-//!   each).
+//! * `short_run_3_peers`, `short_run_5_peers`, `short_run_2_peers_and_a_witness`: part of the
+//!   normal test run (about a minute each).
+//! * `scaling_3_5_3_1_3_passes_every_rule_of_the_checker`: the scripted scale fault alone.
 //! * `long_run` (ignored): `NEMESIS_FAULTS` faults (default 160) per cluster size in
-//!   `NEMESIS_SIZES` (default `3,5`).
+//!   `NEMESIS_SIZES` (default `3,5,3w`; `3w` is two peers and a witness).
 //! * `the_checker_rejects_a_build_without_the_lease`: builds the test-only
 //!   `testing-skip-lease` binary into its own target directory and expects the checker to
 //!   reject its history.
@@ -36,6 +37,7 @@ mod membership_tests;
 mod nemesis;
 mod roster;
 mod run;
+mod scale;
 mod summary;
 mod tracked;
 mod violation;
@@ -71,10 +73,12 @@ fn exe() -> PathBuf {
 /// Spare peers of the process clusters: started by the membership faults, to join.
 const SPARES: usize = 2;
 
-/// `peers` processes of `exe` on loopback and `spares` more that are not of the first cluster
-/// (they join when started), every peer behind a fault proxy that knows the sender by the
-/// header each peer request carries.
-fn processes(peers: usize, spares: usize, exe: &Path) -> Cluster {
+/// The plan's processes of `exe` on loopback: its first cluster and its spares, which are not
+/// of the first cluster (they join when started), every peer behind a fault proxy that knows
+/// the sender by the header each peer request carries; the plan's witness started with
+/// `--witness`.
+fn processes(plan: &Plan, exe: &Path) -> Cluster {
+    let (peers, spares) = (plan.peers, plan.spares);
     let mut spec = Spec::new(exe, peers + spares);
     spec.spares = spares;
     spec.election = "nemesis".into();
@@ -83,7 +87,11 @@ fn processes(peers: usize, spares: usize, exe: &Path) -> Cluster {
     spec.dir_prefix = "raft-elector-nemesis-".into();
     // A failing run says where its logs and data are.
     spec.keep_failed = true;
-    Cluster::new(spec)
+    let mut c = Cluster::new(spec);
+    if let Some(w) = plan.witness {
+        c.peers[w].extra.push("--witness".into());
+    }
+    c
 }
 
 /// No violation, every planned fault injected and enough answers checked.
@@ -97,35 +105,68 @@ fn assert_clean(outcome: &run::Outcome) {
     );
 }
 
-async fn short_run(peers: usize) {
-    let mut plan = Plan::new(&format!("short-{peers}"), peers, 14, seed());
+/// A plan of `faults` for `size` peers: a number, or a number and `w` (the last of them a
+/// witness, e.g. `3w`: two peers and a witness); with [`SPARES`] spare peers.
+fn plan(label: &str, size: &str, faults: usize, seed: u64) -> Plan {
+    let (peers, witness) = match size.trim().strip_suffix('w') {
+        Some(n) => (n, true),
+        None => (size.trim(), false),
+    };
+    let peers: usize = peers
+        .parse()
+        .unwrap_or_else(|_| panic!("a cluster size is a number, with w for a witness: {size:?}"));
+    let mut plan = Plan::new(&format!("{label}-{size}"), peers, faults, seed);
     plan.spares = SPARES;
-    let outcome = run(&plan, processes(peers, SPARES, &exe())).await;
+    plan.witness = witness.then_some(peers - 1);
+    plan
+}
+
+async fn short_run(size: &str) {
+    let plan = plan("short", size, 14, seed());
+    let outcome = run(&plan, processes(&plan, &exe())).await;
     assert_clean(&outcome);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_run_3_peers() {
-    short_run(3).await;
+    short_run("3").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_run_5_peers() {
-    short_run(5).await;
+    short_run("5").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_run_2_peers_and_a_witness() {
+    short_run("3w").await;
+}
+
+/// 3 -> 5 -> 3 -> 1 -> 3 as a StatefulSet is scaled (the scaling test), checked by every
+/// rule: never two leaders, an agreed leader within the outage bound throughout, terms never
+/// going back, every peer's membership settling on the new set after each step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_3_5_3_1_3_passes_every_rule_of_the_checker() {
+    let mut plan = plan("scale", "3", 1, seed());
+    plan.kinds = vec![FaultKind::Scale];
+    let outcome = run(&plan, processes(&plan, &exe())).await;
+    assert_clean(&outcome);
+    assert_eq!(
+        outcome.history.steps.len(),
+        4,
+        "the scale fault has four steps"
+    );
+    eprintln!("{}", outcome.history.faults[0].detail);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long run (about half an hour): cargo test --test nemesis -- --ignored --nocapture long_run"]
 async fn long_run() {
     let faults = env_number("NEMESIS_FAULTS", 160);
-    let sizes: Vec<usize> = std::env::var("NEMESIS_SIZES")
-        .unwrap_or_else(|_| "3,5".into())
+    let sizes: Vec<String> = std::env::var("NEMESIS_SIZES")
+        .unwrap_or_else(|_| "3,5,3w".into())
         .split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .expect("NEMESIS_SIZES: comma-separated sizes")
-        })
+        .map(|s| s.trim().to_string())
         .collect();
     let kinds: Vec<FaultKind> = match std::env::var("NEMESIS_KINDS") {
         Ok(list) => list
@@ -142,16 +183,10 @@ async fn long_run() {
     let seed = seed();
     let mut summaries = Vec::new();
     let mut failed = Vec::new();
-    for (k, peers) in sizes.iter().enumerate() {
-        let mut plan = Plan::new(
-            &format!("long-{peers}"),
-            *peers,
-            faults,
-            seed.wrapping_add(k as u64),
-        );
+    for (k, size) in sizes.iter().enumerate() {
+        let mut plan = plan("long", size, faults, seed.wrapping_add(k as u64));
         plan.kinds = kinds.clone();
-        plan.spares = SPARES;
-        let outcome = run(&plan, processes(*peers, SPARES, &exe())).await;
+        let outcome = run(&plan, processes(&plan, &exe())).await;
         let failures = outcome.failures();
         if !failures.is_empty() {
             failed.push(format!(
@@ -209,7 +244,7 @@ async fn the_checker_rejects_a_build_without_the_lease() {
     plan.holds.partition = (2000, 3000);
     plan.holds.pause = (2000, 3000);
     plan.keep_failed = false;
-    let outcome = run(&plan, processes(3, 0, &exe)).await;
+    let outcome = run(&plan, processes(&plan, &exe)).await;
     if let Err(why) = outcome.enough() {
         panic!("the run against the testing-skip-lease build means nothing: {why}");
     }

@@ -228,10 +228,33 @@ pub fn agreed(latest: &[Option<&MembersSample>], roster: &[usize], max_voters: u
     all_same && first.names() == roster && !first.names().contains(&UNKNOWN_PEER) && voters_ok
 }
 
-/// Rule 11.
+/// Rule 11: after the last fault, and after every step of a scripted change.
 fn settled(h: &History, rules: &Rules, r: &mut Report) {
+    for &from in &h.steps {
+        if let Err(v) = settled_from(h, from, h.roster(from), rules) {
+            r.violations.push(v);
+        }
+    }
     let Some(from) = h.settle_from else { return };
-    let roster = h.roster(h.end);
+    match settled_from(h, from, h.roster(h.end), rules) {
+        Ok(after) => r.settled = Some(after),
+        Err(v) => {
+            if let Violation::NotSettled { from, at, .. } = &v {
+                r.settled = at.map(|t| t - from);
+            }
+            r.violations.push(v);
+        }
+    }
+}
+
+/// How long after `from` every peer of `roster` listed exactly `roster`, within
+/// [`Rules::members_bound`].
+fn settled_from(
+    h: &History,
+    from: Micros,
+    roster: Vec<usize>,
+    rules: &Rules,
+) -> Result<Micros, Violation> {
     let mut latest: Vec<Option<&MembersSample>> = vec![None; h.peers.len()];
     let mut ordered: Vec<&MembersSample> = h.members.iter().filter(|m| m.sent >= from).collect();
     ordered.sort_by_key(|m| m.received);
@@ -243,13 +266,13 @@ fn settled(h: &History, rules: &Rules, r: &mut Report) {
             break;
         }
     }
-    r.settled = at.map(|t| t - from);
-    if at.is_none_or(|t| t - from > rules.members_bound) {
-        r.violations.push(Violation::NotSettled {
+    match at {
+        Some(t) if t - from <= rules.members_bound => Ok(t - from),
+        _ => Err(Violation::NotSettled {
             from,
             at,
             roster,
             latest: latest.into_iter().map(|m| m.cloned()).collect(),
-        });
+        }),
     }
 }

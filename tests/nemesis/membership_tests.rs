@@ -275,6 +275,14 @@ fn a_membership_that_does_not_settle_on_the_running_peers_fails() {
     let r = check(&h2, &rules());
     assert_found(&r, "membership not settled", 0);
     assert!(r.settled.is_some_and(|t| t > 1400 * MS), "{:?}", r.settled);
+    // The same rule after each step of a scripted change: a step ending at 1 s (roster of
+    // three) that never settles fails, as the last fault does.
+    let mut h3 = h.clone();
+    h3.settle_from = None;
+    h3.steps = vec![1000 * MS];
+    assert_found(&check(&h3, &rules()), "membership not settled", 1);
+    h3.members = h2.members.clone();
+    assert_found(&check(&h3, &rules()), "membership not settled", 0);
 }
 
 #[test]

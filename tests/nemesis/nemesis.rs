@@ -161,6 +161,9 @@ pub async fn inject<C: Target>(
     rng: &mut Rng,
     plan: &Plan,
 ) -> FaultResult<Injected> {
+    if kind == FaultKind::Scale {
+        return crate::scale::inject(c, rec, rng, plan).await;
+    }
     if kind.membership() {
         return crate::changes::inject(kind, c, rec, rng, plan).await;
     }

@@ -32,6 +32,8 @@ pub struct Plan {
     pub poll: Duration,
     pub holds: Holds,
     pub rules: Rules,
+    /// The member of the first cluster started with `--witness`, if any.
+    pub witness: Option<usize>,
     /// Keep logs and data of a run that fails.
     pub keep_failed: bool,
 }
@@ -71,6 +73,7 @@ impl Plan {
             poll: Duration::from_millis(10),
             holds: Holds::default(),
             rules: default_rules(),
+            witness: None,
             keep_failed: true,
         }
     }
@@ -273,6 +276,8 @@ pub async fn run<C: Target>(plan: &Plan, cluster: C) -> Outcome {
         lives: recorded.lives,
         enrolments: recorded.enrolments,
         settle_from: Some(settle_from),
+        steps: recorded.steps,
+        witnesses: plan.witness.into_iter().collect(),
         end,
     };
     let report = checker::check(&history, &plan.rules);

@@ -43,6 +43,12 @@ pub enum Violation {
     BadClaim {
         answer: Answer,
     },
+    /// A witness claimed leadership, or was named leader.
+    WitnessLeads {
+        /// The first such answer.
+        answer: Answer,
+        count: usize,
+    },
     UnknownName {
         answer: Answer,
     },
@@ -99,6 +105,7 @@ impl Violation {
             Violation::FollowerStale { .. } => "stale follower",
             Violation::WrongLeaderForTerm { .. } => "wrong leader for term",
             Violation::BadClaim { .. } => "bad claim",
+            Violation::WitnessLeads { .. } => "witness leads",
             Violation::UnknownName { .. } => "unknown name",
             Violation::NoLeaderAfterHeal { .. } => "no leader after heal",
             Violation::LongOutage { .. } => "long outage",
@@ -200,6 +207,14 @@ impl Violation {
                 ),
                 *from,
                 (*from + 1_000_000).min(*to),
+            ),
+            Violation::WitnessLeads { answer, count } => (
+                format!(
+                    "WITNESS LEADS: {} was started with --witness, which never leads; {count} answers say it does, the first:\n  {}\n",
+                    h.name(answer.leader), h.show(answer)
+                ),
+                answer.sent,
+                answer.received,
             ),
             Violation::UncleanExit { stop, bound } => (
                 format!(

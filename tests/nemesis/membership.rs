@@ -232,17 +232,17 @@ pub fn agreed(latest: &[Option<&MembersSample>], roster: &[usize], max_voters: u
 fn settled(h: &History, rules: &Rules, r: &mut Report) {
     for &from in &h.steps {
         if let Err(v) = settled_from(h, from, h.roster(from), rules) {
-            r.violations.push(v);
+            r.violations.push(*v);
         }
     }
     let Some(from) = h.settle_from else { return };
     match settled_from(h, from, h.roster(h.end), rules) {
         Ok(after) => r.settled = Some(after),
         Err(v) => {
-            if let Violation::NotSettled { from, at, .. } = &v {
+            if let Violation::NotSettled { from, at, .. } = &*v {
                 r.settled = at.map(|t| t - from);
             }
-            r.violations.push(v);
+            r.violations.push(*v);
         }
     }
 }
@@ -254,7 +254,7 @@ fn settled_from(
     from: Micros,
     roster: Vec<usize>,
     rules: &Rules,
-) -> Result<Micros, Violation> {
+) -> Result<Micros, Box<Violation>> {
     let mut latest: Vec<Option<&MembersSample>> = vec![None; h.peers.len()];
     let mut ordered: Vec<&MembersSample> = h.members.iter().filter(|m| m.sent >= from).collect();
     ordered.sort_by_key(|m| m.received);
@@ -268,11 +268,11 @@ fn settled_from(
     }
     match at {
         Some(t) if t - from <= rules.members_bound => Ok(t - from),
-        _ => Err(Violation::NotSettled {
+        _ => Err(Box::new(Violation::NotSettled {
             from,
             at,
             roster,
             latest: latest.into_iter().map(|m| m.cloned()).collect(),
-        }),
+        })),
     }
 }

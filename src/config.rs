@@ -38,6 +38,8 @@ pub enum ConfigError {
     BadMaxVoters(usize),
     #[error("a witness cannot be the only peer: list the application peers it votes with in --peers/--replicas")]
     WitnessAlone,
+    #[error("{0}")]
+    AppHealth(String),
     #[error("--remove-unreachable-after must be at least {floor:?} (got {got:?}): shorter would remove a healthy voter during an ordinary pod restart or node drain")]
     RemoveUnreachableTooShort { got: Duration, floor: Duration },
     #[error("--replicas needs --peer-domain (the headless Service's domain)")]
@@ -184,6 +186,44 @@ impl Default for Membership {
     }
 }
 
+/// `--app-health`: how this peer checks its own application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppHealthCheck {
+    /// Checked with GET; a 2xx within `timeout` is healthy.
+    pub url: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive failures that make the application unhealthy.
+    pub failures: u32,
+}
+
+/// Checks the `--app-health*` flags.
+pub fn validate_app_health(
+    url: Option<&str>,
+    interval: Duration,
+    timeout: Duration,
+    failures: u32,
+) -> Result<Option<AppHealthCheck>, ConfigError> {
+    let Some(url) = url else { return Ok(None) };
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "http://".len()
+    {
+        return Err(ConfigError::AppHealth(format!(
+            "--app-health must be an http:// URL of the local application, e.g. http://127.0.0.1:8080/healthz (got {url:?})"
+        )));
+    }
+    if interval.is_zero() || timeout.is_zero() || failures == 0 {
+        return Err(ConfigError::AppHealth(
+            "--app-health-interval, --app-health-timeout and --app-health-failures must be above zero".into(),
+        ));
+    }
+    Ok(Some(AppHealthCheck {
+        url: url.to_string(),
+        interval,
+        timeout,
+        failures,
+    }))
+}
+
 /// One voter of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
@@ -243,6 +283,8 @@ pub struct Config {
     pub peer_secret: Option<Vec<u8>>,
     /// How far a peer request's timestamp may be from this peer's clock.
     pub peer_auth_window: Duration,
+    /// `--app-health`: leadership follows the application's health (off when `None`).
+    pub app_health: Option<AppHealthCheck>,
 }
 
 impl Config {

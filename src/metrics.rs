@@ -56,6 +56,8 @@ pub struct Metrics {
     pub handoffs: Counter,
     pub voters: Gauge,
     pub learners: Gauge,
+    /// 1 while the application is healthy, 0 while unhealthy; -1 without `--app-health`.
+    pub app_healthy: Gauge,
     pub membership_changes: Counter,
     pub joins_refused: Family<ReasonLabels, Counter>,
     pub leaves_refused: Family<ReasonLabels, Counter>,
@@ -82,6 +84,7 @@ impl Metrics {
             handoffs: Counter::default(),
             voters: Gauge::default(),
             learners: Gauge::default(),
+            app_healthy: Gauge::default(),
             membership_changes: Counter::default(),
             joins_refused: Family::default(),
             leaves_refused: Family::default(),
@@ -150,6 +153,12 @@ impl Metrics {
             "handoffs",
             "Leadership hand-offs this peer started on shutdown",
             m.handoffs.clone(),
+        );
+        m.app_healthy.set(-1);
+        registry.register(
+            "app_healthy",
+            "1 while this peer's application is healthy (--app-health), 0 while unhealthy, -1 when not checked",
+            m.app_healthy.clone(),
         );
         registry.register(
             "voters",

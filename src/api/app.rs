@@ -174,6 +174,7 @@ mod tests {
             },
             valid_ms: 100,
             voters: 3,
+            app_healthy: None,
             awaiting_promotion: false,
         }
     }

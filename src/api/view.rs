@@ -41,6 +41,10 @@ pub struct Observation {
     pub valid_ms: u64,
     /// Voters of the membership in force, as this peer knows it.
     pub voters: usize,
+    /// With `--app-health`: whether this peer's application is healthy (absent without). A
+    /// leader that says `false` found no peer with a healthy application to hand over to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_healthy: Option<bool>,
     /// This peer is a learner that will be promoted once caught up (the cluster has fewer
     /// voters than its cap): not ready yet, so that a rolling update waits for it.
     #[serde(skip)]

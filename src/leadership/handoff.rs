@@ -83,11 +83,34 @@ impl Handoff {
         self.transfer(budget, Heartbeats::Keep).await
     }
 
-    fn leading(&self) -> bool {
+    /// Resign in favour of one of `targets` only (peers whose application is healthy), as
+    /// [`Handoff::resign`] otherwise.
+    pub async fn resign_to(&self, budget: Duration, targets: &[NodeId]) -> Outcome {
+        if !self.leading() {
+            return Outcome::NotLeader;
+        }
+        self.leadership.resign_term(u64::MAX);
+        let _resume = ClaimAgain(&self.leadership);
+        self.transfer_to(budget, Heartbeats::Keep, Some(targets))
+            .await
+    }
+
+    /// Whether this peer leads, as openraft reports it.
+    pub fn leading(&self) -> bool {
         RaftStatus::of(&self.raft).reported_leader(self.config.me.id)
     }
 
     async fn transfer(&self, budget: Duration, heartbeats: Heartbeats) -> Outcome {
+        self.transfer_to(budget, heartbeats, None).await
+    }
+
+    /// Hands over to a voter (of `only`, when given).
+    async fn transfer_to(
+        &self,
+        budget: Duration,
+        heartbeats: Heartbeats,
+        only: Option<&[NodeId]>,
+    ) -> Outcome {
         let m = self.raft.metrics().borrow().clone();
         let members = Members::from_metrics(&m);
         let me = self.config.me.id;
@@ -108,6 +131,7 @@ impl Handoff {
             .iter()
             .flat_map(|r| r.iter())
             .filter(|(id, _)| **id != me && voters.contains(id) && !witnesses.contains(id))
+            .filter(|(id, _)| only.is_none_or(|only| only.contains(id)))
             .map(|(id, matched)| (*id, matched.map(|l| l.index)))
             .collect();
         if targets.is_empty() {

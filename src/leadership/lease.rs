@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::health::AppHealth;
 use crate::config::Timing;
 use crate::raft::{NodeId, RaftMetrics};
 
@@ -35,6 +36,8 @@ pub struct Leadership {
     /// renews the followers' own lease on this leader; so while silenced, the network adapter
     /// lets only one through per peer every [`Timing::silenced_probe_every`].
     silenced: AtomicU64,
+    /// This peer's application health (`--app-health`).
+    app: AppHealth,
 }
 
 #[derive(Debug, Default)]
@@ -80,7 +83,13 @@ impl Leadership {
             heard: Mutex::new(HeardState::default()),
             last_append: Mutex::new(Instant::now()),
             silenced: AtomicU64::new(0),
+            app: AppHealth::default(),
         }
+    }
+
+    /// This peer's application health.
+    pub fn app(&self) -> &AppHealth {
+        &self.app
     }
 
     /// Check-quorum silenced this peer's leadership of `term` (`None`: it speaks again).

@@ -6,7 +6,8 @@
 //! * [`campaign`]: when this peer may campaign and when a leader goes quiet (pre-vote gating
 //!   with the fast campaign, the split-vote hold, check-quorum) as a pure step;
 //!   [`prevote`]: the pre-vote messages' handling and the loop that runs that step.
-//! * [`handoff`]: handing leadership over on shutdown or on request.
+//! * [`handoff`]: handing leadership over on shutdown or on request; [`health`]: leadership
+//!   that follows the application's health.
 //! * [`bootstrap`]: forming the cluster with no manual step, and never a second one.
 //! * [`membership`]: joins, leaves, learners beyond the voter cap, witnesses.
 //! * [`service`]: what this peer does with its peers' requests; [`start`]: starting openraft
@@ -15,6 +16,7 @@
 pub mod bootstrap;
 pub mod campaign;
 pub mod handoff;
+pub mod health;
 pub mod lease;
 pub mod membership;
 pub mod network;

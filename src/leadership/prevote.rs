@@ -154,6 +154,7 @@ fn observe(raft: &Raft, leadership: &Leadership, random: f64) -> Inputs {
         fresh_leader: leadership.fresh_leader(now).map(|(_, left)| left),
         last_append: leadership.last_append(),
         relinquished: leadership.relinquished(),
+        may_lead: leadership.app().may_lead(),
         pre_vote: None,
         random,
     }

@@ -11,8 +11,8 @@ use super::prevote;
 use crate::config::Config;
 use crate::members::member_name;
 use crate::peer::protocol::{
-    JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest,
-    PreVoteResponse,
+    AppHealthAnswer, JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus,
+    PreVoteRequest, PreVoteResponse,
 };
 use crate::peer::server::{HandoffRefused, PeerService};
 use crate::raft::{
@@ -124,6 +124,12 @@ impl PeerService for LocalPeer {
         }
     }
 
+    fn app_health(&self) -> AppHealthAnswer {
+        AppHealthAnswer {
+            healthy: self.leadership.app().reported(),
+        }
+    }
+
     fn info(&self) -> PeerInfo {
         let m = self.raft.metrics().borrow().clone();
         PeerInfo {
@@ -144,7 +150,8 @@ impl PeerService for LocalPeer {
     }
 
     /// The old leader grants its vote, so in a 3-peer cluster this takes about one round trip.
-    /// A witness, a peer shutting down and a non-voter refuse.
+    /// A witness, a peer shutting down, one whose application is unhealthy and a non-voter
+    /// refuse.
     async fn handoff(&self, from: NodeId) -> Result<(), HandoffRefused> {
         if self.raft.metrics().borrow().current_leader != Some(from) {
             return Err(HandoffRefused::NotMyLeader);
@@ -156,6 +163,11 @@ impl PeerService for LocalPeer {
         }
         if self.leadership.relinquished() {
             return Err(HandoffRefused::Unwilling("this peer is shutting down"));
+        }
+        if !self.leadership.app().may_lead() {
+            return Err(HandoffRefused::Unwilling(
+                "this peer's application is unhealthy",
+            ));
         }
         if !self.votes(self.config.me.id) {
             return Err(HandoffRefused::Unwilling("this peer is no voter"));

@@ -20,7 +20,9 @@ use crate::api;
 use crate::config::Config;
 use crate::leadership::membership::{self, agent, controller, Changes, Left};
 use crate::leadership::start::{start_raft, StartError};
-use crate::leadership::{bootstrap, prevote, Handoff, Leadership, LocalPeer, NetworkFactory};
+use crate::leadership::{
+    bootstrap, health, prevote, Handoff, Leadership, LocalPeer, NetworkFactory,
+};
 use crate::members::member_name;
 use crate::metrics::Metrics;
 use crate::peer::auth::{AuthError, PeerAuth};
@@ -236,6 +238,11 @@ impl Node {
             )
             .in_current_span(),
         );
+        if let Some(check) = config.app_health.clone() {
+            // Healthy until the checks fail (docs/DESIGN.md, "Application health").
+            handoff.leadership.app().set(true);
+            tasks.spawn(health::run(check, handoff.clone(), stop.clone()).in_current_span());
+        }
         if opened.fresh {
             tracing::info!(data_dir = %config.data_dir.display(), "fresh data directory: looking for a cluster to join or bootstrap");
             tasks.spawn(
@@ -247,6 +254,7 @@ impl Node {
             election = %config.election,
             peers = config.peers.len(),
             witness = config.membership.witness,
+            app_health = config.app_health.as_ref().map(|c| c.url.as_str()),
             max_voters = config.membership.max_voters,
             peer_listen = %config.peer_listen,
             http = %config.http,

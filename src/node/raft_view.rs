@@ -72,6 +72,7 @@ impl NodeView for RaftView {
             role,
             valid_ms: 0,
             voters,
+            app_healthy: self.leadership.app().reported(),
             awaiting_promotion: status.state == ServerState::Learner
                 && member
                 && voters < self.config.membership.max_voters,

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::auth::{self, PeerAuth, Signed};
 use super::protocol::{
-    self, JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest,
-    PreVoteResponse,
+    self, AppHealthAnswer, JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus,
+    PreVoteRequest, PreVoteResponse,
 };
 use crate::raft::PeerNode;
 use crate::wire::{self, DecodeError};
@@ -181,6 +181,21 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<MembershipAnswer, CallError> {
         self.call(to, protocol::LEAVE_PATH, req, timeout).await
+    }
+
+    /// Asks peer `to` whether its application is healthy.
+    pub async fn app_health(
+        &self,
+        to: &PeerNode,
+        timeout: Duration,
+    ) -> Result<AppHealthAnswer, CallError> {
+        let req = self.request(
+            reqwest::Method::GET,
+            to,
+            protocol::APP_HEALTH_PATH,
+            Vec::new(),
+        );
+        self.send(&to.addr, req, timeout).await
     }
 
     /// Asks peer `to` what it is.

@@ -63,6 +63,9 @@ pub struct PreVoteResponse {
 pub const JOIN_PATH: &str = "/raft/v1/join";
 pub const LEAVE_PATH: &str = "/raft/v1/leave";
 pub const INFO_PATH: &str = "/raft/v1/info";
+/// GET: the peer's application health ([`AppHealthAnswer`]), asked by a leader whose own
+/// application is unhealthy. A peer of an earlier release answers 404: not a target.
+pub const APP_HEALTH_PATH: &str = "/raft/v1/app-health";
 
 /// "Make me a member": sent by a peer that is not a member (a new pod, a pod that left) to any
 /// peer it can reach; a follower forwards it to its leader. Idempotent.
@@ -92,6 +95,12 @@ pub enum MembershipAnswer {
     Refused { code: String, reason: String },
     /// Not now (no leader known, a change in progress that did not end in time): retry.
     Later { reason: String },
+}
+
+/// A peer's application health: `None` when it runs without `--app-health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppHealthAnswer {
+    pub healthy: Option<bool>,
 }
 
 /// What a peer says about itself to members that probe it (roles and reachability shown by

@@ -19,7 +19,7 @@ pub enum Role {
 /// `role`. Its answer: the leader's `name` (empty when it knows none for sure), the `term` of
 /// that leadership (else its current term), whether it `is_leader` (checked against its lease),
 /// and for how long, at most, all this stays true (`valid_ms`); the number of `voters` of
-/// the membership in force as it knows it.
+/// the membership in force as it knows it; with `--app-health`, `app_healthy`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Answer {
@@ -31,6 +31,9 @@ pub struct Answer {
     pub is_leader: bool,
     pub valid_ms: u64,
     pub voters: u64,
+    /// With `--app-health`: whether the peer's application is healthy.
+    #[serde(default)]
+    pub app_healthy: Option<bool>,
 }
 
 impl Answer {
@@ -54,6 +57,7 @@ impl Answer {
                 is_leader: p.is_leader,
                 valid_ms: p.valid_ms,
                 voters: 0,
+                app_healthy: None,
             })
         })
     }
@@ -92,6 +96,7 @@ mod tests {
                 is_leader: true,
                 valid_ms: 150,
                 voters: 3,
+                app_healthy: None,
             }
         );
     }

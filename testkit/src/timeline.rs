@@ -134,6 +134,7 @@ mod tests {
             is_leader: id == leader,
             valid_ms: 100,
             voters: 3,
+            app_healthy: None,
         })
     }
 

@@ -11,6 +11,7 @@ mod damaged;
 mod demo;
 mod election;
 mod failover;
+mod health;
 mod hostile;
 mod membership;
 mod membership_faults;

@@ -188,6 +188,32 @@ pub struct RunArgs {
     #[arg(long, env = "RAFT_ELECTOR_REMOVE_UNREACHABLE_AFTER", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub remove_unreachable_after: Option<Duration>,
 
+    /// Leadership follows the application's health: GET this URL of the local application
+    /// (e.g. http://127.0.0.1:8080/healthz); a 2xx within --app-health-timeout is healthy. A
+    /// peer whose application is unhealthy does not campaign and is not handed leadership; a
+    /// leader whose application turns unhealthy hands over to a peer whose application is
+    /// healthy (when none is, it stays). Off by default.
+    #[arg(long, env = "RAFT_ELECTOR_APP_HEALTH", value_name = "URL")]
+    pub app_health: Option<String>,
+
+    /// How often the application's health is checked.
+    #[arg(long, env = "RAFT_ELECTOR_APP_HEALTH_INTERVAL", value_parser = humantime::parse_duration, default_value = "2s", value_name = "DURATION")]
+    pub app_health_interval: Duration,
+
+    /// How long one health check may take.
+    #[arg(long, env = "RAFT_ELECTOR_APP_HEALTH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub app_health_timeout: Duration,
+
+    /// Consecutive failed checks that make the application unhealthy (one success makes it
+    /// healthy again).
+    #[arg(
+        long,
+        env = "RAFT_ELECTOR_APP_HEALTH_FAILURES",
+        default_value_t = 3,
+        value_name = "N"
+    )]
+    pub app_health_failures: u32,
+
     /// Accepted for compatibility with the old leader-elector sidecar; ignored (no Kubernetes
     /// API is used).
     #[arg(long, env = "RAFT_ELECTOR_ELECTION_NAMESPACE", value_name = "NS")]
@@ -270,6 +296,13 @@ impl RunArgs {
             snapshot_logs: self.snapshot_logs,
             peer_secret: self.secret()?,
             peer_auth_window: self.peer_auth_window,
+            // An empty value means "not set", as for the secret.
+            app_health: config::validate_app_health(
+                self.app_health.as_deref().filter(|u| !u.trim().is_empty()),
+                self.app_health_interval,
+                self.app_health_timeout,
+                self.app_health_failures,
+            )?,
         })
     }
 

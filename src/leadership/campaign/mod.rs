@@ -37,6 +37,8 @@ pub struct Inputs {
     pub last_append: Instant,
     /// The peer is shutting down: elections and heartbeats belong to the hand-off now.
     pub relinquished: bool,
+    /// The peer may lead: false while its application is unhealthy (`--app-health`).
+    pub may_lead: bool,
     /// The outcome of the pre-vote round the previous step asked for; `None` otherwise.
     pub pre_vote: Option<PreVote>,
     /// A random fraction in [0, 1), drawn afresh for every step.
@@ -215,7 +217,8 @@ impl Controller {
         self.hold.observe(i, t.election_max);
         let following = i.state == RaftState::Leader || i.fresh_leader.is_some();
         let held = self.hold.holds(i.now);
-        if following || held || self.witness {
+        let barred = self.witness || !i.may_lead;
+        if following || held || barred {
             self.gate.granted = false;
         } else if i.now >= self.gate.next_round {
             let Some(round) = i.pre_vote else {
@@ -241,7 +244,7 @@ impl Controller {
                 a.events.push(Event::HeartbeatsStopped { term: i.term });
             }
         }
-        let want = self.gate.granted && !following && !held && !self.witness;
+        let want = self.gate.granted && !following && !held && !barred;
         if self.gate.elections != Some(want) {
             if want || self.gate.elections.is_some() {
                 a.events.push(Event::ElectionsSwitched { on: want });

@@ -38,6 +38,7 @@ impl Peer {
             fresh_leader: None,
             last_append: self.t0,
             relinquished: false,
+            may_lead: true,
             pre_vote: None,
             random: 0.0,
         }
@@ -410,4 +411,23 @@ fn a_witness_never_asks_for_pre_votes_nor_campaigns() {
         assert!(!a.campaign, "at {n} ms");
     }
     assert!(p.rounds.is_empty(), "no pre-vote round was asked for");
+}
+
+#[test]
+fn a_peer_whose_application_is_unhealthy_neither_asks_for_pre_votes_nor_campaigns_until_healthy_again(
+) {
+    let mut p = Peer::new();
+    let unhealthy = |p: &Peer, n| Inputs {
+        may_lead: false,
+        ..p.at(n)
+    };
+    for n in 0..2000 {
+        let a = p.step(unhealthy(&p, n), true);
+        assert_ne!(a.elections, Some(true), "at {n} ms");
+        assert!(!a.campaign, "at {n} ms");
+    }
+    assert!(p.rounds.is_empty(), "no pre-vote round was asked for");
+    // Healthy again: it asks, is granted, and campaigns.
+    let campaigned = (2000..4000).any(|n| p.step(p.at(n), true).campaign);
+    assert!(campaigned, "a healthy peer campaigns again");
 }

@@ -25,8 +25,8 @@ use super::auth::{self, PeerAuth, Signed};
 use super::checks;
 use super::contacts::Contacts;
 use super::protocol::{
-    self, JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest,
-    PreVoteResponse,
+    self, AppHealthAnswer, JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus,
+    PreVoteRequest, PreVoteResponse,
 };
 use crate::metrics::Metrics;
 use crate::raft::{
@@ -72,6 +72,8 @@ pub trait PeerService: Send + Sync + 'static {
     ) -> impl Future<Output = PreVoteResponse> + Send;
     fn status(&self) -> PeerStatus;
     fn info(&self) -> PeerInfo;
+    /// This peer's application health.
+    fn app_health(&self) -> AppHealthAnswer;
     /// `from` asks that the peer the request names become a member (its own join, or one
     /// it forwards).
     fn join(&self, req: JoinRequest, from: String)
@@ -128,6 +130,7 @@ pub fn router<S: PeerService>(admission: Admission, service: S) -> Router {
         .route(protocol::STATUS_PATH, get(status::<S>))
         .route(protocol::PREVOTE_PATH, post(pre_vote::<S>))
         .route(protocol::INFO_PATH, get(info::<S>))
+        .route(protocol::APP_HEALTH_PATH, get(app_health::<S>))
         .route(protocol::JOIN_PATH, post(join::<S>))
         .route(protocol::LEAVE_PATH, post(leave::<S>))
         .layer(DefaultBodyLimit::max(wire::MAX_MESSAGE))
@@ -319,6 +322,10 @@ async fn pre_vote<S: PeerService>(
 
 async fn info<S: PeerService>(State(state): State<Shared<S>>) -> Response {
     reply(&state.service.info())
+}
+
+async fn app_health<S: PeerService>(State(state): State<Shared<S>>) -> Response {
+    reply(&state.service.app_health())
 }
 
 /// A join or leave was refused for good: counted and logged like every refusal.

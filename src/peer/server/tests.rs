@@ -57,6 +57,12 @@ impl PeerService for Arc<Fake> {
             last_log_index: Some(9),
         }
     }
+    fn app_health(&self) -> AppHealthAnswer {
+        self.called();
+        AppHealthAnswer {
+            healthy: Some(false),
+        }
+    }
     fn info(&self) -> PeerInfo {
         self.called();
         PeerInfo {

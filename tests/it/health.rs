@@ -60,11 +60,11 @@ impl Drop for App {
     }
 }
 
-/// Three peers, each checking its own application every 100 ms (unhealthy after 2 failures).
-async fn cluster() -> (Cluster, Vec<App>) {
-    let mut c = Cluster::new(spec(3));
+/// `n` peers, each checking its own application every 100 ms (unhealthy after 2 failures).
+async fn cluster_of(n: usize) -> (Cluster, Vec<App>) {
+    let mut c = Cluster::new(spec(n));
     let mut apps = Vec::new();
-    for i in 0..3 {
+    for i in 0..n {
         let app = App::start().await;
         c.peers[i].extra.extend([
             format!("--app-health=http://{}/healthz", app.addr),
@@ -76,6 +76,10 @@ async fn cluster() -> (Cluster, Vec<App>) {
     }
     c.spawn_all();
     (c, apps)
+}
+
+async fn cluster() -> (Cluster, Vec<App>) {
+    cluster_of(3).await
 }
 
 /// Waits until peer `i` reports its application's health as `healthy`.
@@ -130,6 +134,24 @@ async fn a_leader_whose_application_turns_unhealthy_hands_over_to_the_peer_whose
         c.metric(healthy, "raft_elector_app_healthy").await,
         Some(1.0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_five_peers_an_unhealthy_leader_hands_over_to_a_healthy_peer_too() {
+    let (c, apps) = cluster_of(5).await;
+    let (leader, term) = c.agreed_leader(&c.all(), Duration::from_secs(10)).await;
+    reports(&c, leader, true).await;
+    let other = (leader + 1) % 5;
+    apps[other].set_healthy(false);
+    reports(&c, other, false).await;
+    let since = Instant::now();
+    apps[leader].set_healthy(false);
+    let (now, new_term) = c.new_leader(&c.all(), Duration::from_secs(5), term).await;
+    eprintln!(
+        "5 peers: leadership moved from peer-{leader} to peer-{now} (term {term} -> {new_term}) {} ms after the leader's application failed",
+        since.elapsed().as_millis()
+    );
+    assert!(now != leader && now != other, "an unhealthy peer leads");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,11 @@ in Kubernetes). Standard library only.
 
     python3 leader_only.py            # every 30 s: run the job here if this pod leads
     python3 leader_only.py --check    # exit 0 if this pod leads, 1 otherwise
+    python3 leader_only.py --watch    # push: a line at once and on every change of leader
+
+--watch uses the blocking query of raft-elector's own API, GET /v1/leader?wait=60s&term=N&name=X:
+the sidecar answers as soon as the leader or term differs from what the caller last saw (or
+after 60 s, unchanged), so a change is known within milliseconds without polling.
 
 RAFT_ELECTOR_URL overrides the sidecar's address (default http://localhost:4040).
 """
@@ -16,6 +21,7 @@ import os
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 
 ELECTOR = os.environ.get("RAFT_ELECTOR_URL", "http://localhost:4040")
@@ -39,6 +45,30 @@ def is_leader():
     return bool(ME) and leader() == ME
 
 
+def watch():
+    """Print "<leader> <term> <me|other|none>" at once and on every change, until killed."""
+    name, term = None, 0
+    while True:
+        query = "?wait=60s" if name is None else f"?wait=60s&term={term}&name={name}"
+        try:
+            resp = _opener.open(ELECTOR + "/v1/leader" + query, timeout=75)
+        except urllib.error.HTTPError as e:
+            resp = e  # 503 carries the same JSON, with "name": "" (no leader known)
+        except OSError:
+            time.sleep(1)  # the sidecar is restarting: ask again shortly
+            continue
+        try:
+            with resp:
+                now = json.load(resp)
+        except (OSError, ValueError):
+            time.sleep(1)
+            continue
+        if (now.get("name", ""), now.get("term", 0)) != (name, term):
+            name, term = now.get("name", ""), now.get("term", 0)
+            who = "none" if not name else ("me" if name == ME else "other")
+            print(f"{name or '-'} {term} {who}", flush=True)
+
+
 def job():
     print(f"{time.strftime('%FT%TZ', time.gmtime())} {ME} leads: running the job", flush=True)
 
@@ -46,6 +76,11 @@ def job():
 if __name__ == "__main__":
     if sys.argv[1:] == ["--check"]:
         sys.exit(0 if is_leader() else 1)
+    if sys.argv[1:] == ["--watch"]:
+        try:
+            watch()
+        except KeyboardInterrupt:
+            sys.exit(0)
     while True:
         # Ask right before each run: leadership can move between two runs.
         if is_leader():

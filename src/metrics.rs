@@ -36,6 +36,7 @@ struct InfoLabels {
     election: String,
     id: String,
     version: String,
+    commit: String,
 }
 
 /// All metrics of a peer and the registry that renders them.
@@ -95,9 +96,14 @@ impl Metrics {
             election: election.to_string(),
             id: id.to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            commit: env!("RAFT_ELECTOR_COMMIT").to_string(),
         })
         .set(1);
-        registry.register("info", "Election, peer id and version of this peer", info);
+        registry.register(
+            "info",
+            "Election, peer id, version and commit of this peer",
+            info,
+        );
         registry.register("term", "Current Raft term of this peer", m.term.clone());
         registry.register(
             "is_leader",

@@ -197,3 +197,24 @@ fn unreadable_or_short_peer_secret() {
         "the peer secret is 4 bytes",
     );
 }
+
+#[test]
+fn version_names_the_release_and_the_commit_it_was_built_from() {
+    let out = std::process::Command::new(crate::EXE)
+        .arg("--version")
+        .output()
+        .expect("run --version");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git: the tests run in a git checkout");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert_eq!(head.len(), 12, "git rev-parse said {head:?}");
+    assert_eq!(
+        text,
+        format!("raft-elector {} (commit {head})", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -17,7 +17,7 @@ use raft_elector::config::{self, Config, ConfigError, Timing};
 #[derive(Debug, Parser)]
 #[command(
     name = "raft-elector",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RAFT_ELECTOR_COMMIT"), ")"),
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]

@@ -28,6 +28,16 @@ else
 fi
 config/kubernetes/validate.sh --install-only
 
+# The alert rules' tests (tests/it/alerts.rs) run promtool and a real Prometheus server:
+# Debian's prometheus package.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  echo "installing Debian's prometheus package (promtool and the server, for the alert tests)" >&2
+  sudo_cmd=()
+  [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 # The fuzz targets (fuzz/, a crate of its own run by cargo-fuzz on nightly) are compiled on
 # this toolchain so that they cannot rot unnoticed.
 if ! cargo check --manifest-path fuzz/Cargo.toml --bins --locked; then

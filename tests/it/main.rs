@@ -1,6 +1,7 @@
 //! Integration tests: real `raft-elector` processes on loopback, run by the shared test kit
 //! (testkit/).
 
+mod alerts;
 mod api;
 mod auth;
 mod bad_input;

@@ -28,14 +28,20 @@ else
 fi
 config/kubernetes/validate.sh --install-only
 
-# The alert rules' tests (tests/it/alerts.rs) run promtool and a real Prometheus server:
-# Debian's prometheus package.
-if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
-  echo "installing Debian's prometheus package (promtool and the server, for the alert tests)" >&2
+# Debian packages some tests use: the alert tests (tests/it/alerts.rs) run promtool and a real
+# Prometheus server; the Java example (tests/it/examples.rs) is compiled against Spring 4.3 and
+# Jackson (the JDK is the machine's).
+debs=()
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || debs+=(prometheus)
+[ -e /usr/share/java/spring3-context.jar ] || debs+=(libspring-context-java)
+[ -e /usr/share/java/spring3-web.jar ] || debs+=(libspring-web-java)
+[ -e /usr/share/java/jackson-databind.jar ] || debs+=(libjackson2-databind-java)
+if [ ${#debs[@]} -gt 0 ]; then
+  echo "installing Debian packages the tests need: ${debs[*]}" >&2
   sudo_cmd=()
   [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
 fi
 
 # The fuzz targets (fuzz/, a crate of its own run by cargo-fuzz on nightly) are compiled on

@@ -243,6 +243,9 @@ pub struct Config {
     pub peer_secret: Option<Vec<u8>>,
     /// How far a peer request's timestamp may be from this peer's clock.
     pub peer_auth_window: Duration,
+    /// Push streams (SSE) and blocking queries open at once on the application API; more are
+    /// answered 503.
+    pub max_streams: usize,
 }
 
 impl Config {

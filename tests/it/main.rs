@@ -16,6 +16,7 @@ mod membership;
 mod membership_faults;
 mod pause;
 mod prevote;
+mod push;
 mod recover;
 mod restart;
 mod shutdown;

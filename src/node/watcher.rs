@@ -53,6 +53,18 @@ fn interest(obs: &Observation) -> u8 {
     }
 }
 
+/// When to observe again without an event: just after the answer stops being valid while it
+/// names a leader (`valid_ms` rounds down: under 1 ms left is 0, so 1 ms then), else after the
+/// safety net.
+fn next_wake(obs: &Observation) -> Duration {
+    if obs.name.is_empty() || cfg!(feature = "testing-skip-lease") {
+        // (The test-only build names leaders without a lease: `valid_ms` is always 0.)
+        SAFETY_NET
+    } else {
+        Duration::from_millis(obs.valid_ms.saturating_add(1))
+    }
+}
+
 /// Publishes `obs` if its leader, term or role differ from the published one; `last_update`
 /// moves only when the name does. Returns whether it published.
 pub fn publish(tx: &watch::Sender<Published>, obs: Observation, now: SystemTime) -> bool {
@@ -87,13 +99,8 @@ pub async fn run(
             asked = want;
             continue;
         }
-        let valid = obs.valid_ms;
+        let next = next_wake(&obs);
         publish(&tx, obs, SystemTime::now());
-        let next = if valid > 0 {
-            Duration::from_millis(valid.saturating_add(1))
-        } else {
-            SAFETY_NET
-        };
         tokio::select! {
             _ = stop.cancelled() => return,
             changed = raft.changed() => if changed.is_err() { return },
@@ -144,6 +151,16 @@ mod tests {
         assert_eq!(tx.borrow().last_update, t1, "a new term, same leader");
         assert!(publish(&tx, obs("", 4, 0), t2));
         assert_eq!(tx.borrow().last_update, t2);
+    }
+
+    #[test]
+    fn the_watcher_wakes_when_a_named_leader_stops_being_valid() {
+        if cfg!(feature = "testing-skip-lease") {
+            return;
+        }
+        assert_eq!(next_wake(&obs("web-1", 3, 149)), Duration::from_millis(150));
+        assert_eq!(next_wake(&obs("web-1", 3, 0)), Duration::from_millis(1));
+        assert_eq!(next_wake(&obs("", 3, 0)), SAFETY_NET);
     }
 
     #[test]

@@ -30,9 +30,17 @@ async fn open(c: &Cluster, i: usize, path: &str, last_id: Option<&str>) -> Strea
     s
 }
 
+/// How the leader is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    Kill,
+    Pause,
+    HandOff,
+}
+
 /// On a follower: `/sse` and `/v1/leader/events` name the leader at once, and a new leader
-/// (another name, non-empty) after `lose_leader` removes it. Returns the new leader's index.
-async fn streams_follow_a_change(c: &mut Cluster, hand_off: bool) {
+/// (another name, non-empty) after the leader is lost as `loss` says.
+async fn streams_follow_a_change(c: &mut Cluster, loss: Loss) {
     let (leader, term) = c.agreed_leader(&[0, 1, 2], AGREE).await;
     let watcher = (leader + 1) % 3;
     let leader_name = c.peers[leader].name.clone();
@@ -52,10 +60,12 @@ async fn streams_follow_a_change(c: &mut Cluster, hand_off: bool) {
     assert_eq!(first.json()["term"], term);
 
     let lost = Instant::now();
-    if hand_off {
-        c.stop(leader).await;
-    } else {
-        c.kill(leader);
+    match loss {
+        Loss::Kill => c.kill(leader),
+        Loss::Pause => c.procs.pause(leader),
+        Loss::HandOff => {
+            c.stop(leader).await;
+        }
     }
     let new = |e: &Event| !name_of(e).is_empty() && name_of(e) != leader_name;
     let (next, before) = compat.until(FAILOVER, new).await;
@@ -74,23 +84,28 @@ async fn streams_follow_a_change(c: &mut Cluster, hand_off: bool) {
     let among: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     let (agreed, _) = c.new_leader(&among, AGREE, term).await;
     assert_eq!(c.peers[agreed].name, name_of(&next));
-    eprintln!(
-        "new leader pushed {:?} after the old one was {}",
-        lost.elapsed(),
-        if hand_off { "stopped" } else { "killed" }
-    );
+    eprintln!("new leader pushed {:?} after {loss:?}", lost.elapsed());
+    if loss == Loss::Pause {
+        c.procs.resume(leader);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_streams_push_the_leader_at_once_and_the_next_after_kill_9() {
     let mut c = Cluster::start(spec(3));
-    streams_follow_a_change(&mut c, false).await;
+    streams_follow_a_change(&mut c, Loss::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_streams_push_the_next_leader_after_sigstop_of_the_leader() {
+    let mut c = Cluster::start(spec(3));
+    streams_follow_a_change(&mut c, Loss::Pause).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_streams_push_the_next_leader_after_a_hand_off_by_sigterm() {
     let mut c = Cluster::start(spec(3));
-    streams_follow_a_change(&mut c, true).await;
+    streams_follow_a_change(&mut c, Loss::HandOff).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -431,3 +431,106 @@ async fn a_real_sse_client_library_follows_kill_9_and_reconnects_with_last_event
     assert_eq!(id, Some(new_term.to_string()));
     assert_eq!(data["name"], new_name.as_str());
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The measurement, too heavy for the routine run on a small machine:
+/// `PUSH_STREAMS=1000 cargo nextest run --test it --run-ignored only push::many_streams`.
+/// Opens `PUSH_STREAMS` (default 1000) reading streams and 10 that never read on one
+/// follower, hands leadership over (SIGTERM) and kills leaders in turn, restarting them;
+/// every reading stream must see every new leader, no election may start without a loss of
+/// the leader, and the follower's memory must come back to about where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: 1,000 streams and repeated failovers"]
+async fn many_streams_during_repeated_failovers_each_get_every_new_leader() {
+    let n: usize = std::env::var("PUSH_STREAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut s = spec(5);
+    s.flags = vec!["--max-streams".into(), (n + 100).to_string()];
+    let mut c = Cluster::start(s);
+    let (mut leader, mut term) = c.agreed_leader(&[0, 1, 2, 3, 4], AGREE).await;
+    let watcher = (leader + 1) % 5;
+    let pid = c.pid(watcher).expect("pid");
+    let rss_before = rss_kib(pid);
+    let _stalled: Vec<_> = (0..10)
+        .map(|_| {
+            let mut s = testkit::raw::connect(c.peers[watcher].http);
+            std::io::Write::write_all(
+                &mut s,
+                testkit::raw::get_request("/v1/leader/events", "").as_bytes(),
+            )
+            .expect("send");
+            s
+        })
+        .collect();
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = open(&c, watcher, "/v1/leader/events", None).await;
+        s.next(OPEN).await.expect("first event");
+        streams.push(s);
+    }
+    let rss_open = rss_kib(pid);
+    let elections_before = c
+        .metric(watcher, "raft_elector_elections_started_total")
+        .await
+        .unwrap_or(0.0);
+    let mut losses = 0;
+    for round in 0..4 {
+        let old = c.peers[leader].name.clone();
+        if round % 2 == 0 {
+            c.stop(leader).await;
+        } else {
+            c.kill(leader);
+        }
+        losses += 1;
+        let among: Vec<usize> = (0..5).filter(|i| *i != leader).collect();
+        let (new, new_term) = c.new_leader(&among, AGREE, term).await;
+        let want = c.peers[new].name.clone();
+        let readers = streams.iter_mut().map(|s| {
+            let want = want.clone();
+            let old = old.clone();
+            async move {
+                s.until(FAILOVER, |e| {
+                    name_of(e) == want && e.json()["term"] == new_term
+                })
+                .await
+                .0
+                .is_some()
+                    || panic!("a stream never saw {want} after {old}")
+            }
+        });
+        futures::future::join_all(readers).await;
+        c.spawn(leader);
+        leader = new;
+        term = new_term;
+        eprintln!("round {round}: {n} streams saw {want} (term {term})");
+        if leader == watcher {
+            break;
+        }
+    }
+    let elections = c
+        .metric(watcher, "raft_elector_elections_started_total")
+        .await
+        .unwrap_or(0.0)
+        - elections_before;
+    drop(streams);
+    let rss_after = rss_kib(pid);
+    eprintln!(
+        "RSS of the follower: {rss_before} KiB before, {rss_open} KiB with {n} streams, {rss_after} KiB after closing them; elections it started: {elections} in {losses} losses"
+    );
+    assert!(
+        elections <= losses as f64 * 3.0,
+        "spurious elections: {elections}"
+    );
+}

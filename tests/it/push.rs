@@ -270,6 +270,25 @@ async fn streams_past_max_streams_get_503_and_a_closed_one_frees_its_slot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_and_blocking_queries_end_when_the_peer_stops() {
+    let mut c = Cluster::start(spec(1));
+    let (_, term) = c.agreed_leader(&[0], AGREE).await;
+    let mut s = open(&c, 0, "/v1/leader/events", None).await;
+    s.next(OPEN).await.expect("first event");
+    let client = testkit::http::client(Duration::from_secs(60));
+    let url = format!("http://{}/v1/leader?wait=5m&term={term}", c.peers[0].http);
+    let polling = tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) });
+    // `stop` asserts a clean exit within the shutdown timeout: neither held it.
+    let took = c.stop(0).await;
+    eprintln!("stopped in {took:?} with a stream and a blocking query open");
+    let (last, _) = s.until(OPEN, |_| false).await;
+    assert!(last.is_none(), "the stream ended");
+    // Answered (the state as the peer stopped) or cut with the connection: never left hanging.
+    let answered = tokio::time::timeout(OPEN, polling).await;
+    assert!(answered.is_ok(), "the blocking query still hangs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_never_read_delay_neither_other_streams_nor_elections() {
     let mut c = Cluster::start(spec(3));
     let (leader, term) = c.agreed_leader(&[0, 1, 2], AGREE).await;

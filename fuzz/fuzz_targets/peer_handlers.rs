@@ -70,6 +70,7 @@ fn fixture() -> &'static Fixture {
                 snapshot_logs: 1000,
                 peer_secret: None,
                 peer_auth_window: Duration::from_secs(30),
+                max_streams: 16,
             };
             let admission = Admission {
                 election: "fuzz".into(),

@@ -11,14 +11,24 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use serde_json::json;
+use serde::Serialize;
 
 use super::events::{states, Streams, KEEP_ALIVE};
 use super::view::{NodeView, Published};
 
-/// nais/elector's object.
-fn body(p: &Published) -> serde_json::Value {
-    json!({ "name": p.obs.name, "last_update": p.last_update_rfc3339() })
+/// nais/elector's object, its fields in its order.
+#[derive(Serialize)]
+struct Elector<'a> {
+    name: &'a str,
+    last_update: String,
+}
+
+fn body(p: &Published) -> String {
+    let e = Elector {
+        name: &p.obs.name,
+        last_update: p.last_update_rfc3339(),
+    };
+    serde_json::to_string(&e).unwrap_or_else(|_| r#"{"name":""}"#.into())
 }
 
 /// `GET /`: who leads now, and since when (as this peer saw it).
@@ -36,7 +46,7 @@ pub async fn root(State(view): State<Arc<dyn NodeView>>) -> Response {
             (header::CONTENT_TYPE, "application/json"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body(&published).to_string(),
+        body(&published),
     )
         .into_response()
 }
@@ -54,8 +64,7 @@ pub async fn sse(
     let events = states(view.subscribe(), permit).filter_map(move |p| {
         let changed = last.as_deref() != Some(p.obs.name.as_str());
         last = Some(p.obs.name.clone());
-        let event =
-            changed.then(|| Ok::<_, Infallible>(Event::default().data(body(&p).to_string())));
+        let event = changed.then(|| Ok::<_, Infallible>(Event::default().data(body(&p))));
         std::future::ready(event)
     });
     Sse::new(events)

@@ -7,7 +7,7 @@
 //! | any other     | 200 `{"name":"<leader>"}`, `{"name":""}` when none is known (compat)  |
 //! | `/isLeader`   | 200 `{"isLeader":true\|false}` for this peer (compat)                 |
 //! | `/v1/leader`  | 200 `{"name","term","is_leader","voters",...}`; 503 with `"name":""` if none |
-//! | `/v1/leader?wait=30s&term=N` | the same, once leader or term differ from the caller's (blocking query) |
+//! | `/v1/leader?term=N&name=X&wait=30s` | the same, once leader or term differ from the caller's (blocking query) |
 //! | `/v1/leader/events` | SSE: the `/v1/leader` object now and on every change, `id:` = term |
 //! | `/v1/members` | 200 the membership in force: every member's role and reachability     |
 //! | `/healthz`    | 200 while the process serves                                          |

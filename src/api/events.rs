@@ -1,5 +1,6 @@
 //! Push for raft-elector's own API: `GET /v1/leader/events` (Server-Sent Events) and the
-//! blocking query `GET /v1/leader?wait=DURATION&term=N[&name=NAME]`.
+//! blocking query `GET /v1/leader?term=N[&name=NAME][&wait=DURATION]` (as Consul's: `term`
+//! makes it block; the name defaults to the current one, `wait` to 5 min).
 //!
 //! Both read the pushed state ([`NodeView::subscribe`], a `tokio::sync::watch` channel): a
 //! reader that falls behind skips to the newest state, so a slow or stalled client costs the
@@ -31,10 +32,9 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Handler time a request may take beyond the usual bound: a blocking query its wait.
 pub fn extra_time(uri: &axum::http::Uri) -> Duration {
     let blocking = uri.path() == "/v1/leader"
-        && uri.query().is_some_and(|q| {
-            q.split('&')
-                .any(|kv| kv.starts_with("wait=") || kv.starts_with("term="))
-        });
+        && uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("term=")));
     if blocking {
         MAX_WAIT
     } else {
@@ -128,28 +128,26 @@ pub struct LeaderQuery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blocking {
     pub wait: Duration,
-    /// The term the caller saw (default: the current one).
-    pub term: Option<u64>,
+    /// The term the caller saw.
+    pub term: u64,
     /// The leader the caller saw (default: the current one).
     pub name: Option<String>,
 }
 
 impl LeaderQuery {
-    /// None: answer at once (neither `wait` nor `term` given).
+    /// None: answer at once. As Consul's index, `term` makes the query block: a caller that
+    /// gives none has seen nothing, so anything differs (`wait` is still checked).
     pub fn blocking(&self) -> Result<Option<Blocking>, String> {
-        if self.wait.is_none() && self.term.is_none() {
-            return Ok(None);
-        }
         let wait = match &self.wait {
             None => MAX_WAIT,
             Some(w) => parse_wait(w)?,
         };
-        let term = match &self.term {
-            None => None,
-            Some(t) => Some(t.trim().parse::<u64>().map_err(|_| {
-                format!("bad term {t:?}: expected the term of the last answer, a whole number")
-            })?),
+        let Some(term) = &self.term else {
+            return Ok(None);
         };
+        let term = term.trim().parse::<u64>().map_err(|_| {
+            format!("bad term {term:?}: expected the term of the last answer, a whole number")
+        })?;
         Ok(Some(Blocking {
             wait,
             term,
@@ -194,12 +192,13 @@ pub async fn leader(
     leader_answer(view.observe())
 }
 
-/// Waits until the pushed leader or term differs from what the caller saw, at most `wait`.
+/// Waits until the pushed leader or term differs from what the caller saw (`term`, and `name`
+/// or else the leader named when the query arrived), at most `wait`.
 pub async fn wait_for_change(mut rx: watch::Receiver<Published>, b: &Blocking) {
     let (seen_term, seen_name) = {
         let now = rx.borrow_and_update();
         (
-            b.term.unwrap_or(now.obs.term),
+            b.term,
             b.name.clone().unwrap_or_else(|| now.obs.name.clone()),
         )
     };
@@ -244,12 +243,17 @@ mod tests {
     }
 
     #[test]
-    fn a_query_blocks_only_with_wait_or_term() {
+    fn a_query_blocks_only_with_a_term() {
         assert_eq!(q(None, None).blocking(), Ok(None));
+        assert_eq!(q(Some("2s"), None).blocking(), Ok(None));
+        assert!(q(Some("soon"), None).blocking().is_err());
         let b = q(None, Some("4")).blocking().expect("ok").expect("blocks");
-        assert_eq!((b.wait, b.term), (MAX_WAIT, Some(4)));
-        let b = q(Some("2s"), None).blocking().expect("ok").expect("blocks");
-        assert_eq!((b.wait, b.term), (Duration::from_secs(2), None));
+        assert_eq!((b.wait, b.term), (MAX_WAIT, 4));
+        let b = q(Some("2s"), Some("4"))
+            .blocking()
+            .expect("ok")
+            .expect("blocks");
+        assert_eq!((b.wait, b.term), (Duration::from_secs(2), 4));
         assert!(q(Some("2s"), Some("x")).blocking().is_err());
         assert!(q(Some("2s"), Some("-3")).blocking().is_err());
     }

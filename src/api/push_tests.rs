@@ -165,6 +165,15 @@ async fn long_poll_returns_at_once_when_the_caller_is_behind() {
 }
 
 #[tokio::test]
+async fn wait_without_a_term_answers_at_once() {
+    let (_view, app) = live("web-1", 3, 4);
+    let resp = tokio::time::timeout(Duration::from_secs(5), send(&app, "/v1/leader?wait=60s"))
+        .await
+        .expect("at once");
+    assert_eq!(json(resp).await["name"], "web-1");
+}
+
+#[tokio::test]
 async fn long_poll_returns_on_a_change_of_leader() {
     let (view, app) = live("web-1", 3, 4);
     let waiting = tokio::spawn(async move { send(&app, "/v1/leader?wait=30s&term=3").await });
@@ -211,7 +220,7 @@ async fn streams_past_the_bound_get_503_and_a_dropped_one_frees_its_slot() {
     let a = send(&app, "/sse").await;
     let b = send(&app, "/v1/leader/events").await;
     assert_eq!(b.status(), StatusCode::OK);
-    for path in ["/sse", "/v1/leader/events", "/v1/leader?wait=1s"] {
+    for path in ["/sse", "/v1/leader/events", "/v1/leader?wait=1s&term=3"] {
         let resp = send(&app, path).await;
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
         assert!(json(resp).await["error"].is_string());

@@ -115,7 +115,7 @@ pub fn serve_apart(
         .spawn(move || runtime.block_on(run.instrument(span)))
 }
 
-/// Applies the body and time limits to a router. A blocking query (`/v1/leader?wait=`) may
+/// Applies the body and time limits to a router. A blocking query (`/v1/leader?term=`) may
 /// take its wait on top of the handler time; a stream's body is not bounded (only producing
 /// its head is).
 pub fn limited(router: Router, limits: Limits) -> Router {

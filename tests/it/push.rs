@@ -249,7 +249,7 @@ async fn streams_past_max_streams_get_503_and_a_closed_one_frees_its_slot() {
         .await
         .expect("answer");
     assert_eq!(status, 503);
-    let (status, body) = c.get(0, "/v1/leader?wait=1s").await.expect("answer");
+    let (status, body) = c.get(0, "/v1/leader?wait=1s&term=1").await.expect("answer");
     assert_eq!(status, 503, "{body}");
     assert_eq!(c.get(0, "/v1/leader").await.expect("plain").0, 200);
     drop(a);

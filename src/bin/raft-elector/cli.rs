@@ -121,7 +121,7 @@ pub struct RunArgs {
     #[arg(long, env = "RAFT_ELECTOR_PROBE_HTTP", value_parser = config::parse_listen_addr, value_name = "ADDR")]
     pub probe_http: Option<SocketAddr>,
 
-    /// Push streams (`/sse`, `/v1/leader/events`) and blocking queries (`/v1/leader?wait=`)
+    /// Push streams (`/sse`, `/v1/leader/events`) and blocking queries (`/v1/leader?term=`)
     /// open at once; more are answered 503.
     #[arg(
         long,

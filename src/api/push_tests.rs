@@ -51,7 +51,7 @@ fn obs(name: &str, term: u64) -> Observation {
         role: Role::Follower,
         valid_ms: 100,
         voters: 3,
-        awaiting_promotion: false,
+        ..Observation::default()
     }
 }
 

@@ -12,18 +12,19 @@ use tokio::sync::watch;
 use serde::Serialize;
 
 /// This peer's role as Raft sees it (informational; `is_leader` is what counts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Leader,
+    #[default]
     Follower,
     Candidate,
     Learner,
     Stopped,
 }
 
-/// One answer to "who leads?", made at the moment it is asked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One answer to "who leads?", made at the moment it is asked. The default names nobody.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Observation {
     /// The leader's name; empty when no leader is known for sure.
     pub name: String,

@@ -28,15 +28,9 @@ const SAFETY_NET: Duration = Duration::from_secs(1);
 pub fn initial(id: &str, election: &str) -> Published {
     Published {
         obs: Observation {
-            name: String::new(),
-            term: 0,
-            is_leader: false,
             id: id.into(),
             election: election.into(),
-            role: crate::api::view::Role::Follower,
-            valid_ms: 0,
-            voters: 0,
-            awaiting_promotion: false,
+            ..Observation::default()
         },
         last_update: SystemTime::now(),
     }
@@ -125,7 +119,7 @@ mod tests {
             role: Role::Follower,
             valid_ms,
             voters: 3,
-            awaiting_promotion: false,
+            ..Observation::default()
         }
     }
 

@@ -285,6 +285,9 @@ pub struct Config {
     pub peer_auth_window: Duration,
     /// `--app-health`: leadership follows the application's health (off when `None`).
     pub app_health: Option<AppHealthCheck>,
+    /// Push streams (SSE) and blocking queries open at once on the application API; more are
+    /// answered 503.
+    pub max_streams: usize,
 }
 
 impl Config {

@@ -70,6 +70,8 @@ fn fixture() -> &'static Fixture {
                 snapshot_logs: 1000,
                 peer_secret: None,
                 peer_auth_window: Duration::from_secs(30),
+                max_streams: 16,
+                app_health: None,
             };
             let admission = Admission {
                 election: "fuzz".into(),

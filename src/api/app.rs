@@ -2,34 +2,68 @@
 //!
 //! | path          | answer                                                               |
 //! |---------------|----------------------------------------------------------------------|
+//! | `/`           | 200 `{"name","last_update"}` (nais/elector; old clients read `name`) |
+//! | `/sse`        | SSE: `data: {"name","last_update"}` now and on every change of leader |
 //! | any other     | 200 `{"name":"<leader>"}`, `{"name":""}` when none is known (compat)  |
 //! | `/isLeader`   | 200 `{"isLeader":true\|false}` for this peer (compat)                 |
 //! | `/v1/leader`  | 200 `{"name","term","is_leader","voters",...}`; 503 with `"name":""` if none |
+//! | `/v1/leader?term=N&name=X&wait=30s` | the same, once leader or term differ from the caller's (blocking query) |
+//! | `/v1/leader/events` | SSE: the `/v1/leader` object now and on every change, `id:` = term |
 //! | `/v1/members` | 200 the membership in force: every member's role and reachability     |
 //! | `/healthz`    | 200 while the process serves                                          |
 //! | `/readyz`     | 200 while a leader is known (and this peer is not a learner about to be promoted), else 503 |
 //! | `/metrics`    | Prometheus text                                                       |
 //! | `POST /v1/resign` | this peer hands leadership to another peer, if it leads           |
 //!
-//! Every answer is computed from [`NodeView::observe`] at the moment of the request.
+//! Every answer is computed from [`NodeView::observe`] at the moment of the request; the
+//! push endpoints ([`super::compat`], [`super::events`]) follow [`NodeView::subscribe`].
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::view::{NodeView, Observation, Resigned};
+use super::events::Streams;
+use super::view::{NodeView, Resigned};
+use super::{compat, events};
 
 type AppState = Arc<dyn NodeView>;
 
-/// Builds the application API router over a view.
-pub fn router(view: Arc<dyn NodeView>) -> Router {
+/// The application router's state: the view and the bound on open streams.
+#[derive(Clone)]
+pub struct Api {
+    view: Arc<dyn NodeView>,
+    streams: Streams,
+}
+
+impl FromRef<Api> for Arc<dyn NodeView> {
+    fn from_ref(api: &Api) -> Self {
+        api.view.clone()
+    }
+}
+
+impl FromRef<Api> for Streams {
+    fn from_ref(api: &Api) -> Self {
+        api.streams.clone()
+    }
+}
+
+/// Builds the application API router over a view, with at most `max_streams` push streams
+/// and blocking queries open at once.
+pub fn router(view: Arc<dyn NodeView>, max_streams: usize) -> Router {
+    let api = Api {
+        view,
+        streams: Streams::new(max_streams),
+    };
     Router::new()
-        .route("/v1/leader", get(leader))
+        .route("/", get(compat::root))
+        .route("/sse", get(compat::sse))
+        .route("/v1/leader", get(events::leader))
+        .route("/v1/leader/events", get(events::leader_events))
         .route("/v1/members", get(members))
         .route("/isLeader", get(is_leader))
         .route("/healthz", get(healthz))
@@ -37,7 +71,7 @@ pub fn router(view: Arc<dyn NodeView>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/resign", post(resign))
         .fallback(compat)
-        .with_state(view)
+        .with_state(api)
 }
 
 /// The probe listener's router: health, readiness and metrics only, for the kubelet and
@@ -57,20 +91,6 @@ async fn compat(State(view): State<AppState>) -> Json<serde_json::Value> {
 
 async fn is_leader(State(view): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "isLeader": view.observe().is_leader }))
-}
-
-/// 200 while a leader is known, else 503.
-fn known_or_unavailable(obs: &Observation) -> StatusCode {
-    if obs.leader_known() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
-}
-
-async fn leader(State(view): State<AppState>) -> Response {
-    let obs = view.observe();
-    (known_or_unavailable(&obs), Json(obs)).into_response()
 }
 
 async fn members(State(view): State<AppState>) -> Json<super::view::MembersAnswer> {
@@ -134,7 +154,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::api::view::{BoxFuture, Role};
+    use crate::api::view::{BoxFuture, Observation, Role};
 
     struct Fixed(Observation);
 
@@ -158,6 +178,13 @@ mod tests {
         fn resign(&self) -> BoxFuture<'_, Resigned> {
             Box::pin(async { Resigned::NotLeader })
         }
+        fn subscribe(&self) -> tokio::sync::watch::Receiver<crate::api::view::Published> {
+            let published = crate::api::view::Published {
+                obs: self.0.clone(),
+                last_update: std::time::SystemTime::UNIX_EPOCH,
+            };
+            tokio::sync::watch::channel(published).1
+        }
     }
 
     fn obs(name: &str, is_leader: bool) -> Observation {
@@ -180,7 +207,7 @@ mod tests {
     }
 
     async fn get(view: Observation, path: &str) -> (StatusCode, serde_json::Value) {
-        let resp = router(Arc::new(Fixed(view)))
+        let resp = router(Arc::new(Fixed(view)), 4)
             .oneshot(Request::get(path).body(Body::empty()).expect("request"))
             .await
             .expect("response");
@@ -196,13 +223,20 @@ mod tests {
 
     #[tokio::test]
     async fn compat_answers_any_path() {
-        for path in ["/", "/anything/else", "/?x=1"] {
+        for path in ["/anything/else", "/x?y=1"] {
             let (status, body) = get(obs("web-1", false), path).await;
             assert_eq!(status, StatusCode::OK);
             assert_eq!(body, json!({"name": "web-1"}));
         }
+        // `/` is nais/elector's shape, which old clients read just as well (only `name`).
+        for path in ["/", "/?x=1"] {
+            let (status, body) = get(obs("web-1", false), path).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body["name"], "web-1");
+            assert!(body["last_update"].is_string());
+        }
         let (_, body) = get(obs("", false), "/").await;
-        assert_eq!(body, json!({"name": ""}));
+        assert_eq!(body["name"], "");
     }
 
     #[tokio::test]

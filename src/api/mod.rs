@@ -2,4 +2,8 @@
 //! ([`view::NodeView`]), so that it knows nothing of Raft and is tested against a fake.
 
 pub mod app;
+pub mod compat;
+pub mod events;
+#[cfg(test)]
+mod push_tests;
 pub mod view;

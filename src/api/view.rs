@@ -5,23 +5,26 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
 
 use serde::Serialize;
 
 /// This peer's role as Raft sees it (informational; `is_leader` is what counts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Leader,
+    #[default]
     Follower,
     Candidate,
     Learner,
     Stopped,
 }
 
-/// One answer to "who leads?", made at the moment it is asked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One answer to "who leads?", made at the moment it is asked. The default names nobody.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Observation {
     /// The leader's name; empty when no leader is known for sure.
     pub name: String,
@@ -60,6 +63,33 @@ impl Observation {
     pub fn ready(&self) -> bool {
         self.leader_known() && !self.awaiting_promotion
     }
+}
+
+/// What the push source publishes: the observation made when the leader, the term or this
+/// peer's role last changed, and when the leader's name last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub obs: Observation,
+    /// When the leader's name last changed, as this peer saw it (kept in memory only: after a
+    /// restart, the time this peer first named a leader, or its start while it names none).
+    pub last_update: SystemTime,
+}
+
+impl Published {
+    /// What a change is: the leader, the term or this peer's role (not `valid_ms`).
+    pub fn key(&self) -> (&str, u64, bool, Role) {
+        key(&self.obs)
+    }
+
+    /// `last_update` in RFC 3339 (UTC, milliseconds), as nais/elector gives it.
+    pub fn last_update_rfc3339(&self) -> String {
+        humantime::format_rfc3339_millis(self.last_update).to_string()
+    }
+}
+
+/// The part of an observation whose change is pushed.
+pub fn key(obs: &Observation) -> (&str, u64, bool, Role) {
+    (obs.name.as_str(), obs.term, obs.is_leader, obs.role)
 }
 
 /// A member's role in `/v1/members`.
@@ -112,6 +142,9 @@ pub trait NodeView: Send + Sync + 'static {
     fn members(&self) -> MembersAnswer;
     /// Gives up leadership (if this peer leads) by handing it to another peer.
     fn resign(&self) -> BoxFuture<'_, Resigned>;
+    /// The pushed state: changes only when the leader, the term or this peer's role does (a
+    /// reader that falls behind sees only the newest). Closed when the peer stops.
+    fn subscribe(&self) -> watch::Receiver<Published>;
 }
 
 /// How a request to resign ended.

@@ -5,11 +5,11 @@
 //! `docs/DESIGN.md`, "Who may say I am the leader".
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::health::AppHealth;
 use crate::config::Timing;
@@ -38,7 +38,19 @@ pub struct Leadership {
     silenced: AtomicU64,
     /// This peer's application health (`--app-health`).
     app: AppHealth,
+    /// Wakes the leader watcher ([`crate::node`]'s push source) on the events it asked for
+    /// ([`Leadership::watch_for`]), so that it needs no polling tick.
+    poke: Notify,
+    /// The events the watcher wants to hear of: [`WANT_GAIN`], [`WANT_LEADING`], [`WANT_NAMED`].
+    interest: AtomicU8,
 }
+
+/// The watcher names nobody: wake it when an acknowledgement or a heartbeat arrives.
+pub const WANT_GAIN: u8 = 1;
+/// The watcher says this peer leads: wake it when the lease is revoked or given up.
+pub const WANT_LEADING: u8 = 2;
+/// The watcher names another leader: wake it when this peer forgets it.
+pub const WANT_NAMED: u8 = 4;
 
 #[derive(Debug, Default)]
 struct HeardState {
@@ -84,6 +96,25 @@ impl Leadership {
             last_append: Mutex::new(Instant::now()),
             silenced: AtomicU64::new(0),
             app: AppHealth::default(),
+            poke: Notify::new(),
+            interest: AtomicU8::new(0),
+        }
+    }
+
+    /// The events the leader watcher wants to be woken for from now on.
+    pub fn watch_for(&self, interest: u8) {
+        self.interest.store(interest, Ordering::SeqCst);
+    }
+
+    /// Completes at the next event the watcher asked for (or at once if one came since the
+    /// last call: [`Notify`] keeps one permit).
+    pub fn changed(&self) -> &Notify {
+        &self.poke
+    }
+
+    fn wake(&self, want: u8) {
+        if self.interest.load(Ordering::SeqCst) & want != 0 {
+            self.poke.notify_one();
         }
     }
 
@@ -167,6 +198,8 @@ impl Leadership {
                 *slot = sent;
             }
         }
+        drop(l);
+        self.wake(WANT_GAIN);
     }
 
     /// An incoming request carries `term`: if it is newer than this peer's leadership, stop
@@ -175,17 +208,21 @@ impl Leadership {
         let mut l = self.lease();
         if term > l.term {
             l.revoked_at = Some(Instant::now());
+            drop(l);
+            self.wake(WANT_LEADING);
         }
     }
 
     /// A follower answered with a higher vote: stop claiming now.
     pub fn revoke(&self) {
         self.lease().revoked_at = Some(Instant::now());
+        self.wake(WANT_LEADING);
     }
 
     /// The peer is shutting down: never claim leadership again.
     pub fn relinquish(&self) {
         self.lease().relinquished = true;
+        self.wake(WANT_LEADING);
     }
 
     /// Whether the peer is shutting down.
@@ -203,6 +240,7 @@ impl Leadership {
     /// Stop claiming leadership of `term` and earlier terms (0 resumes).
     pub fn resign_term(&self, term: u64) {
         self.lease().resigned = term;
+        self.wake(WANT_LEADING);
     }
 
     /// Whether this peer may say it leads in `term` at `now`.
@@ -287,6 +325,8 @@ impl Leadership {
             Some(old) if old.term == term && old.at > at => {}
             _ => h.last = Some(Heard { leader, term, at }),
         }
+        drop(h);
+        self.wake(WANT_GAIN);
     }
 
     /// This peer accepted an append-entries (leased or not) that arrived at `at`.
@@ -306,12 +346,15 @@ impl Leadership {
         h.seen_term = h.seen_term.max(term);
         if h.last.is_some_and(|old| old.term < term) {
             h.last = None;
+            drop(h);
+            self.wake(WANT_NAMED);
         }
     }
 
     /// Forget the leader heard from (it is handing leadership over to this peer).
     pub fn forget_leader(&self) {
         self.heard_mut().last = None;
+        self.wake(WANT_NAMED);
     }
 
     /// The leader this follower heard from recently enough to name it, with the time left.

@@ -42,7 +42,8 @@ impl Limits {
     /// The application listener: small GET requests from the local application.
     pub fn app(drain: Duration) -> Self {
         Limits {
-            max_connections: 1024,
+            // Room for the default --max-streams (1024) and the ordinary requests beside them.
+            max_connections: 1280,
             header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             max_body: 64 * 1024,
@@ -114,16 +115,33 @@ pub fn serve_apart(
         .spawn(move || runtime.block_on(run.instrument(span)))
 }
 
-/// Applies the body and time limits to a router.
+/// Applies the body and time limits to a router. A blocking query (`/v1/leader?term=`) may
+/// take its wait on top of the handler time; a stream's body is not bounded (only producing
+/// its head is).
 pub fn limited(router: Router, limits: Limits) -> Router {
     router
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             limits.max_body,
         ))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        .layer(axum::middleware::from_fn_with_state(
             limits.request_timeout,
+            time_limit,
         ))
+}
+
+async fn time_limit(
+    axum::extract::State(base): axum::extract::State<Duration>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let limit = base + crate::api::events::extra_time(req.uri());
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            use axum::response::IntoResponse;
+            axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
 }
 
 /// Serves `router` on `listener` until `stop` fires, then lets in-flight requests finish for

@@ -6,6 +6,7 @@
 
 mod listeners;
 mod raft_view;
+mod watcher;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -197,6 +198,8 @@ impl Node {
             )
             .in_current_span(),
         );
+        let (published_tx, published) =
+            watch::channel(watcher::initial(&config.me.name, &config.election));
         let view = Arc::new(RaftView {
             raft_metrics: raft.metrics(),
             handoff: handoff.clone(),
@@ -205,8 +208,22 @@ impl Node {
             config: config.clone(),
             changes: changes.clone(),
             contacts: contacts.clone(),
+            published,
         });
-        let routers = [api::app::router(view.clone()), api::app::probe_router(view)];
+        tasks.spawn(
+            watcher::run(
+                view.clone(),
+                leadership.clone(),
+                raft.metrics(),
+                published_tx,
+                stop.clone(),
+            )
+            .in_current_span(),
+        );
+        let routers = [
+            api::app::router(view.clone(), config.max_streams),
+            api::app::probe_router(view),
+        ];
         let app_server = listeners::serve_apart(
             app_listeners.into_iter().zip(routers).collect(),
             stop.clone(),

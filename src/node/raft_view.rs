@@ -8,7 +8,7 @@ use openraft::ServerState;
 use tokio::sync::watch;
 
 use crate::api::view::{
-    BoxFuture, Member, MemberRole, MembersAnswer, NodeView, Observation, Resigned, Role,
+    BoxFuture, Member, MemberRole, MembersAnswer, NodeView, Observation, Published, Resigned, Role,
 };
 use crate::config::Config;
 use crate::leadership::membership::controller::REACHABLE_WITHIN;
@@ -28,6 +28,8 @@ pub struct RaftView {
     pub config: Arc<Config>,
     pub changes: Arc<Changes>,
     pub contacts: Arc<Contacts>,
+    /// The push source's channel ([`super::watcher`]).
+    pub published: watch::Receiver<Published>,
 }
 
 impl RaftView {
@@ -171,6 +173,10 @@ impl NodeView for RaftView {
             joint: members.joint(),
             members: list,
         }
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Published> {
+        self.published.clone()
     }
 
     fn resign(&self) -> BoxFuture<'_, Resigned> {

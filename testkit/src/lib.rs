@@ -15,6 +15,7 @@
 //! * [`metrics`]: one sample out of a Prometheus text.
 //! * [`answer`]: [`Answer`], the JSON contract of `GET /v1/leader`.
 //! * [`http`]: the HTTP client, `GET` of a path and the question "who leads?".
+//! * [`sse`]: a Server-Sent Events reader (the push endpoints' tests).
 //! * [`timeline`]: "who leads?" samples taken one after the other, and the promises that hold
 //!   across all of them (one claimant at a time and per term, terms never going back).
 //! * [`agree`]: [`agreement`], when answers agree on one leader, and [`Ask`], the waiting for
@@ -44,6 +45,7 @@ pub mod proxy;
 pub mod raw;
 pub mod release;
 pub mod rng;
+pub mod sse;
 pub mod target;
 pub mod timeline;
 

@@ -94,9 +94,12 @@ async fn without_quorum_no_leader_is_named() {
         assert!(answers > 20, "the survivor answered only {answers} times");
         // Every other way of asking agrees.
         assert_eq!(
-            c.get(survivor, "/").await.expect("compat").1.trim(),
+            c.get(survivor, "/elector").await.expect("compat").1.trim(),
             r#"{"name":""}"#
         );
+        let (_, root) = c.get(survivor, "/").await.expect("nais/elector's /");
+        let root: serde_json::Value = serde_json::from_str(&root).expect("json");
+        assert_eq!(root["name"], "", "{root}");
         assert_eq!(c.get(survivor, "/v1/leader").await.expect("v1").0, 503);
         assert_eq!(c.get(survivor, "/readyz").await.expect("readyz").0, 503);
         let (_, is_leader) = c.get(survivor, "/isLeader").await.expect("isLeader");

@@ -68,7 +68,12 @@ struct Watcher {
 impl Watcher {
     fn start(what: &'static str, program: &str, script: &str, url: &str, me: &str) -> Watcher {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        Watcher::spawn(what, Command::new(program).arg(repo.join(script)).arg("--watch"), url, me)
+        Watcher::spawn(
+            what,
+            Command::new(program).arg(repo.join(script)).arg("--watch"),
+            url,
+            me,
+        )
     }
 
     /// `cmd` (a `--watch` of an example), against peer `url` as pod `me`.
@@ -131,7 +136,8 @@ async fn the_python_shell_and_java_examples_are_told_of_a_new_leader_without_pol
     let (leader, term) = c.agreed_leader(&c.all(), Duration::from_secs(10)).await;
     let me = (leader + 1) % 3;
     let url = format!("http://{}", c.peers[me].http);
-    let name = |i: usize| c.peers[i].name.clone();
+    let names: Vec<String> = c.peers.iter().map(|p| p.name.clone()).collect();
+    let name = |i: usize| names[i].clone();
     let mut watchers = [
         Watcher::start(
             "leader_only.py --watch",

@@ -121,6 +121,16 @@ pub struct RunArgs {
     #[arg(long, env = "RAFT_ELECTOR_PROBE_HTTP", value_parser = config::parse_listen_addr, value_name = "ADDR")]
     pub probe_http: Option<SocketAddr>,
 
+    /// Push streams (`/sse`, `/v1/leader/events`) and blocking queries (`/v1/leader?term=`)
+    /// open at once; more are answered 503.
+    #[arg(
+        long,
+        env = "RAFT_ELECTOR_MAX_STREAMS",
+        default_value_t = 1024,
+        value_name = "N"
+    )]
+    pub max_streams: usize,
+
     /// Upper bound on a graceful shutdown (SIGTERM, SIGINT), hand-off included.
     #[arg(long, env = "RAFT_ELECTOR_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub shutdown_timeout: Duration,
@@ -303,6 +313,7 @@ impl RunArgs {
                 self.app_health_timeout,
                 self.app_health_failures,
             )?,
+            max_streams: self.max_streams,
         })
     }
 

@@ -41,6 +41,7 @@ pub(super) fn markdown(r: &Value) -> String {
     timing::physical_limit(&mut o, r);
     timing::partition_table(&mut o, r);
     membership::membership(&mut o, r);
+    timing::notify_table(&mut o, r);
     resources::api_table(&mut o, r);
     resources::footprint(&mut o, r);
     resources::disk_table(&mut o, r);

@@ -111,3 +111,21 @@ pub(super) fn partition_table(o: &mut String, r: &Value) {
         );
     }
 }
+
+/// Notification of a new leader (issue 13): push next to polling.
+pub(super) fn notify_table(o: &mut String, r: &Value) {
+    let s = &r["sections"]["notify"];
+    let _ = writeln!(
+        o,
+        "\n## Notification of a new leader (ms)\n\n3 peers, leader killed (kill -9); clients on a follower. From the moment the bench (asking every survivor every 5 ms) saw them agree on the new leader until the client had it: negative when the push arrived before that poll saw the agreement. Polling rows: the wait until an application polling every 1 s / 5 s (random phase) next asks, by construction, not measured.\n\n| client | median | p99 | max | n | failed |\n|---|---|---|---|---|---|"
+    );
+    summary_row(o, "SSE `GET /v1/leader/events`", &s["sse"]);
+    summary_row(o, "blocking query `GET /v1/leader?term=N`", &s["long_poll"]);
+    summary_row(o, "polling every 1 s (the seed's pattern)", &s["poll_1s"]);
+    summary_row(o, "polling every 5 s", &s["poll_5s"]);
+    summary_row(
+        o,
+        "SSE, from the kill -9 (failover and push)",
+        &s["sse_since_kill"],
+    );
+}

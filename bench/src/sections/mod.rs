@@ -9,6 +9,7 @@ mod etcd;
 mod failover;
 mod footprint;
 mod membership;
+mod notify;
 mod partition;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "coldstart",
     "partition",
     "membership",
+    "notify",
     "api",
     "footprint",
     "disk",
@@ -81,6 +83,7 @@ pub(crate) async fn measure(name: &str, exe: &Path, args: &Args) -> Result<Value
         "coldstart" => coldstart::cold_starts(exe, args).await,
         "partition" => partition::partitions(exe, args).await,
         "membership" => membership::membership(exe, args).await,
+        "notify" => notify::notify(exe, args).await,
         "api" => api::api(exe, args).await,
         "footprint" => footprint::footprint(exe, args).await,
         "disk" => disk::disk(exe, args).await,

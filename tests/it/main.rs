@@ -17,6 +17,7 @@ mod health;
 mod hostile;
 mod membership;
 mod membership_faults;
+mod openapi;
 mod pause;
 mod prevote;
 mod push;

@@ -328,7 +328,7 @@ async fn clients_that_never_read_delay_neither_other_streams_nor_elections() {
 
 /// The venv the tests' Python tools live in (config/kubernetes/validate.sh makes it, with
 /// sseclient-py).
-fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let status = std::process::Command::new(root.join("config/kubernetes/validate.sh"))
         .arg("--install-only")

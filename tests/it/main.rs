@@ -25,6 +25,7 @@ mod recover;
 mod restart;
 mod shutdown;
 mod upgrade;
+mod while_leader;
 
 /// The binary under test.
 pub const EXE: &str = env!("CARGO_BIN_EXE_raft-elector");

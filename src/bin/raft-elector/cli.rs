@@ -37,6 +37,9 @@ pub enum Command {
     /// DANGEROUS, for a cluster that lost a majority of its voters for good: rewrite a stopped
     /// peer's stored membership to the peers named (needs --force-new-membership).
     Recover(RecoverArgs),
+    /// Run COMMAND only while the local peer leads (RAFT_ELECTOR_TERM, the fencing token, in
+    /// its environment); stop it as soon as leadership is lost or can no longer be confirmed.
+    WhileLeader(crate::while_leader::WhileLeaderArgs),
 }
 
 /// Log output format.

@@ -8,6 +8,7 @@ mod demo;
 mod leader;
 mod logging;
 mod recover;
+mod while_leader;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         Some(Command::Demo(args)) => {
             runtime().and_then(|rt| rt.block_on(demo::run(args)).map_err(Into::into))
         }
+        Some(Command::WhileLeader(args)) => return while_leader(args),
         Some(Command::Recover(args)) => {
             runtime().and_then(|rt| rt.block_on(recover::run(args)).map_err(Into::into))
         }
@@ -98,6 +100,25 @@ async fn shutdown_signal() {
         _ => {
             tracing::error!("cannot install signal handlers; stopping on Ctrl-C only");
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn while_leader(args: while_leader::WhileLeaderArgs) -> ExitCode {
+    if let Err(e) = logging::init("info", cli::LogFormat::Text) {
+        eprintln!("raft-elector: error: {e}");
+        return ExitCode::FAILURE;
+    }
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(while_leader::run(args)))
+    {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("raft-elector while-leader: error: {}", chain(e.as_ref()));
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The limits of both listeners (src/node/listeners.rs), each one hit on a real peer: the
-//! request-head timeout (5 s), the connection caps (1024 application, 256 peer), the body
+//! request-head timeout (5 s), the connection caps (1280 application, 256 peer), the body
 //! limits (64 KiB application, 1 MiB peer) and the handler timeout (10 s). Meanwhile and
 //! afterwards the peer answers, and the cluster's leader and term do not move (except where
 //! the test stops the followers itself).
@@ -14,7 +14,7 @@ use crate::spec;
 
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(10);
-const APP_CONNECTIONS: usize = 1024;
+const APP_CONNECTIONS: usize = 1280;
 const PEER_CONNECTIONS: usize = 256;
 const APP_BODY: usize = 64 * 1024;
 const PEER_BODY: usize = 1 << 20;

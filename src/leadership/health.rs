@@ -15,50 +15,13 @@
 //! The pure part is [`Tracker::step`]; [`run`] is the loop around it. Why and what could go
 //! wrong: docs/DESIGN.md, "Application health".
 
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use tokio_util::sync::CancellationToken;
 
+pub use super::app_health::AppHealth;
 use super::handoff::{Handoff, Outcome};
 use crate::config::AppHealthCheck;
 use crate::members::Members;
 use crate::raft::NodeId;
-
-const NOT_CHECKED: u8 = 0;
-const HEALTHY: u8 = 1;
-const UNHEALTHY: u8 = 2;
-
-/// This peer's application health, shared by the campaign loop, the hand-off, the peer
-/// service and the API.
-#[derive(Debug)]
-pub struct AppHealth(AtomicU8);
-
-impl Default for AppHealth {
-    fn default() -> Self {
-        AppHealth(AtomicU8::new(NOT_CHECKED))
-    }
-}
-
-impl AppHealth {
-    /// `None` without `--app-health`; else whether the application is healthy now.
-    pub fn reported(&self) -> Option<bool> {
-        match self.0.load(Ordering::SeqCst) {
-            NOT_CHECKED => None,
-            v => Some(v == HEALTHY),
-        }
-    }
-
-    /// Whether this peer may campaign or take leadership over: always without
-    /// `--app-health`.
-    pub fn may_lead(&self) -> bool {
-        self.reported() != Some(false)
-    }
-
-    pub fn set(&self, healthy: bool) {
-        self.0
-            .store(if healthy { HEALTHY } else { UNHEALTHY }, Ordering::SeqCst);
-    }
-}
 
 /// Consecutive check results into healthy / unhealthy.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
-use super::health::AppHealth;
+use super::app_health::AppHealth;
 use crate::config::Timing;
 use crate::raft::{NodeId, RaftMetrics};
 

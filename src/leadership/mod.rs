@@ -13,6 +13,7 @@
 //! * [`service`]: what this peer does with its peers' requests; [`start`]: starting openraft
 //!   under these policies.
 
+pub mod app_health;
 pub mod bootstrap;
 pub mod campaign;
 pub mod handoff;

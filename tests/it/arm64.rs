@@ -3,7 +3,7 @@
 //! and hands off on SIGTERM (exit 0).
 //!
 //! The binary is built by the test with the settings of docker/build.sh (stripped, LTO, one
-//! codegen unit): about 4 minutes or more the first time on 2 cores, nothing when up to date.
+//! codegen unit, opt-level s): about 4 minutes or more the first time on 2 cores, nothing when up to date.
 //! Under nextest (scripts/test.sh) it is built in the shared target directory, where
 //! `docker/build.sh --arch arm64` builds it too, so one build serves both; under plain
 //! `cargo test` (which holds the lock of that directory while tests run) in `target/arm64-test`.
@@ -227,6 +227,7 @@ fn arm64_exe() -> PathBuf {
         .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
         .env("CARGO_PROFILE_RELEASE_LTO", "true")
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s")
         .output()
         .expect("run cargo build");
     assert!(

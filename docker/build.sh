@@ -137,8 +137,11 @@ for a in "${arches[@]}"; do
   cp "$bin" "$context/raft-elector"
   mkdir "$context/data"
 
+  # --no-cache: the classic builder would reuse a cached layer of the other architecture (the
+  # data/ layer is the same) and then refuse it ("does not match the specified platform").
+  # Two COPYs: nothing worth caching.
   iid="$context/iid"
-  docker build --quiet --platform "linux/$a" --iidfile "$iid" -f docker/Dockerfile "$context" >/dev/null
+  docker build --quiet --no-cache --platform "linux/$a" --iidfile "$iid" -f docker/Dockerfile "$context" >/dev/null
   id=$(cat "$iid")
   got=$(docker image inspect --format '{{.Os}}/{{.Architecture}}' "$id")
   [ "$got" = "linux/$a" ] || { echo "build.sh: the $a image is $got" >&2; exit 1; }

@@ -3,7 +3,8 @@
 //! and hands off on SIGTERM (exit 0).
 //!
 //! The binary is built by the test with the settings of docker/build.sh (stripped, LTO, one
-//! codegen unit, opt-level s): about 4 minutes or more the first time on 2 cores, nothing when up to date.
+//! codegen unit, opt-level s): about 4 minutes or more the first time on 2 cores (6 minutes
+//! measured on a loaded 2-core machine), nothing when up to date.
 //! Under nextest (scripts/test.sh) it is built in the shared target directory, where
 //! `docker/build.sh --arch arm64` builds it too, so one build serves both; under plain
 //! `cargo test` (which holds the lock of that directory while tests run) in `target/arm64-test`.

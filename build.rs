@@ -18,15 +18,22 @@ fn main() {
         _ => "unknown".to_string(),
     };
     println!("cargo:rustc-env=RAFT_ELECTOR_COMMIT={commit}");
-    // Built again when HEAD moves (a commit, a checkout).
+    // Built again when HEAD moves (a commit, a checkout). Only files that exist: cargo takes a
+    // missing one (packed-refs, before git packs any ref) as changed at every build, which
+    // rebuilt the crate (with LTO, minutes) every time.
+    let watch = |p: String| {
+        if std::path::Path::new(&p).exists() {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    };
     for path in ["HEAD", "packed-refs"] {
         if let Some(p) = git(&["rev-parse", "--git-path", path]) {
-            println!("cargo:rerun-if-changed={p}");
+            watch(p);
         }
     }
     if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
         if let Some(p) = git(&["rev-parse", "--git-path", &r]) {
-            println!("cargo:rerun-if-changed={p}");
+            watch(p);
         }
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -28,14 +28,24 @@ else
 fi
 config/kubernetes/validate.sh --install-only
 
+# The arm64 test (tests/it/arm64.rs) builds the aarch64 musl binary (linked with rust-lld,
+# .cargo/config.toml): the Rust target must be installed.
+arm_target=aarch64-unknown-linux-musl
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$arm_target"; then
+  echo "installing the Rust target $arm_target" >&2
+  rustup target add "$arm_target"
+fi
+
 # Debian packages some tests use: the alert tests (tests/it/alerts.rs) run promtool and a real
 # Prometheus server; the Java example (tests/it/examples.rs) is compiled against Spring 4.3 and
-# Jackson (the JDK is the machine's).
+# Jackson (the JDK is the machine's); the arm64 test needs qemu-user.
 debs=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || debs+=(prometheus)
 [ -e /usr/share/java/spring3-context.jar ] || debs+=(libspring-context-java)
 [ -e /usr/share/java/spring3-web.jar ] || debs+=(libspring-web-java)
 [ -e /usr/share/java/jackson-databind.jar ] || debs+=(libjackson2-databind-java)
+# The arm64 test (tests/it/arm64.rs) runs the aarch64 binary under qemu-user.
+command -v qemu-aarch64-static >/dev/null 2>&1 || debs+=(qemu-user-static)
 if [ ${#debs[@]} -gt 0 ]; then
   echo "installing Debian packages the tests need: ${debs[*]}" >&2
   sudo_cmd=()

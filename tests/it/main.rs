@@ -3,6 +3,7 @@
 
 mod alerts;
 mod api;
+mod arm64;
 mod auth;
 mod bad_input;
 mod check_quorum;

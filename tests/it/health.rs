@@ -98,28 +98,31 @@ async fn reports(c: &Cluster, i: usize, healthy: bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_whose_application_turns_unhealthy_hands_over_to_the_peer_whose_application_is_healthy(
-) {
-    let (c, apps) = cluster().await;
+/// On `n` peers, fails the leader's application and the next peer's: who leads after, with
+/// the cluster, the old leader and the other failed peer.
+async fn fail_the_leaders_application(n: usize) -> (Cluster, Vec<App>, usize, usize, usize) {
+    let (c, apps) = cluster_of(n).await;
     let (leader, term) = c.agreed_leader(&c.all(), Duration::from_secs(10)).await;
     reports(&c, leader, true).await;
-    // The leader's application and one other fail: only the third may lead.
-    let other = (leader + 1) % 3;
-    let healthy = (leader + 2) % 3;
+    let other = (leader + 1) % n;
     apps[other].set_healthy(false);
     reports(&c, other, false).await;
     let since = Instant::now();
     apps[leader].set_healthy(false);
     let (now, new_term) = c.new_leader(&c.all(), Duration::from_secs(5), term).await;
     eprintln!(
-        "leadership moved from peer-{leader} to peer-{now} (term {term} -> {new_term}) {} ms after the leader's application failed",
+        "{n} peers: leadership moved from peer-{leader} to peer-{now} (term {term} -> {new_term}) {} ms after the leader's application failed",
         since.elapsed().as_millis()
     );
-    assert_eq!(
-        now, healthy,
-        "handed to a peer whose application is unhealthy"
-    );
+    assert!(now != leader && now != other, "an unhealthy peer leads");
+    (c, apps, now, leader, other)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_application_turns_unhealthy_hands_over_to_the_peer_whose_application_is_healthy(
+) {
+    // Of three, only the third peer's application is healthy.
+    let (c, _apps, now, leader, _) = fail_the_leaders_application(3).await;
     assert!(
         c.log_text(leader)
             .contains("handed leadership to a peer whose application is healthy"),
@@ -130,28 +133,12 @@ async fn a_leader_whose_application_turns_unhealthy_hands_over_to_the_peer_whose
         c.metric(leader, "raft_elector_app_healthy").await,
         Some(0.0)
     );
-    assert_eq!(
-        c.metric(healthy, "raft_elector_app_healthy").await,
-        Some(1.0)
-    );
+    assert_eq!(c.metric(now, "raft_elector_app_healthy").await, Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_five_peers_an_unhealthy_leader_hands_over_to_a_healthy_peer_too() {
-    let (c, apps) = cluster_of(5).await;
-    let (leader, term) = c.agreed_leader(&c.all(), Duration::from_secs(10)).await;
-    reports(&c, leader, true).await;
-    let other = (leader + 1) % 5;
-    apps[other].set_healthy(false);
-    reports(&c, other, false).await;
-    let since = Instant::now();
-    apps[leader].set_healthy(false);
-    let (now, new_term) = c.new_leader(&c.all(), Duration::from_secs(5), term).await;
-    eprintln!(
-        "5 peers: leadership moved from peer-{leader} to peer-{now} (term {term} -> {new_term}) {} ms after the leader's application failed",
-        since.elapsed().as_millis()
-    );
-    assert!(now != leader && now != other, "an unhealthy peer leads");
+    fail_the_leaders_application(5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

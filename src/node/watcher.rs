@@ -74,6 +74,34 @@ pub fn publish(tx: &watch::Sender<Published>, obs: Observation, now: SystemTime)
     })
 }
 
+/// The part of openraft's metrics an observation depends on. openraft publishes its metrics
+/// at every replication acknowledgement (on a leader, two per heartbeat with 3 peers): only a
+/// change of this part is worth observing again.
+type RaftKey = (
+    crate::raft::RaftStatus,
+    Option<openraft::LogId<crate::raft::NodeId>>,
+);
+
+fn raft_key(m: &RaftMetrics) -> RaftKey {
+    (
+        crate::raft::RaftStatus::from_metrics(m),
+        m.membership_config.log_id().clone(),
+    )
+}
+
+/// Completes when the part of the metrics that matters differs from `last`; `false` when the
+/// metrics channel closed.
+async fn relevant_change(raft: &mut watch::Receiver<RaftMetrics>, last: &RaftKey) -> bool {
+    loop {
+        if raft.changed().await.is_err() {
+            return false;
+        }
+        if raft_key(&raft.borrow_and_update()) != *last {
+            return true;
+        }
+    }
+}
+
 /// Runs until `stop` fires or Raft's metrics close; dropping `tx` then ends every stream.
 pub async fn run(
     view: Arc<dyn NodeView>,
@@ -84,7 +112,7 @@ pub async fn run(
 ) {
     let mut asked = 0;
     loop {
-        raft.borrow_and_update();
+        let seen = raft_key(&raft.borrow_and_update());
         let obs = view.observe();
         let want = interest(&obs);
         if want != asked {
@@ -97,7 +125,7 @@ pub async fn run(
         publish(&tx, obs, SystemTime::now());
         tokio::select! {
             _ = stop.cancelled() => return,
-            changed = raft.changed() => if changed.is_err() { return },
+            changed = relevant_change(&mut raft, &seen) => if !changed { return },
             _ = leadership.changed().notified() => {}
             _ = tokio::time::sleep(next) => {}
         }

@@ -66,6 +66,16 @@ pub enum ConfigError {
     ShortSecret(usize),
     #[error("--peer-secret and --peer-secret-file are exclusive")]
     TwoSecrets,
+    #[error("--job-history must be between 1 and {max}, not {0}", max = crate::ledger::MAX_HISTORY)]
+    BadJobHistory(u32),
+}
+
+/// Checks `--job-history`.
+pub fn validate_job_history(n: u32) -> Result<u32, ConfigError> {
+    match n {
+        1.. if n as usize <= crate::ledger::MAX_HISTORY => Ok(n),
+        _ => Err(ConfigError::BadJobHistory(n)),
+    }
 }
 
 /// Raft timings; the leader lease and the follower freshness window derive from them.
@@ -288,6 +298,9 @@ pub struct Config {
     /// Push streams (SSE) and blocking queries open at once on the application API; more are
     /// answered 503.
     pub max_streams: usize,
+    /// Slots each job's ledger remembers (`--job-history`); older ones are forgotten and
+    /// never granted again.
+    pub job_history: u32,
 }
 
 impl Config {

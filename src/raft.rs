@@ -32,17 +32,27 @@ impl std::fmt::Display for PeerNode {
     }
 }
 
-/// The application data replicated through the log. An elector replicates nothing but the
-/// blank entries a new leader appends and membership entries, so the only command is a no-op
-/// kept for forward compatibility.
+/// The application data replicated through the log: the blank entries a new leader appends
+/// and membership entries are openraft's; the elector's own are the job ledger's claims and
+/// completions ([`crate::ledger`]). Variants are only ever added at the end: bincode encodes
+/// the variant's position, and a peer of an earlier release must never be sent one it does not
+/// know (the leader checks every member's release first, `crate::jobs`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Noop,
+    Claim(crate::ledger::Claim),
+    Done(crate::ledger::Done),
 }
 
-/// The response to applying a [`Command`].
+/// The response to applying a [`Command`] (kept in memory by the leader that appended it;
+/// never sent between peers nor stored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct Applied;
+pub enum Applied {
+    #[default]
+    Nothing,
+    Claim(crate::ledger::ClaimOutcome),
+    Done(crate::ledger::DoneOutcome),
+}
 
 openraft::declare_raft_types!(
     /// Type configuration of the elector's Raft group.

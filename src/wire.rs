@@ -14,6 +14,15 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 /// Format byte in front of every persisted record.
 pub const PERSIST_FORMAT: u8 = 1;
 
+/// Format byte of a snapshot's data that carries the job ledger; format [`PERSIST_FORMAT`]
+/// is the applied state alone, as releases before the ledger wrote it.
+pub const SNAPSHOT_FORMAT_LEDGER: u8 = 2;
+
+/// Largest stored record (a snapshot with the job ledger: at most
+/// [`crate::ledger::MAX_JOBS`] × [`crate::ledger::MAX_HISTORY`] grants). Snapshots travel
+/// between peers in chunks well under [`MAX_MESSAGE`].
+pub const MAX_RECORD: usize = 256 << 20;
+
 /// A body that could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -50,6 +59,39 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
         return Err(DecodeError::Trailing(bytes.len() - used));
     }
     Ok(value)
+}
+
+fn record_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_RECORD>()
+}
+
+/// Encodes a large record (a snapshot) for disk: `format`, then the value.
+pub fn encode_large_record<T: Serialize>(format: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![format];
+    // As in `encode`: the elector's types never make serde fail.
+    out.extend(bincode::serde::encode_to_vec(value, record_config()).unwrap_or_default());
+    out
+}
+
+/// Decodes the value of a large record after its format byte, exactly.
+pub fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() > MAX_RECORD {
+        return Err(DecodeError::TooLarge(bytes.len()));
+    }
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, record_config())?;
+    if used != bytes.len() {
+        return Err(DecodeError::Trailing(bytes.len() - used));
+    }
+    Ok(value)
+}
+
+/// Decodes a large record of format [`PERSIST_FORMAT`].
+pub fn decode_large_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    match bytes.split_first() {
+        None => Err(DecodeError::Empty),
+        Some((&PERSIST_FORMAT, rest)) => decode_large(rest),
+        Some((&other, _)) => Err(DecodeError::Format(other)),
+    }
 }
 
 /// Encodes a record for disk: the format byte, then the value.

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod compat;
 pub mod events;
+pub mod jobs;
 #[cfg(test)]
 mod push_tests;
 pub mod view;

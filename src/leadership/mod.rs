@@ -10,6 +10,7 @@
 //!   that follows the application's health.
 //! * [`bootstrap`]: forming the cluster with no manual step, and never a second one.
 //! * [`membership`]: joins, leaves, learners beyond the voter cap, witnesses.
+//! * [`jobs`]: claims of job slots and their outcomes, appended by the leader.
 //! * [`service`]: what this peer does with its peers' requests; [`start`]: starting openraft
 //!   under these policies.
 
@@ -18,6 +19,7 @@ pub mod bootstrap;
 pub mod campaign;
 pub mod handoff;
 pub mod health;
+pub mod jobs;
 pub mod lease;
 pub mod membership;
 pub mod network;

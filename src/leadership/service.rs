@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::jobs::{Jobs, Unsupported};
 use super::lease::Leadership;
 use super::membership::Changes;
 use super::prevote;
 use crate::config::Config;
 use crate::members::member_name;
 use crate::peer::protocol::{
-    AppHealthAnswer, JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus,
-    PreVoteRequest, PreVoteResponse,
+    AppHealthAnswer, ClaimRequest, DoneRequest, Features, JobAnswer, JoinRequest, LeaveRequest,
+    MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest, PreVoteResponse,
 };
 use crate::peer::server::{HandoffRefused, PeerService};
 use crate::raft::{
@@ -29,6 +30,7 @@ pub struct LocalPeer {
     pub leadership: Arc<Leadership>,
     pub config: Arc<Config>,
     pub changes: Arc<Changes>,
+    pub jobs: Arc<Jobs>,
 }
 
 impl LocalPeer {
@@ -142,7 +144,32 @@ impl PeerService for LocalPeer {
     }
 
     async fn join(&self, req: JoinRequest, from: String) -> MembershipAnswer {
-        self.changes.join(req, from).await
+        let node = crate::raft::PeerNode {
+            name: req.name.clone(),
+            addr: req.addr.clone(),
+        };
+        match self.jobs.may_join(&node).await {
+            Ok(()) => self.changes.join(req, from).await,
+            Err(e @ Unsupported::EarlierRelease(_)) => MembershipAnswer::Refused {
+                code: "release".into(),
+                reason: format!("the job ledger holds grants: {e}"),
+            },
+            Err(e @ Unsupported::Unconfirmed(..)) => MembershipAnswer::Later {
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    fn features(&self) -> Features {
+        Features { ledger: true }
+    }
+
+    async fn claim(&self, req: ClaimRequest, from: String) -> JobAnswer {
+        self.jobs.claim(req, from, true).await
+    }
+
+    async fn done(&self, req: DoneRequest, _from: String) -> JobAnswer {
+        self.jobs.done(req, true).await
     }
 
     async fn leave(&self, req: LeaveRequest, from: String) -> MembershipAnswer {

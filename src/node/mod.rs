@@ -4,6 +4,7 @@
 //! (on a requested shutdown), stops Raft and the listeners, and awaits every task, each step
 //! bounded by its share of `--shutdown-timeout` ([`ShutdownBudget`]).
 
+mod jobs_view;
 mod listeners;
 mod raft_view;
 mod watcher;
@@ -19,6 +20,7 @@ use tracing::Instrument;
 
 use crate::api;
 use crate::config::Config;
+use crate::leadership::jobs::Jobs;
 use crate::leadership::membership::{self, agent, controller, Changes, Left};
 use crate::leadership::start::{start_raft, StartError};
 use crate::leadership::{
@@ -152,6 +154,7 @@ impl Node {
             contacts.clone(),
             config.timing.election_min,
         );
+        let ledger = state_machine.ledger();
         let raft = start_raft(&config, network, log_store.clone(), state_machine).await?;
         leadership.attach(raft.metrics());
         let changes = Arc::new(Changes::new(
@@ -159,6 +162,13 @@ impl Node {
             config.clone(),
             client.clone(),
             leadership.clone(),
+        ));
+        let jobs = Arc::new(Jobs::new(
+            raft.clone(),
+            config.clone(),
+            client.clone(),
+            leadership.clone(),
+            ledger,
         ));
         let handoff = Handoff {
             raft: raft.clone(),
@@ -188,6 +198,7 @@ impl Node {
             leadership: leadership.clone(),
             config: config.clone(),
             changes: changes.clone(),
+            jobs: jobs.clone(),
         };
         tasks.spawn(
             listeners::serve(
@@ -221,7 +232,12 @@ impl Node {
             .in_current_span(),
         );
         let routers = [
-            api::app::router(view.clone(), config.max_streams),
+            api::app::router(view.clone(), config.max_streams).merge(api::jobs::router(Arc::new(
+                jobs_view::LedgerView {
+                    jobs,
+                    me: config.me.name.clone(),
+                },
+            ))),
             api::app::probe_router(view),
         ];
         let app_server = listeners::serve_apart(

@@ -85,7 +85,7 @@ type RaftKey = (
 fn raft_key(m: &RaftMetrics) -> RaftKey {
     (
         crate::raft::RaftStatus::from_metrics(m),
-        m.membership_config.log_id().clone(),
+        *m.membership_config.log_id(),
     )
 }
 

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::auth::{self, PeerAuth, Signed};
 use super::protocol::{
-    self, AppHealthAnswer, JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus,
-    PreVoteRequest, PreVoteResponse,
+    self, AppHealthAnswer, ClaimRequest, DoneRequest, Features, JobAnswer, JoinRequest,
+    LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest, PreVoteResponse,
 };
 use crate::raft::PeerNode;
 use crate::wire::{self, DecodeError};
@@ -202,5 +202,37 @@ impl PeerClient {
     pub async fn info(&self, to: &PeerNode, timeout: Duration) -> Result<PeerInfo, CallError> {
         let req = self.request(reqwest::Method::GET, to, protocol::INFO_PATH, Vec::new());
         self.send(&to.addr, req, timeout).await
+    }
+
+    /// Asks peer `to` what its release supports (a release before the job ledger answers
+    /// 404: [`CallError::Refused`] with that status).
+    pub async fn features(&self, to: &PeerNode, timeout: Duration) -> Result<Features, CallError> {
+        let req = self.request(
+            reqwest::Method::GET,
+            to,
+            protocol::FEATURES_PATH,
+            Vec::new(),
+        );
+        self.send(&to.addr, req, timeout).await
+    }
+
+    /// Asks the leader `to` to grant this peer a job slot.
+    pub async fn claim(
+        &self,
+        to: &PeerNode,
+        req: &ClaimRequest,
+        timeout: Duration,
+    ) -> Result<JobAnswer, CallError> {
+        self.call(to, protocol::CLAIM_PATH, req, timeout).await
+    }
+
+    /// Asks the leader `to` to record a slot's outcome.
+    pub async fn done(
+        &self,
+        to: &PeerNode,
+        req: &DoneRequest,
+        timeout: Duration,
+    ) -> Result<JobAnswer, CallError> {
+        self.call(to, protocol::DONE_PATH, req, timeout).await
     }
 }

@@ -115,3 +115,49 @@ pub struct PeerInfo {
     pub term: u64,
     pub last_log_index: Option<u64>,
 }
+
+/// GET: what this peer's release supports ([`Features`]). A peer of a release before the job
+/// ledger answers 404: the leader appends no claim until every member supports it.
+pub const FEATURES_PATH: &str = "/raft/v1/features";
+/// POST: a claim of a job slot ([`ClaimRequest`]), forwarded by a follower to its leader; the
+/// holder is the sender.
+pub const CLAIM_PATH: &str = "/raft/v1/claim";
+/// POST: the outcome of a granted slot ([`DoneRequest`]), forwarded to the leader.
+pub const DONE_PATH: &str = "/raft/v1/done";
+
+/// What a peer's release supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Features {
+    /// It applies the job ledger's entries ([`crate::ledger`]).
+    pub ledger: bool,
+}
+
+/// "Grant me this slot": the holder is the peer that sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    pub job: String,
+    pub slot: String,
+}
+
+/// "This slot, granted with this token, ended so."
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoneRequest {
+    pub job: String,
+    pub slot: String,
+    pub token: u64,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// What became of a claim or a completion report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobAnswer {
+    /// The claim's entry was committed and applied: this is what it decided.
+    Claimed(crate::ledger::ClaimOutcome),
+    /// The report's entry was committed and applied.
+    Reported(crate::ledger::DoneOutcome),
+    /// Not now (no leader, no quorum in time, a member of an earlier release): retry.
+    Later { reason: String },
+    /// Never (a bad key): the reason.
+    Refused { reason: String },
+}

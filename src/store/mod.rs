@@ -25,7 +25,7 @@ use std::sync::Arc;
 pub use log_store::LogStore;
 pub use recovery::{force_membership, ForceReport, Recovery, RecoveryError, Stored};
 use serde::{Deserialize, Serialize};
-pub use state_machine::StateMachine;
+pub use state_machine::{LedgerHandle, StateMachine};
 
 use crate::wire::{self, DecodeError};
 

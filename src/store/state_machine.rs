@@ -1,20 +1,62 @@
 //! The applied state and its snapshots ([`RaftStateMachine`]).
 //!
-//! An elector's state machine holds nothing but what Raft itself needs: the last applied log
-//! id and the last applied membership. Keeping the membership here is what lets the log be
-//! purged: after a purge, openraft rebuilds the membership from this state.
+//! The state machine holds what Raft itself needs, the last applied log id and the last
+//! applied membership (keeping the membership here is what lets the log be purged: after a
+//! purge, openraft rebuilds the membership from this state), and the job ledger
+//! ([`crate::ledger`]). Each grant is its own record (`j/<job>\0<slot>`), each job's mark of
+//! forgotten slots another (`m/<job>`), written in one atomic batch with the applied state, so
+//! an apply costs the size of what it changed, not of the ledger.
+//!
+//! A snapshot's data is format 2 (the applied state and the ledger); format 1 (the applied
+//! state alone) is what releases before the ledger wrote, and installs as an empty ledger:
+//! those releases never appended a claim.
 
 use std::io::Cursor;
+use std::sync::{Arc, RwLock};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use serde::{Deserialize, Serialize};
 
 use super::{damaged, Db, StoreError};
+use crate::ledger::{Changed, Grant, Ledger};
+use crate::raft::Command;
 use crate::raft::{
     Applied, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use crate::wire;
+
+/// The ledger as the state machine last applied it, for readers (the application API).
+#[derive(Clone, Default)]
+pub struct LedgerHandle(Arc<RwLock<Ledger>>);
+
+impl LedgerHandle {
+    /// Runs `f` over the ledger.
+    pub fn read<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
+        f(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Ledger> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+const GRANT_PREFIX: &[u8] = b"j/";
+const MARK_PREFIX: &[u8] = b"m/";
+
+fn grant_key(job: &str, slot: &str) -> Vec<u8> {
+    let mut k = GRANT_PREFIX.to_vec();
+    k.extend_from_slice(job.as_bytes());
+    k.push(0);
+    k.extend_from_slice(slot.as_bytes());
+    k
+}
+
+fn mark_key(job: &str) -> Vec<u8> {
+    let mut k = MARK_PREFIX.to_vec();
+    k.extend_from_slice(job.as_bytes());
+    k
+}
 
 const STATE_KEY: &[u8] = b"applied";
 pub(super) const SNAPSHOT_KEY: &[u8] = b"snapshot";
@@ -39,6 +81,7 @@ struct StoredSnapshot {
 pub struct StateMachine {
     db: Db,
     state: AppliedState,
+    ledger: LedgerHandle,
     /// Distinguishes snapshots built at the same log id.
     builds: u64,
 }
@@ -62,14 +105,21 @@ impl StateMachine {
             }
         };
         if let Ok(Some(bytes)) = db.inner.sm.get(SNAPSHOT_KEY) {
-            wire::decode_record::<StoredSnapshot>(&bytes)
+            wire::decode_large_record::<StoredSnapshot>(&bytes)
                 .map_err(|e| damaged(db.path(), "snapshot", e))?;
         }
+        let ledger = load_ledger(&db)?;
         Ok(StateMachine {
             db,
             state,
+            ledger: LedgerHandle(Arc::new(RwLock::new(ledger))),
             builds: 0,
         })
+    }
+
+    /// A reader of the ledger this state machine applies.
+    pub fn ledger(&self) -> LedgerHandle {
+        self.ledger.clone()
     }
 
     /// The last applied log id and membership, as loaded.
@@ -85,20 +135,67 @@ impl StateMachine {
                 source,
             }),
             Ok(None) => Ok(None),
-            Ok(Some(bytes)) => wire::decode_record::<StoredSnapshot>(&bytes)
+            Ok(Some(bytes)) => wire::decode_large_record::<StoredSnapshot>(&bytes)
                 .map(|s| Some(s.meta))
                 .map_err(|e| damaged(self.db.path(), "snapshot", e)),
         }
     }
 
-    fn persist_state(&self) -> Result<(), StorageError> {
+    /// Writes the applied state and what the ledger changed in one atomic batch, then syncs.
+    fn persist(&self, changed: &Changed) -> Result<(), StorageError> {
         let write = |e| StorageIOError::write_state_machine(e);
+        let mut batch = sled::Batch::default();
+        for g in &changed.written {
+            batch.insert(grant_key(&g.job, &g.slot), wire::encode_record(g));
+        }
+        for (job, slot) in &changed.forgotten {
+            batch.remove(grant_key(job, slot));
+        }
+        self.ledger.read(|l| {
+            for job in &changed.marks {
+                if let Some(mark) = l.jobs.get(job).and_then(|j| j.forgotten_up_to.as_ref()) {
+                    batch.insert(mark_key(job), wire::encode_record(mark));
+                }
+            }
+        });
+        batch.insert(STATE_KEY, wire::encode_record(&self.state));
         self.db
             .inner
             .sm
-            .insert(STATE_KEY, wire::encode_record(&self.state))
+            .apply_batch(batch)
             .map_err(|e| write(any(e)))?;
         self.db.sync().map_err(|e| write(any(e)))?;
+        Ok(())
+    }
+
+    /// Replaces the whole ledger and writes the applied state, in one atomic batch (a
+    /// snapshot was installed), then syncs.
+    fn replace_ledger(&self, ledger: Ledger) -> Result<(), StorageError> {
+        let write = |e| StorageIOError::write_state_machine(e);
+        let mut batch = sled::Batch::default();
+        for prefix in [GRANT_PREFIX, MARK_PREFIX] {
+            for key in self.db.inner.sm.scan_prefix(prefix).keys() {
+                batch.remove(key.map_err(|e| write(any(e)))?);
+            }
+        }
+        for job in ledger.jobs.values() {
+            for g in job.slots.values() {
+                batch.insert(grant_key(&g.job, &g.slot), wire::encode_record(g));
+            }
+        }
+        for (name, job) in &ledger.jobs {
+            if let Some(mark) = &job.forgotten_up_to {
+                batch.insert(mark_key(name), wire::encode_record(mark));
+            }
+        }
+        batch.insert(STATE_KEY, wire::encode_record(&self.state));
+        self.db
+            .inner
+            .sm
+            .apply_batch(batch)
+            .map_err(|e| write(any(e)))?;
+        self.db.sync().map_err(|e| write(any(e)))?;
+        *self.ledger.write() = ledger;
         Ok(())
     }
 
@@ -112,7 +209,10 @@ impl StateMachine {
         self.db
             .inner
             .sm
-            .insert(SNAPSHOT_KEY, wire::encode_record(snapshot))
+            .insert(
+                SNAPSHOT_KEY,
+                wire::encode_large_record(wire::PERSIST_FORMAT, snapshot),
+            )
             .map_err(|e| write(any(e)))?;
         self.db.sync().map_err(|e| write(any(e)))?;
         Ok(())
@@ -131,9 +231,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             last_membership: self.state.last_membership.clone(),
             snapshot_id,
         };
+        let data = self
+            .ledger
+            .read(|l| wire::encode_large_record(wire::SNAPSHOT_FORMAT_LEDGER, &(&self.state, l)));
         let stored = StoredSnapshot {
             meta: meta.clone(),
-            data: wire::encode_record(&self.state),
+            data,
         };
         self.save_snapshot(&stored)?;
         Ok(Snapshot {
@@ -156,14 +259,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut replies = Vec::new();
+        let mut changed = Changed::default();
         for entry in entries {
             self.state.last_applied = Some(entry.log_id);
-            if let EntryPayload::Membership(m) = entry.payload {
-                self.state.last_membership = StoredMembership::new(Some(entry.log_id), m);
-            }
-            replies.push(Applied);
+            let (index, term) = (entry.log_id.index, entry.log_id.leader_id.term);
+            let reply = match entry.payload {
+                EntryPayload::Membership(m) => {
+                    self.state.last_membership = StoredMembership::new(Some(entry.log_id), m);
+                    Applied::Nothing
+                }
+                EntryPayload::Normal(Command::Claim(c)) => {
+                    Applied::Claim(self.ledger.write().claim(&c, index, term, &mut changed))
+                }
+                EntryPayload::Normal(Command::Done(d)) => {
+                    Applied::Done(self.ledger.write().done(&d, &mut changed))
+                }
+                EntryPayload::Normal(Command::Noop) | EntryPayload::Blank => Applied::Nothing,
+            };
+            replies.push(reply);
         }
-        self.persist_state()?;
+        self.persist(&changed)?;
         Ok(replies)
     }
 
@@ -180,17 +295,41 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        // The metadata carries everything the state holds; the bytes are kept as received.
+        // The metadata carries the applied state; the data the ledger (format 2) or nothing
+        // more (format 1, from a release before the ledger). The bytes are kept as received.
+        let data = snapshot.into_inner();
+        let ledger = match data.split_first() {
+            Some((&wire::SNAPSHOT_FORMAT_LEDGER, rest)) => {
+                let (_, ledger): (AppliedState, Ledger) = wire::decode_large(rest)
+                    .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
+                ledger
+            }
+            // A peer of an earlier release built it (or it is empty): it never applied a
+            // claim. Installing it over grants would forget them (and grant those slots
+            // again): refused, the peer stops with this error rather than lose a grant
+            // (docs/DESIGN.md, "Job ledger").
+            Some((&wire::PERSIST_FORMAT, _)) | None if self.ledger.read(|l| !l.jobs.is_empty()) => {
+                let e = AnyError::error(
+                    "a snapshot without the job ledger (from a peer of a release before it) would replace job grants; downgrading a cluster that holds grants is not supported",
+                );
+                return Err(StorageIOError::read_snapshot(Some(meta.signature()), e).into());
+            }
+            Some((&wire::PERSIST_FORMAT, _)) | None => Ledger::default(),
+            Some((&other, _)) => {
+                let e = wire::DecodeError::Format(other);
+                return Err(StorageIOError::read_snapshot(Some(meta.signature()), any(e)).into());
+            }
+        };
         self.state = AppliedState {
             last_applied: meta.last_log_id,
             last_membership: meta.last_membership.clone(),
         };
         let stored = StoredSnapshot {
             meta: meta.clone(),
-            data: snapshot.into_inner(),
+            data,
         };
         self.save_snapshot(&stored)?;
-        self.persist_state()
+        self.replace_ledger(ledger)
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
@@ -199,4 +338,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             snapshot: Box::new(Cursor::new(s.data)),
         }))
     }
+}
+
+/// Reads the ledger's records.
+fn load_ledger(db: &Db) -> Result<Ledger, StoreError> {
+    let read = |source| StoreError::Read {
+        path: db.path().to_path_buf(),
+        source,
+    };
+    let mut grants = Vec::new();
+    for item in db.inner.sm.scan_prefix(GRANT_PREFIX) {
+        let (_, value) = item.map_err(read)?;
+        grants.push(
+            wire::decode_record::<Grant>(&value).map_err(|e| damaged(db.path(), "job grant", e))?,
+        );
+    }
+    let mut marks = Vec::new();
+    for item in db.inner.sm.scan_prefix(MARK_PREFIX) {
+        let (key, value) = item.map_err(read)?;
+        let job = String::from_utf8_lossy(&key[MARK_PREFIX.len()..]).into_owned();
+        marks.push((
+            job,
+            wire::decode_record::<String>(&value).map_err(|e| damaged(db.path(), "job mark", e))?,
+        ));
+    }
+    Ok(Ledger::from_parts(grants, marks))
 }

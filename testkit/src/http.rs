@@ -28,6 +28,30 @@ pub async fn get(client: &reqwest::Client, addr: SocketAddr, path: &str) -> Opti
     Some((status, resp.text().await.ok()?))
 }
 
+/// `POST path` at `addr` with a JSON `body`: status, `Retry-After` if any, and body; `None`
+/// if no whole answer came.
+pub async fn post_json(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    path: &str,
+    body: &str,
+) -> Option<(u16, Option<String>, String)> {
+    let resp = client
+        .post(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .ok()?;
+    let status = resp.status().as_u16();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Some((status, retry, resp.text().await.ok()?))
+}
+
 /// `GET /v1/leader` at `addr`, whatever the status (503 when no leader is known); `None` if no
 /// answer came or it breaks the contract.
 pub async fn ask(client: &reqwest::Client, addr: SocketAddr) -> Option<Answer> {

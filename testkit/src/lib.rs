@@ -15,6 +15,8 @@
 //! * [`metrics`]: one sample out of a Prometheus text.
 //! * [`answer`]: [`Answer`], the JSON contract of `GET /v1/leader`.
 //! * [`http`]: the HTTP client, `GET` of a path and the question "who leads?".
+//! * [`jobs`]: the job ledger's API as a client uses it: claims, reports, the ledger, and
+//!   the check that no slot was granted twice.
 //! * [`sse`]: a Server-Sent Events reader (the push endpoints' tests).
 //! * [`timeline`]: "who leads?" samples taken one after the other, and the promises that hold
 //!   across all of them (one claimant at a time and per term, terms never going back).
@@ -37,6 +39,7 @@ pub mod cluster;
 pub mod docker;
 pub mod hosts;
 pub mod http;
+pub mod jobs;
 pub mod logs;
 pub mod metrics;
 pub mod ports;

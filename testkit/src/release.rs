@@ -10,12 +10,21 @@ use std::process::Command;
 /// changed the peer protocol (joins, leaves, probes) and the answer (`voters`).
 pub const PREVIOUS_RELEASE: &str = "c61d9a43b5462a5bd709225aaa807235f683e388";
 
+/// The last release before the job ledger (issue 14) added log entries and a snapshot
+/// format: the first claim waits until every member runs a release that applies them.
+pub const BEFORE_LEDGER: &str = "41df9f080cf2a5a5b5744310cb6f94e4eff2194d";
+
 /// Builds (or finds) the previous release's binary. `repo` is this repository's checkout
 /// (its history must hold [`PREVIOUS_RELEASE`]: a full clone, not a shallow one), `work` a
 /// directory the build may keep (the tests' `CARGO_TARGET_TMPDIR`).
 pub fn previous_release_exe(repo: &Path, work: &Path) -> PathBuf {
-    let short = &PREVIOUS_RELEASE[..12];
-    let base = work.join("previous-release");
+    release_exe(repo, work, PREVIOUS_RELEASE)
+}
+
+/// Builds (or finds) the binary of release `commit`, as [`previous_release_exe`] does.
+pub fn release_exe(repo: &Path, work: &Path, commit: &str) -> PathBuf {
+    let short = &commit[..12];
+    let base = work.join(format!("release-{short}"));
     let exe = base.join("target").join("debug").join("raft-elector");
     let stamp = base.join(format!("built-{short}"));
     if stamp.exists() && exe.exists() {
@@ -29,7 +38,7 @@ pub fn previous_release_exe(repo: &Path, work: &Path) -> PathBuf {
     let has = || {
         Command::new("git")
             .current_dir(repo)
-            .args(["cat-file", "-e", &format!("{PREVIOUS_RELEASE}^{{commit}}")])
+            .args(["cat-file", "-e", &format!("{commit}^{{commit}}")])
             .status()
             .is_ok_and(|s| s.success())
     };
@@ -37,23 +46,23 @@ pub fn previous_release_exe(repo: &Path, work: &Path) -> PathBuf {
         // A shallow clone: the commit may still be fetched from where it was cloned from.
         let _ = Command::new("git")
             .current_dir(repo)
-            .args(["fetch", "--quiet", "origin", PREVIOUS_RELEASE])
+            .args(["fetch", "--quiet", "origin", commit])
             .status();
     }
     assert!(
         has(),
-        "the previous release ({PREVIOUS_RELEASE}) is not in the history of {}: upgrade tests \
+        "the previous release ({commit}) is not in the history of {}: upgrade tests \
          need a full clone (`git fetch --unshallow`)",
         repo.display()
     );
     let archive = Command::new("git")
         .current_dir(repo)
-        .args(["archive", "--format=tar", PREVIOUS_RELEASE])
+        .args(["archive", "--format=tar", commit])
         .output()
         .expect("run git archive");
     assert!(
         archive.status.success(),
-        "git archive {PREVIOUS_RELEASE} failed: {}",
+        "git archive {commit} failed: {}",
         String::from_utf8_lossy(&archive.stderr)
     );
     let mut untar = Command::new("tar")
@@ -80,9 +89,9 @@ pub fn previous_release_exe(repo: &Path, work: &Path) -> PathBuf {
         .expect("run cargo build");
     assert!(
         out.status.success(),
-        "building the previous release ({PREVIOUS_RELEASE}) failed:\n{}",
+        "building the previous release ({commit}) failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::write(&stamp, PREVIOUS_RELEASE).expect("write the build stamp");
+    std::fs::write(&stamp, commit).expect("write the build stamp");
     exe
 }

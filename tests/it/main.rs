@@ -16,6 +16,7 @@ mod examples;
 mod failover;
 mod health;
 mod hostile;
+mod jobs;
 mod membership;
 mod membership_faults;
 mod openapi;

@@ -134,6 +134,16 @@ pub struct RunArgs {
     )]
     pub max_streams: usize,
 
+    /// Slots each job's ledger remembers (`/v1/jobs/{job}`); older slots are forgotten and
+    /// never granted again (a claim of one is answered 410).
+    #[arg(
+        long,
+        env = "RAFT_ELECTOR_JOB_HISTORY",
+        default_value_t = 100,
+        value_name = "N"
+    )]
+    pub job_history: u32,
+
     /// Upper bound on a graceful shutdown (SIGTERM, SIGINT), hand-off included.
     #[arg(long, env = "RAFT_ELECTOR_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub shutdown_timeout: Duration,
@@ -317,6 +327,7 @@ impl RunArgs {
                 self.app_health_failures,
             )?,
             max_streams: self.max_streams,
+            job_history: config::validate_job_history(self.job_history)?,
         })
     }
 

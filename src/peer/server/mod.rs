@@ -25,8 +25,8 @@ use super::auth::{self, PeerAuth, Signed};
 use super::checks;
 use super::contacts::Contacts;
 use super::protocol::{
-    self, AppHealthAnswer, JoinRequest, LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus,
-    PreVoteRequest, PreVoteResponse,
+    self, AppHealthAnswer, ClaimRequest, DoneRequest, Features, JobAnswer, JoinRequest,
+    LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest, PreVoteResponse,
 };
 use crate::metrics::Metrics;
 use crate::raft::{
@@ -84,6 +84,12 @@ pub trait PeerService: Send + Sync + 'static {
         req: LeaveRequest,
         from: String,
     ) -> impl Future<Output = MembershipAnswer> + Send;
+    /// What this peer's release supports.
+    fn features(&self) -> Features;
+    /// `from` claims a job slot for itself (its application asked it).
+    fn claim(&self, req: ClaimRequest, from: String) -> impl Future<Output = JobAnswer> + Send;
+    /// `from` reports a slot's outcome.
+    fn done(&self, req: DoneRequest, from: String) -> impl Future<Output = JobAnswer> + Send;
     /// The leader `from` asks this peer to campaign now.
     fn handoff(&self, from: NodeId) -> impl Future<Output = Result<(), HandoffRefused>> + Send;
 }
@@ -133,6 +139,9 @@ pub fn router<S: PeerService>(admission: Admission, service: S) -> Router {
         .route(protocol::APP_HEALTH_PATH, get(app_health::<S>))
         .route(protocol::JOIN_PATH, post(join::<S>))
         .route(protocol::LEAVE_PATH, post(leave::<S>))
+        .route(protocol::FEATURES_PATH, get(features::<S>))
+        .route(protocol::CLAIM_PATH, post(claim::<S>))
+        .route(protocol::DONE_PATH, post(done::<S>))
         .layer(DefaultBodyLimit::max(wire::MAX_MESSAGE))
         .route_layer(middleware::from_fn_with_state(state.clone(), admit::<S>))
         .with_state(state)
@@ -367,6 +376,38 @@ async fn leave<S: PeerService>(
     let from = header(&headers, protocol::FROM_HEADER).to_string();
     let answer = state.service.leave(req, from).await;
     membership_reply(&state, "leave", answer)
+}
+
+async fn features<S: PeerService>(State(state): State<Shared<S>>) -> Response {
+    reply(&state.service.features())
+}
+
+async fn claim<S: PeerService>(
+    State(state): State<Shared<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match decode::<S, ClaimRequest>(&state, &body) {
+        Ok(req) => {
+            let from = header(&headers, protocol::FROM_HEADER).to_string();
+            reply(&state.service.claim(req, from).await)
+        }
+        Err(refused) => refused,
+    }
+}
+
+async fn done<S: PeerService>(
+    State(state): State<Shared<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match decode::<S, DoneRequest>(&state, &body) {
+        Ok(req) => {
+            let from = header(&headers, protocol::FROM_HEADER).to_string();
+            reply(&state.service.done(req, from).await)
+        }
+        Err(refused) => refused,
+    }
 }
 
 async fn status<S: PeerService>(State(state): State<Shared<S>>) -> Response {

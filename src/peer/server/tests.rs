@@ -93,6 +93,22 @@ impl PeerService for Arc<Fake> {
             reason: "no leader is known".into(),
         }
     }
+    fn features(&self) -> Features {
+        Features { ledger: true }
+    }
+    /// Echoes the holder it was given, so tests see it is the admitted sender.
+    async fn claim(&self, req: ClaimRequest, from: String) -> JobAnswer {
+        self.called();
+        JobAnswer::Refused {
+            reason: format!("{} {} {from}", req.job, req.slot),
+        }
+    }
+    async fn done(&self, _: DoneRequest, _: String) -> JobAnswer {
+        self.called();
+        JobAnswer::Later {
+            reason: "no leader is known".into(),
+        }
+    }
     async fn handoff(&self, from: NodeId) -> Result<(), HandoffRefused> {
         self.called();
         match self.leader == Some(from) {
@@ -331,4 +347,42 @@ async fn with_a_secret_only_signed_requests_get_through() {
     // The very same request again is a replay.
     assert_eq!(send(&router, signed()).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_claim_s_holder_is_the_admitted_sender_and_a_stranger_s_claim_is_refused() {
+    let fake = Arc::new(Fake::default());
+    let (router, _) = server(&fake, false);
+    let claim = ClaimRequest {
+        job: "mail".into(),
+        slot: "2026-12-03T12:00:00Z".into(),
+    };
+    let req = request(
+        "POST",
+        protocol::CLAIM_PATH,
+        "jobs",
+        "c",
+        wire::encode(&claim),
+        None,
+    );
+    let (status, body) = send(&router, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer: JobAnswer = wire::decode(&body).expect("a job answer");
+    assert_eq!(
+        answer,
+        JobAnswer::Refused {
+            reason: "mail 2026-12-03T12:00:00Z c".into()
+        }
+    );
+    let req = request(
+        "POST",
+        protocol::CLAIM_PATH,
+        "jobs",
+        "z",
+        wire::encode(&claim),
+        None,
+    );
+    refused_before_the_peer(req, StatusCode::FORBIDDEN, "sender").await;
+    let req = request("POST", protocol::DONE_PATH, "jobs", "b", vec![9, 9], None);
+    refused_before_the_peer(req, StatusCode::BAD_REQUEST, "malformed").await;
 }

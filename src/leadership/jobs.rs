@@ -1,0 +1,272 @@
+//! Claims of job slots and their outcomes as the cluster sees them: a follower forwards its
+//! application's request to its leader once; the leader appends it to the log and answers
+//! with what applying it decided ([`crate::ledger`]), only once it is committed.
+//!
+//! Safety rests on the log, not on the lease: whichever leader appends a claim, the grant is
+//! decided when the entry is applied, in log order, by the same rules on every peer, so two
+//! claims of one slot can never both be granted. The lease only keeps a deposed leader from
+//! making callers wait for entries that will never commit.
+//!
+//! A peer of a release before the ledger cannot decode a claim entry. So the leader appends
+//! none until every member has said it supports the ledger (`/raft/v1/features`), or the
+//! ledger already holds a grant (the cluster switched over before, when every member
+//! confirmed; joins of peers of an earlier release are refused from then on).
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use openraft::error::ClientWriteError;
+
+use crate::config::Config;
+use crate::leadership::Leadership;
+use crate::ledger::{self, Claim, Done};
+use crate::members::Members;
+use crate::peer::client::{CallError, PeerClient};
+use crate::peer::protocol::{ClaimRequest, DoneRequest, JobAnswer};
+use crate::raft::{Applied, Command, NodeId, PeerNode, Raft, RaftStatus};
+use crate::store::LedgerHandle;
+
+/// How long a claim or a report may take before the caller is told to retry.
+pub const WRITE_BUDGET: Duration = Duration::from_secs(2);
+
+/// This peer's side of the job ledger: the claims it appends as leader, and the requests it
+/// forwards.
+pub struct Jobs {
+    raft: Raft,
+    config: Arc<Config>,
+    client: PeerClient,
+    leadership: Arc<Leadership>,
+    ledger: LedgerHandle,
+    /// Members that said they support the ledger.
+    confirmed: Mutex<BTreeSet<NodeId>>,
+}
+
+/// Why a peer is not known to support the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum Unsupported {
+    #[error("peer {0} runs a release without the job ledger: upgrade every peer first")]
+    EarlierRelease(String),
+    #[error("peer {0} has not confirmed that it supports the job ledger (the first claim needs every member to): {1}")]
+    Unconfirmed(String, String),
+}
+
+fn later(reason: impl Into<String>) -> JobAnswer {
+    JobAnswer::Later {
+        reason: reason.into(),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Jobs {
+    pub fn new(
+        raft: Raft,
+        config: Arc<Config>,
+        client: PeerClient,
+        leadership: Arc<Leadership>,
+        ledger: LedgerHandle,
+    ) -> Self {
+        Jobs {
+            raft,
+            config,
+            client,
+            leadership,
+            ledger,
+            confirmed: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The ledger as this peer applied it.
+    pub fn ledger(&self) -> &LedgerHandle {
+        &self.ledger
+    }
+
+    /// A claim of `holder`'s application; `forwarded` when a follower sent it here.
+    pub async fn claim(&self, req: ClaimRequest, holder: String, forwarded: bool) -> JobAnswer {
+        if let Err(e) =
+            ledger::check_key("job", &req.job).and_then(|()| ledger::check_key("slot", &req.slot))
+        {
+            return JobAnswer::Refused {
+                reason: e.to_string(),
+            };
+        }
+        if !self.leading() {
+            return self
+                .forward(forwarded, |client, leader| async move {
+                    client.claim(&leader, &req, WRITE_BUDGET).await
+                })
+                .await;
+        }
+        let claim = Claim {
+            job: req.job,
+            slot: req.slot,
+            holder,
+            at_ms: now_ms(),
+            history: self.config.job_history,
+        };
+        self.write(Command::Claim(claim)).await
+    }
+
+    /// A report of a slot's outcome; `forwarded` when a follower sent it here.
+    pub async fn done(&self, req: DoneRequest, forwarded: bool) -> JobAnswer {
+        if let Err(e) =
+            ledger::check_key("job", &req.job).and_then(|()| ledger::check_key("slot", &req.slot))
+        {
+            return JobAnswer::Refused {
+                reason: e.to_string(),
+            };
+        }
+        if !self.leading() {
+            return self
+                .forward(forwarded, |client, leader| async move {
+                    client.done(&leader, &req, WRITE_BUDGET).await
+                })
+                .await;
+        }
+        let done = Done {
+            detail: ledger::clip_detail(&req.detail),
+            job: req.job,
+            slot: req.slot,
+            token: req.token,
+            ok: req.ok,
+            at_ms: now_ms(),
+        };
+        self.write(Command::Done(done)).await
+    }
+
+    /// Whether a peer that asks to join may (once the ledger holds grants, a peer of a
+    /// release before it may not: it could not apply the log).
+    pub async fn may_join(&self, node: &PeerNode) -> Result<(), Unsupported> {
+        if self.ledger.read(|l| l.jobs.is_empty()) {
+            return Ok(());
+        }
+        self.supports(node).await
+    }
+
+    fn leading(&self) -> bool {
+        RaftStatus::of(&self.raft).reported_leader(self.config.me.id)
+    }
+
+    /// Appends `command` as a leader a quorum acknowledged just now, and waits until it is
+    /// applied, for at most [`WRITE_BUDGET`].
+    async fn write(&self, command: Command) -> JobAnswer {
+        let deadline = Instant::now() + WRITE_BUDGET;
+        if self.leadership.relinquished() {
+            return later("the leader is shutting down: ask again in a moment");
+        }
+        let status = RaftStatus::of(&self.raft);
+        if !status.reported_leader(self.config.me.id)
+            || !self.leadership.lease_valid(status.term, Instant::now())
+        {
+            return later("this peer is not a leader a quorum acknowledged just now");
+        }
+        if let Err(why) = self.every_member_supports_the_ledger().await {
+            return later(why.to_string());
+        }
+        let write = tokio::time::timeout_at(deadline.into(), self.raft.client_write(command));
+        match write.await {
+            Err(_) => later(format!(
+                "no quorum committed it within {} ms (it may still commit: ask again, a holder gets its own grant back)",
+                WRITE_BUDGET.as_millis()
+            )),
+            Ok(Ok(resp)) => match resp.data {
+                Applied::Claim(outcome) => JobAnswer::Claimed(outcome),
+                Applied::Done(outcome) => JobAnswer::Reported(outcome),
+                Applied::Nothing => later("the entry was applied with no outcome"),
+            },
+            Ok(Err(e)) => match e.api_error() {
+                Some(ClientWriteError::ForwardToLeader(_)) => {
+                    later("this peer lost the leadership: ask again")
+                }
+                Some(other) => later(other.to_string()),
+                None => later(format!("Raft is stopping: {e}")),
+            },
+        }
+    }
+
+    /// Checks that every member supports the ledger, or that the ledger already holds grants.
+    async fn every_member_supports_the_ledger(&self) -> Result<(), Unsupported> {
+        if !self.ledger.read(|l| l.jobs.is_empty()) {
+            return Ok(());
+        }
+        let members = Members::from_metrics(&self.raft.metrics().borrow());
+        let confirmed = self.confirmed();
+        let unconfirmed: Vec<PeerNode> = members
+            .nodes
+            .iter()
+            .filter(|(id, _)| **id != self.config.me.id && !confirmed.contains(id))
+            .map(|(_, node)| node.clone())
+            .collect();
+        let checks = unconfirmed.iter().map(|node| async move {
+            self.supports(node).await?;
+            self.confirmed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(crate::raft::node_id(&node.name));
+            Ok::<(), Unsupported>(())
+        });
+        for result in futures::future::join_all(checks).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    fn confirmed(&self) -> BTreeSet<NodeId> {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Asks `node` whether its release supports the ledger.
+    async fn supports(&self, node: &PeerNode) -> Result<(), Unsupported> {
+        match self
+            .client
+            .features(node, self.config.timing.election_max)
+            .await
+        {
+            Ok(f) if f.ledger => Ok(()),
+            Ok(_) | Err(CallError::Refused { status: 404, .. }) => {
+                Err(Unsupported::EarlierRelease(node.name.clone()))
+            }
+            Err(e) => Err(Unsupported::Unconfirmed(
+                node.name.clone(),
+                crate::errors::chain(&e),
+            )),
+        }
+    }
+
+    /// Sends a request this peer cannot handle to its leader, once.
+    async fn forward<F, Fut>(&self, forwarded: bool, send: F) -> JobAnswer
+    where
+        F: FnOnce(PeerClient, PeerNode) -> Fut,
+        Fut: std::future::Future<Output = Result<JobAnswer, CallError>>,
+    {
+        if forwarded {
+            return later("this peer is not the leader (any more)");
+        }
+        let leader = {
+            let m = self.raft.metrics().borrow().clone();
+            m.current_leader
+                .filter(|id| *id != self.config.me.id)
+                .and_then(|id| m.membership_config.membership().get_node(&id).cloned())
+        };
+        let Some(leader) = leader else {
+            return later("no leader is known");
+        };
+        match send(self.client.clone(), leader.clone()).await {
+            Ok(answer) => answer,
+            Err(e) => later(format!(
+                "cannot reach the leader {}: {}",
+                leader.name,
+                crate::errors::chain(&e)
+            )),
+        }
+    }
+}

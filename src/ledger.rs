@@ -1,0 +1,463 @@
+//! The job ledger: which peer holds each scheduled slot of each job, replicated through the
+//! Raft log. A claim is a log entry; the first claim of a (job, slot) applied anywhere is the
+//! grant, and every peer applies the same entries in the same order, so every peer agrees on
+//! it. The grant's token is the claim entry's log index: it grows strictly with the order of
+//! grants across all jobs, a fencing token applications can compare.
+//!
+//! Everything here is pure and deterministic (no clock, no configuration of its own: the
+//! history bound and the times travel in the entries), because every peer must reach the same
+//! state from the same log. The store persists it and snapshots it ([`crate::store`]).
+//!
+//! History is bounded per job: beyond `history` slots, the smallest slot keys are forgotten
+//! and the job remembers the greatest key it forgot. A claim of a slot at or below that key
+//! that is not remembered is refused as [`ClaimOutcome::Expired`], never granted again: with
+//! slot keys that sort like their time (RFC 3339 in UTC, as the helpers use), that is "too
+//! old". Slot keys compare as byte strings.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest job name and slot key, in bytes.
+pub const MAX_KEY: usize = 128;
+/// Most jobs the ledger keeps; a claim for a further job is refused.
+pub const MAX_JOBS: usize = 256;
+/// Longest outcome detail kept, in bytes (longer ones are cut at a character boundary).
+pub const MAX_DETAIL: usize = 512;
+/// Largest `--job-history`.
+pub const MAX_HISTORY: usize = 1000;
+
+/// Why a job name or a slot key is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("{what} is empty")]
+    Empty { what: &'static str },
+    #[error("{what} is {len} bytes long; at most {MAX_KEY} are allowed")]
+    TooLong { what: &'static str, len: usize },
+    #[error("{what} holds a character that is not printable (control characters are refused)")]
+    NotPrintable { what: &'static str },
+}
+
+/// Checks a job name or slot key: non-empty, at most [`MAX_KEY`] bytes, no control character.
+pub fn check_key(what: &'static str, key: &str) -> Result<(), KeyError> {
+    if key.is_empty() {
+        return Err(KeyError::Empty { what });
+    }
+    if key.len() > MAX_KEY {
+        return Err(KeyError::TooLong {
+            what,
+            len: key.len(),
+        });
+    }
+    if key.chars().any(char::is_control) {
+        return Err(KeyError::NotPrintable { what });
+    }
+    Ok(())
+}
+
+/// How a granted slot ended, as its holder reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    pub ok: bool,
+    pub detail: String,
+    /// Milliseconds since the Unix epoch, stamped by the leader that appended it.
+    pub at_ms: u64,
+}
+
+/// One granted slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub job: String,
+    pub slot: String,
+    /// The peer the claim came through.
+    pub holder: String,
+    /// The claim entry's log index: the fencing token.
+    pub token: u64,
+    /// The term of the claim entry.
+    pub term: u64,
+    /// Milliseconds since the Unix epoch, stamped by the leader that appended the claim.
+    pub claimed_at_ms: u64,
+    pub completion: Option<Completion>,
+}
+
+/// A claim, as replicated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub job: String,
+    pub slot: String,
+    pub holder: String,
+    pub at_ms: u64,
+    /// The leader's history bound, so that every peer forgets the same slots.
+    pub history: u32,
+}
+
+/// A completion report, as replicated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {
+    pub job: String,
+    pub slot: String,
+    pub token: u64,
+    pub ok: bool,
+    pub detail: String,
+    pub at_ms: u64,
+}
+
+/// What applying a claim decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClaimOutcome {
+    /// This claim is the grant (`first`), or the same holder claimed again and gets its own
+    /// grant back.
+    Granted { grant: Grant, first: bool },
+    /// Another holder has it.
+    Held { grant: Grant },
+    /// The slot is not remembered and is at or below the greatest forgotten key: it may have
+    /// been granted once, so it is never granted again.
+    Expired { forgotten_up_to: String },
+    /// The ledger already keeps [`MAX_JOBS`] jobs.
+    TooManyJobs,
+}
+
+/// What applying a completion decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DoneOutcome {
+    /// Recorded (or the same report was recorded before).
+    Recorded { grant: Grant },
+    /// The token is not the grant's (or the slot was never granted, or is forgotten).
+    WrongToken { grant: Option<Grant> },
+    /// A different outcome was recorded before with this token.
+    AlreadyDone { grant: Grant },
+}
+
+/// One job's remembered slots.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLedger {
+    pub slots: BTreeMap<String, Grant>,
+    /// The greatest slot key forgotten so far.
+    pub forgotten_up_to: Option<String>,
+}
+
+/// The whole ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub jobs: BTreeMap<String, JobLedger>,
+}
+
+/// One job at a glance (`GET /v1/jobs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobSummary {
+    pub job: String,
+    /// Slots remembered.
+    pub slots: usize,
+    /// The greatest remembered slot key, its holder and token.
+    pub latest_slot: Option<String>,
+    pub latest_holder: Option<String>,
+    pub latest_token: Option<u64>,
+    pub forgotten_up_to: Option<String>,
+}
+
+/// What an applied entry changed, for the store to persist: the grants written and the keys
+/// forgotten, per job.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changed {
+    pub written: Vec<Grant>,
+    pub forgotten: Vec<(String, String)>,
+    /// Jobs whose `forgotten_up_to` moved.
+    pub marks: Vec<String>,
+}
+
+impl Ledger {
+    /// Applies a claim appended at `index` in `term`.
+    pub fn claim(
+        &mut self,
+        c: &Claim,
+        index: u64,
+        term: u64,
+        changed: &mut Changed,
+    ) -> ClaimOutcome {
+        if !self.jobs.contains_key(&c.job) && self.jobs.len() >= MAX_JOBS {
+            return ClaimOutcome::TooManyJobs;
+        }
+        let job = self.jobs.entry(c.job.clone()).or_default();
+        if let Some(grant) = job.slots.get(&c.slot) {
+            return if grant.holder == c.holder {
+                ClaimOutcome::Granted {
+                    grant: grant.clone(),
+                    first: false,
+                }
+            } else {
+                ClaimOutcome::Held {
+                    grant: grant.clone(),
+                }
+            };
+        }
+        if let Some(mark) = &job.forgotten_up_to {
+            if c.slot.as_str() <= mark.as_str() {
+                return ClaimOutcome::Expired {
+                    forgotten_up_to: mark.clone(),
+                };
+            }
+        }
+        let grant = Grant {
+            job: c.job.clone(),
+            slot: c.slot.clone(),
+            holder: c.holder.clone(),
+            token: index,
+            term,
+            claimed_at_ms: c.at_ms,
+            completion: None,
+        };
+        job.slots.insert(c.slot.clone(), grant.clone());
+        changed.written.push(grant.clone());
+        let keep = (c.history as usize).clamp(1, MAX_HISTORY);
+        while job.slots.len() > keep {
+            let Some((slot, _)) = job.slots.pop_first() else {
+                break;
+            };
+            changed.forgotten.push((c.job.clone(), slot.clone()));
+            job.forgotten_up_to = Some(slot);
+            changed.marks.push(c.job.clone());
+        }
+        // The new slot itself may have been the smallest: then it was forgotten at once, and
+        // is reported as granted all the same (it was, and never will be again).
+        ClaimOutcome::Granted { grant, first: true }
+    }
+
+    /// Applies a completion report.
+    pub fn done(&mut self, d: &Done, changed: &mut Changed) -> DoneOutcome {
+        let Some(grant) = self
+            .jobs
+            .get_mut(&d.job)
+            .and_then(|j| j.slots.get_mut(&d.slot))
+        else {
+            return DoneOutcome::WrongToken { grant: None };
+        };
+        if grant.token != d.token {
+            return DoneOutcome::WrongToken {
+                grant: Some(grant.clone()),
+            };
+        }
+        if let Some(done) = &grant.completion {
+            return if done.ok == d.ok && done.detail == d.detail {
+                DoneOutcome::Recorded {
+                    grant: grant.clone(),
+                }
+            } else {
+                DoneOutcome::AlreadyDone {
+                    grant: grant.clone(),
+                }
+            };
+        }
+        grant.completion = Some(Completion {
+            ok: d.ok,
+            detail: d.detail.clone(),
+            at_ms: d.at_ms,
+        });
+        changed.written.push(grant.clone());
+        DoneOutcome::Recorded {
+            grant: grant.clone(),
+        }
+    }
+
+    /// Every job at a glance.
+    pub fn summaries(&self) -> Vec<JobSummary> {
+        self.jobs
+            .iter()
+            .map(|(name, j)| {
+                let latest = j.slots.values().next_back();
+                JobSummary {
+                    job: name.clone(),
+                    slots: j.slots.len(),
+                    latest_slot: latest.map(|g| g.slot.clone()),
+                    latest_holder: latest.map(|g| g.holder.clone()),
+                    latest_token: latest.map(|g| g.token),
+                    forgotten_up_to: j.forgotten_up_to.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Rebuilds a ledger from persisted grants and marks.
+    pub fn from_parts(
+        grants: impl IntoIterator<Item = Grant>,
+        marks: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        let mut ledger = Ledger::default();
+        for g in grants {
+            ledger
+                .jobs
+                .entry(g.job.clone())
+                .or_default()
+                .slots
+                .insert(g.slot.clone(), g);
+        }
+        for (job, mark) in marks {
+            ledger.jobs.entry(job).or_default().forgotten_up_to = Some(mark);
+        }
+        ledger
+    }
+}
+
+/// Cuts `detail` to at most [`MAX_DETAIL`] bytes at a character boundary.
+pub fn clip_detail(detail: &str) -> String {
+    let mut end = detail.len().min(MAX_DETAIL);
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    detail[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(job: &str, slot: &str, holder: &str, history: u32) -> Claim {
+        Claim {
+            job: job.into(),
+            slot: slot.into(),
+            holder: holder.into(),
+            at_ms: 1,
+            history,
+        }
+    }
+
+    #[test]
+    fn the_first_claim_is_the_grant_and_later_ones_see_it() {
+        let mut l = Ledger::default();
+        let mut ch = Changed::default();
+        let first = l.claim(&claim("mail", "s1", "web-0", 10), 7, 2, &mut ch);
+        let ClaimOutcome::Granted { grant, first: true } = first else {
+            panic!("{first:?}")
+        };
+        assert_eq!((grant.token, grant.term), (7, 2));
+        match l.claim(&claim("mail", "s1", "web-1", 10), 8, 2, &mut ch) {
+            ClaimOutcome::Held { grant } => {
+                assert_eq!((grant.holder.as_str(), grant.token), ("web-0", 7))
+            }
+            other => panic!("{other:?}"),
+        }
+        match l.claim(&claim("mail", "s1", "web-0", 10), 9, 3, &mut ch) {
+            ClaimOutcome::Granted {
+                grant,
+                first: false,
+            } => assert_eq!(grant.token, 7),
+            other => panic!("{other:?}"),
+        }
+        // Another job's slot of the same name is another slot.
+        assert!(matches!(
+            l.claim(&claim("report", "s1", "web-1", 10), 10, 3, &mut ch),
+            ClaimOutcome::Granted { first: true, .. }
+        ));
+    }
+
+    #[test]
+    fn forgotten_slots_are_never_granted_again() {
+        let mut l = Ledger::default();
+        let mut ch = Changed::default();
+        for (i, slot) in ["a", "b", "c"].iter().enumerate() {
+            l.claim(&claim("j", slot, "p", 2), i as u64 + 1, 1, &mut ch);
+        }
+        assert_eq!(l.jobs["j"].slots.len(), 2);
+        assert_eq!(l.jobs["j"].forgotten_up_to.as_deref(), Some("a"));
+        assert_eq!(ch.forgotten, vec![("j".to_string(), "a".to_string())]);
+        for holder in ["p", "q"] {
+            assert!(matches!(
+                l.claim(&claim("j", "a", holder, 2), 9, 1, &mut ch),
+                ClaimOutcome::Expired { .. }
+            ));
+        }
+        // A slot below the mark that was never seen is refused too: it may have been granted.
+        assert!(matches!(
+            l.claim(&claim("j", "0", "q", 2), 9, 1, &mut ch),
+            ClaimOutcome::Expired { .. }
+        ));
+    }
+
+    #[test]
+    fn completions_need_the_grants_token() {
+        let mut l = Ledger::default();
+        let mut ch = Changed::default();
+        l.claim(&claim("j", "s", "p", 5), 4, 1, &mut ch);
+        let done = |token, ok: bool| Done {
+            job: "j".into(),
+            slot: "s".into(),
+            token,
+            ok,
+            detail: "d".into(),
+            at_ms: 2,
+        };
+        assert!(matches!(
+            l.done(&done(3, true), &mut ch),
+            DoneOutcome::WrongToken { grant: Some(_) }
+        ));
+        assert!(matches!(
+            l.done(&done(4, true), &mut ch),
+            DoneOutcome::Recorded { .. }
+        ));
+        assert!(matches!(
+            l.done(&done(4, true), &mut ch),
+            DoneOutcome::Recorded { .. }
+        ));
+        assert!(matches!(
+            l.done(&done(4, false), &mut ch),
+            DoneOutcome::AlreadyDone { .. }
+        ));
+        let unknown = Done {
+            slot: "x".into(),
+            ..done(4, true)
+        };
+        assert!(matches!(
+            l.done(&unknown, &mut ch),
+            DoneOutcome::WrongToken { grant: None }
+        ));
+    }
+
+    #[test]
+    fn the_number_of_jobs_is_bounded() {
+        let mut l = Ledger::default();
+        let mut ch = Changed::default();
+        for i in 0..MAX_JOBS {
+            l.claim(
+                &claim(&format!("job{i}"), "s", "p", 1),
+                i as u64 + 1,
+                1,
+                &mut ch,
+            );
+        }
+        assert_eq!(
+            l.claim(&claim("one-more", "s", "p", 1), 999, 1, &mut ch),
+            ClaimOutcome::TooManyJobs
+        );
+    }
+
+    #[test]
+    fn keys_must_be_short_printable_and_present() {
+        assert!(check_key("job", "mail").is_ok());
+        assert!(check_key("slot", "2026-12-03T12:00:00Z").is_ok());
+        assert_eq!(check_key("job", ""), Err(KeyError::Empty { what: "job" }));
+        assert!(matches!(
+            check_key("slot", &"x".repeat(129)),
+            Err(KeyError::TooLong { len: 129, .. })
+        ));
+        assert!(matches!(
+            check_key("slot", "a\nb"),
+            Err(KeyError::NotPrintable { .. })
+        ));
+        assert_eq!(clip_detail(&"é".repeat(400)).len(), 512);
+    }
+
+    #[test]
+    fn a_ledger_rebuilt_from_its_parts_is_the_same() {
+        let mut l = Ledger::default();
+        let mut ch = Changed::default();
+        for (i, slot) in ["a", "b", "c"].iter().enumerate() {
+            l.claim(&claim("j", slot, "p", 2), i as u64 + 1, 1, &mut ch);
+        }
+        let grants = l
+            .jobs
+            .values()
+            .flat_map(|j| j.slots.values().cloned())
+            .collect::<Vec<_>>();
+        let rebuilt = Ledger::from_parts(grants, [("j".to_string(), "a".to_string())]);
+        assert_eq!(rebuilt, l);
+    }
+}

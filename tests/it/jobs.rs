@@ -1,0 +1,377 @@
+//! The job ledger (issue 14 §1): every slot granted once cluster-wide, through any peer, across
+//! a leader's crash, restarts, snapshots and an upgrade from the release before the ledger.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use testkit::jobs::{self, Grants, Reply};
+use testkit::{Ask, Cluster};
+
+use crate::spec;
+
+const STEP: Duration = Duration::from_secs(15);
+
+fn addr(c: &Cluster, i: usize) -> SocketAddr {
+    c.peers[i].http
+}
+
+/// Claims `slot` through every peer in `through` at once; records every answer in `grants`
+/// (which fails the test on a slot granted twice) and returns the answers.
+async fn claim_everywhere(
+    c: &Cluster,
+    client: &reqwest::Client,
+    through: &[usize],
+    job: &str,
+    slot: &str,
+    grants: &mut Grants,
+) -> Vec<(usize, Reply)> {
+    let asks = through.iter().map(|&i| async move {
+        let reply = jobs::claim_decided(client, addr(c, i), job, slot, STEP)
+            .await
+            .unwrap_or_else(|| panic!("peer-{i} gave no decision on {job}/{slot} within {STEP:?}"));
+        (i, reply)
+    });
+    let replies = futures::future::join_all(asks).await;
+    for (i, reply) in &replies {
+        let asker = &c.peers[*i].name;
+        grants
+            .record(job, slot, asker, reply)
+            .unwrap_or_else(|broken| panic!("{broken}"));
+    }
+    replies
+}
+
+/// Waits until peer `i`'s ledger of `job` lists `slots` slots.
+async fn ledger_has(
+    c: &Cluster,
+    client: &reqwest::Client,
+    i: usize,
+    job: &str,
+    slots: usize,
+) -> serde_json::Value {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Some((200, body)) = jobs::ledger(client, addr(c, i), job).await {
+            if body["slots"].as_array().map_or(0, Vec::len) == slots {
+                return body;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "peer-{i}'s ledger of {job} never listed {slots} slots: {:?}",
+            jobs::ledger(client, addr(c, i), job).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_claimed_through_every_peer_at_once_is_granted_once_and_its_holder_gets_it_back() {
+    let c = Cluster::start(spec(3));
+    c.agreed_leader(&c.all(), STEP).await;
+    let client = jobs::client();
+    let mut grants = Grants::default();
+    let mut last_token = 0;
+    for n in 0..10 {
+        let slot = format!("2026-12-03T12:{n:02}:00Z");
+        let replies = claim_everywhere(&c, &client, &c.all(), "mail", &slot, &mut grants).await;
+        let created: Vec<_> = replies.iter().filter(|(_, r)| r.status == 201).collect();
+        assert_eq!(created.len(), 1, "{slot}: {replies:?}");
+        let conflicts = replies.iter().filter(|(_, r)| r.status == 409).count();
+        assert_eq!(conflicts, 2, "{slot}: {replies:?}");
+        let (holder_i, created) = created[0];
+        let (holder, token) = created.holder_token().expect("a grant");
+        assert_eq!(holder, c.peers[*holder_i].name);
+        assert!(
+            token > last_token,
+            "token {token} after {last_token}: tokens must grow"
+        );
+        last_token = token;
+        // The holder retrying (its answer lost, say) gets its own grant back.
+        let again = jobs::claim_decided(&client, addr(&c, *holder_i), "mail", &slot, STEP)
+            .await
+            .expect("an answer");
+        assert_eq!(again.status, 200, "{again:?}");
+        assert_eq!(again.holder_token(), Some((holder, token)));
+    }
+    grants.tokens_unique().unwrap_or_else(|e| panic!("{e}"));
+    for i in c.all() {
+        let ledger = ledger_has(&c, &client, i, "mail", 10).await;
+        for slot in ledger["slots"].as_array().expect("slots") {
+            let s = slot["slot"].as_str().expect("slot key");
+            let shown = (
+                slot["holder"].as_str().expect("holder").to_string(),
+                slot["token"].as_u64().expect("token"),
+            );
+            assert_eq!(Some(shown), grants.get("mail", s), "peer-{i} shows {slot}");
+        }
+    }
+    let (status, list) = c.get(0, "/v1/jobs").await.expect("GET /v1/jobs");
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_str(&list).expect("json");
+    assert_eq!(list["jobs"][0]["job"], "mail", "{list}");
+    assert_eq!(list["jobs"][0]["slots"], 10, "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_outlive_a_crash_of_the_leader_and_a_restart_of_every_peer() {
+    let mut s = spec(3);
+    // Snapshots every 5 entries: the grants must survive being folded into snapshots too.
+    s.flags.extend(["--snapshot-logs".into(), "5".into()]);
+    let mut c = Cluster::start(s);
+    let (leader, _) = c.agreed_leader(&c.all(), STEP).await;
+    let client = jobs::client();
+    let mut grants = Grants::default();
+    let slots: Vec<String> = (0..12).map(|n| format!("slot-{n:02}")).collect();
+    for (n, slot) in slots.iter().enumerate() {
+        let through = [n % 3];
+        claim_everywhere(&c, &client, &through, "report", slot, &mut grants).await;
+    }
+    c.kill(leader);
+    let others = c.all_but(leader);
+    c.agreed_leader(&others, STEP).await;
+    for slot in &slots {
+        let replies = claim_everywhere(&c, &client, &others, "report", slot, &mut grants).await;
+        assert!(
+            replies.iter().all(|(_, r)| matches!(r.status, 200 | 409)),
+            "{replies:?}"
+        );
+    }
+    for i in c.all() {
+        if c.started(i) && i != leader {
+            c.kill(i);
+        }
+    }
+    c.spawn_all();
+    c.agreed_leader(&c.all(), STEP).await;
+    for slot in &slots {
+        let replies = claim_everywhere(&c, &client, &c.all(), "report", slot, &mut grants).await;
+        assert!(
+            replies.iter().all(|(_, r)| matches!(r.status, 200 | 409)),
+            "{replies:?}"
+        );
+    }
+    assert_eq!(grants.len(), 12);
+    for i in c.all() {
+        ledger_has(&c, &client, i, "report", 12).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_needs_the_grant_s_token_and_is_recorded_once() {
+    let c = Cluster::start(spec(3));
+    c.agreed_leader(&c.all(), STEP).await;
+    let client = jobs::client();
+    let granted = jobs::claim_decided(&client, addr(&c, 1), "mail", "s1", STEP)
+        .await
+        .expect("claim");
+    assert_eq!(granted.status, 201, "{granted:?}");
+    let (_, token) = granted.holder_token().expect("grant");
+    let report =
+        |token: u64, ok: bool| json!({ "token": token, "ok": ok, "detail": "sent 3 mails" });
+    let wrong = jobs::report(&client, addr(&c, 2), "mail", "s1", &report(token + 1, true))
+        .await
+        .expect("answer");
+    assert_eq!(wrong.status, 409, "{wrong:?}");
+    assert!(
+        wrong.body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not this slot's"),
+        "{wrong:?}"
+    );
+    // Reported through another peer than the holder: the token is the proof, not the route.
+    let done = jobs::report(&client, addr(&c, 2), "mail", "s1", &report(token, true))
+        .await
+        .expect("answer");
+    assert_eq!(done.status, 200, "{done:?}");
+    assert_eq!(done.body["outcome"], "ok");
+    assert_eq!(done.body["detail"], "sent 3 mails");
+    let same = jobs::report(&client, addr(&c, 0), "mail", "s1", &report(token, true))
+        .await
+        .expect("answer");
+    assert_eq!(
+        same.status, 200,
+        "a repeated report is idempotent: {same:?}"
+    );
+    let other = jobs::report(&client, addr(&c, 0), "mail", "s1", &report(token, false))
+        .await
+        .expect("answer");
+    assert_eq!(other.status, 409, "{other:?}");
+    let never = jobs::report(&client, addr(&c, 0), "mail", "s9", &report(token, true))
+        .await
+        .expect("answer");
+    assert_eq!(never.status, 409, "{never:?}");
+    let ledger = ledger_has(&c, &client, 0, "mail", 1).await;
+    assert_eq!(ledger["slots"][0]["outcome"], "ok", "{ledger}");
+    assert!(ledger["slots"][0]["completed_at"].is_string(), "{ledger}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_claims_get_a_clear_400_and_change_nothing() {
+    let c = Cluster::start(spec(3));
+    c.agreed_leader(&c.all(), STEP).await;
+    let client = jobs::client();
+    let long = "x".repeat(129);
+    let cases: Vec<(String, String, &str)> = vec![
+        (
+            "/v1/jobs/mail/claims".into(),
+            r#"{"slot":""}"#.into(),
+            "empty",
+        ),
+        (
+            "/v1/jobs/mail/claims".into(),
+            json!({ "slot": long }).to_string(),
+            "129 bytes",
+        ),
+        (
+            "/v1/jobs/mail/claims".into(),
+            r#"{"slot":"a\nb"}"#.into(),
+            "not printable",
+        ),
+        (
+            "/v1/jobs/mail/claims".into(),
+            r#"{"slot":"#.into(),
+            "must be JSON",
+        ),
+        (
+            "/v1/jobs/mail/claims".into(),
+            r#"{"slot":"a","holder":"web-9"}"#.into(),
+            "unknown field",
+        ),
+        (
+            "/v1/jobs/mail/claims".into(),
+            r#"{"slot":7}"#.into(),
+            "must be JSON",
+        ),
+        (
+            format!("/v1/jobs/{long}/claims"),
+            r#"{"slot":"a"}"#.into(),
+            "129 bytes",
+        ),
+        (
+            "/v1/jobs/mail/claims/a/done".into(),
+            r#"{"token":-1,"ok":true}"#.into(),
+            "must be JSON",
+        ),
+        (
+            "/v1/jobs/mail/claims/a/done".into(),
+            r#"{"ok":true}"#.into(),
+            "missing field",
+        ),
+    ];
+    for (path, body, says) in &cases {
+        let (status, _, text) = testkit::http::post_json(&client, addr(&c, 0), path, body)
+            .await
+            .expect("an answer");
+        assert_eq!(status, 400, "{path} {body}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("a JSON error");
+        let why = v["error"].as_str().unwrap_or("");
+        assert!(
+            why.contains(says),
+            "{path} {body}: {why:?} should say {says:?}"
+        );
+    }
+    let (status, text) = c.get(0, "/v1/jobs").await.expect("GET /v1/jobs");
+    assert_eq!((status, text.as_str()), (200, r#"{"jobs":[]}"#));
+    let (status, _) = jobs::ledger(&client, addr(&c, 0), "mail")
+        .await
+        .expect("GET");
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_a_claim_is_a_503_to_retry_and_never_a_grant() {
+    let mut c = Cluster::start(spec(3));
+    let (leader, _) = c.agreed_leader(&c.all(), STEP).await;
+    let client = jobs::client();
+    // The ledger switched over (every member confirmed) before the fault.
+    let first = jobs::claim_decided(&client, addr(&c, leader), "mail", "before", STEP)
+        .await
+        .expect("claim");
+    assert_eq!(first.status, 201, "{first:?}");
+    let left = (leader + 1) % 3;
+    for i in c.all_but(left) {
+        c.kill(i);
+    }
+    let reply = jobs::claim(&client, addr(&c, left), "mail", "during")
+        .await
+        .expect("an answer");
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(reply.retry_after.as_deref(), Some("1"), "{reply:?}");
+    for i in c.all_but(left) {
+        c.spawn(i);
+    }
+    c.agreed_leader(&c.all(), STEP).await;
+    let mut grants = Grants::default();
+    let replies = claim_everywhere(&c, &client, &c.all(), "mail", "during", &mut grants).await;
+    let granted = replies
+        .iter()
+        .filter(|(_, r)| matches!(r.status, 200 | 201))
+        .count();
+    assert_eq!(granted, 1, "{replies:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_slot_is_gone_for_good() {
+    let mut s = spec(3);
+    s.flags.extend(["--job-history".into(), "3".into()]);
+    let c = Cluster::start(s);
+    c.agreed_leader(&c.all(), STEP).await;
+    let client = jobs::client();
+    for n in 1..=5 {
+        let r = jobs::claim_decided(&client, addr(&c, 0), "mail", &format!("s{n}"), STEP)
+            .await
+            .expect("claim");
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    for i in c.all() {
+        let ledger = ledger_has(&c, &client, i, "mail", 3).await;
+        assert_eq!(ledger["forgotten_up_to"], "s2", "{ledger}");
+    }
+    for (i, slot) in [(0, "s1"), (1, "s2"), (2, "s0")] {
+        let r = jobs::claim_decided(&client, addr(&c, i), "mail", slot, STEP)
+            .await
+            .expect("claim");
+        assert_eq!(r.status, 410, "{slot}: {r:?}");
+        assert!(
+            r.body["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("never granted again"),
+            "{r:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_claim_is_appended_while_a_peer_runs_the_release_before_the_ledger() {
+    let before = testkit::release::release_exe(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        testkit::release::BEFORE_LEDGER,
+    );
+    let mut c = Cluster::new(spec(3));
+    c.peers[2].exe = Some(before);
+    c.spawn_all();
+    c.agreed_leader(&c.all(), STEP).await;
+    let client = jobs::client();
+    let reply = jobs::claim(&client, addr(&c, 0), "mail", "s1")
+        .await
+        .expect("an answer");
+    assert_eq!(reply.status, 503, "{reply:?}");
+    let why = reply.body["error"].as_str().unwrap_or("").to_string();
+    assert!(why.contains("without the job ledger"), "{why}");
+    // The old peer is upgraded in place, on its data: the first claim goes through.
+    c.stop(2).await;
+    c.peers[2].exe = None;
+    c.spawn(2);
+    c.agreed_leader(&c.all(), STEP).await;
+    let reply = jobs::claim_decided(&client, addr(&c, 0), "mail", "s1", STEP)
+        .await
+        .expect("claim");
+    assert_eq!(reply.status, 201, "{reply:?}");
+    ledger_has(&c, &client, 2, "mail", 1).await;
+}

@@ -30,6 +30,9 @@
 //! 12. **Witness leads.** A peer started with `--witness` claims leadership, or another peer
 //!     names it leader.
 //!
+//! 13-15, the job ledger ([`crate::ledger`]): no slot granted twice, no token reused, tokens
+//! growing in the order of grants.
+//!
 //! 8-11, the membership ([`crate::membership`]): a leader is a voter of its own membership; a
 //! peer's membership index never goes back; one membership per index across peers; after the
 //! last fault every running peer lists the same members, exactly the running peers.
@@ -42,6 +45,7 @@ use std::fmt;
 
 use crate::followers::stale_followers;
 use crate::history::{Answer, History, MembersSample, Micros, UNKNOWN_PEER};
+use crate::ledger::ledger;
 use crate::liveness::liveness;
 use crate::membership::membership;
 pub use crate::violation::Violation;
@@ -136,6 +140,9 @@ pub struct Report {
     pub first_excused: Option<(MembersSample, MembersSample)>,
     /// How long after [`History::settle_from`] the membership settled.
     pub settled: Option<Micros>,
+    /// Answers to claims that named a holder (201, 200, 409), and the slots granted.
+    pub claim_answers: usize,
+    pub slots_granted: usize,
 }
 
 impl Report {
@@ -167,6 +174,7 @@ pub fn check(h: &History, rules: &Rules) -> Report {
     liveness(h, rules, &mut r);
     exits(h, rules, &mut r);
     membership(h, rules, &mut r);
+    ledger(h, &mut r);
     r
 }
 

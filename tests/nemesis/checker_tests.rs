@@ -68,6 +68,7 @@ pub fn history_of(peers: usize, answers: Vec<Answer>, faults: Vec<Fault>) -> His
         failures: Vec::new(),
         stops: Vec::new(),
         members: Vec::new(),
+        claims: Vec::new(),
         lives: Vec::new(),
         enrolments: Vec::new(),
         settle_from: None,

@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::history::{
-    Answer, Clock, Enrolment, Failure, Life, LifeEvent, MembersSample, Micros, Role, TermSample,
-    UNKNOWN_PEER,
+    Answer, ClaimSample, Clock, Enrolment, Failure, Life, LifeEvent, MembersSample, Micros, Role,
+    TermSample, UNKNOWN_PEER,
 };
 
 /// What the clients recorded so far, and each peer's newest answer for the nemesis.
@@ -26,6 +26,7 @@ pub struct Recorder {
     failures: Mutex<Vec<Failure>>,
     latest: Mutex<Vec<Option<Answer>>>,
     members: Mutex<Vec<MembersSample>>,
+    claims: Mutex<Vec<ClaimSample>>,
     latest_members: Mutex<Vec<Option<MembersSample>>>,
     lives: Mutex<Vec<LifeEvent>>,
     enrolments: Mutex<Vec<Enrolment>>,
@@ -40,6 +41,7 @@ pub struct Recorded {
     pub terms: Vec<TermSample>,
     pub failures: Vec<Failure>,
     pub members: Vec<MembersSample>,
+    pub claims: Vec<ClaimSample>,
     pub lives: Vec<LifeEvent>,
     pub enrolments: Vec<Enrolment>,
     pub steps: Vec<Micros>,
@@ -58,6 +60,7 @@ impl Recorder {
             failures: Mutex::new(Vec::new()),
             latest: Mutex::new(vec![None; n]),
             members: Mutex::new(Vec::new()),
+            claims: Mutex::new(Vec::new()),
             latest_members: Mutex::new(vec![None; n]),
             lives: Mutex::new(Vec::new()),
             enrolments: Mutex::new(
@@ -138,6 +141,7 @@ impl Recorder {
             terms: std::mem::take(&mut *lock(&self.terms)),
             failures: std::mem::take(&mut *lock(&self.failures)),
             members: std::mem::take(&mut *lock(&self.members)),
+            claims: std::mem::take(&mut *lock(&self.claims)),
             lives: {
                 let mut lives = std::mem::take(&mut *lock(&self.lives));
                 lives.sort_by_key(|l| l.at);
@@ -167,6 +171,9 @@ fn http_client() -> reqwest::Client {
 /// run, so that stopped spares cost little.
 pub const IDLE: Duration = Duration::from_millis(100);
 
+/// How often each peer's client claims the slot of the moment ([`crate::ledger`]).
+pub const CLAIM_POLL: Duration = Duration::from_millis(100);
+
 /// How often each peer is asked for its membership.
 pub const MEMBERS_POLL: Duration = Duration::from_millis(75);
 
@@ -189,6 +196,7 @@ pub fn start(
         tasks.push(tokio::spawn(
             asker.clone().poll_term(Duration::from_millis(100)),
         ));
+        tasks.push(tokio::spawn(asker.clone().poll_claims(CLAIM_POLL)));
         tasks.push(tokio::spawn(asker.poll_members(MEMBERS_POLL)));
     }
     tasks
@@ -279,6 +287,34 @@ impl Asker {
         };
         self.every(interval, || http::get(&client, addr, "/metrics"), record)
             .await;
+    }
+
+    /// Claims the slot of the moment; every peer's client claims the same slots.
+    async fn poll_claims(self, interval: Duration) {
+        let client = testkit::jobs::client();
+        let (rec, peer, addr) = (&self.rec, self.peer, self.addr);
+        // The slot asked, for `record` (`every` calls the two in turn, never at once).
+        let slot = Mutex::new(String::new());
+        let question = || {
+            let asked = crate::ledger::slot_at(rec.clock.now());
+            *lock(&slot) = asked.clone();
+            let client = &client;
+            async move { testkit::jobs::claim(client, addr, crate::ledger::JOB, &asked).await }
+        };
+        let record = |sent, received, reply: Option<testkit::jobs::Reply>| {
+            let Some(reply) = reply else { return };
+            let named = reply.holder_token();
+            lock(&rec.claims).push(ClaimSample {
+                peer,
+                sent,
+                received,
+                slot: lock(&slot).clone(),
+                status: reply.status,
+                holder: named.as_ref().and_then(|(h, _)| rec.index(h)),
+                token: named.map(|(_, t)| t),
+            });
+        };
+        self.every(interval, question, record).await;
     }
 
     async fn poll_members(self, interval: Duration) {

@@ -238,6 +238,19 @@ pub struct Stop {
     pub exit: testkit::Exit,
 }
 
+/// One claim of a job slot ([`crate::ledger`]) and its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimSample {
+    pub peer: usize,
+    pub sent: Micros,
+    pub received: Micros,
+    pub slot: String,
+    pub status: u16,
+    /// The holder and token a 201, 200 or 409 named.
+    pub holder: Option<usize>,
+    pub token: Option<u64>,
+}
+
 /// Everything a run recorded.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -251,6 +264,8 @@ pub struct History {
     pub stops: Vec<Stop>,
     /// Every `/v1/members` answer.
     pub members: Vec<MembersSample>,
+    /// Every answer to a claim of a job slot.
+    pub claims: Vec<ClaimSample>,
     /// Every start and end of a peer process, in order.
     pub lives: Vec<LifeEvent>,
     /// Peers joining and leaving on purpose, in order.
@@ -278,6 +293,20 @@ impl History {
                 .cloned()
                 .unwrap_or_else(|| format!("#{i}")),
         }
+    }
+
+    /// One claim's answer as a readable line.
+    pub fn show_claim(&self, c: &ClaimSample) -> String {
+        format!(
+            "{} claim of slot {} [{} .. {}] status={} holder={} token={}",
+            self.name(Some(c.peer)),
+            c.slot,
+            ms(c.sent),
+            ms(c.received),
+            c.status,
+            self.name(c.holder),
+            c.token.map_or("-".into(), |t| t.to_string())
+        )
     }
 
     /// One answer as a readable line.

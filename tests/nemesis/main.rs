@@ -31,6 +31,8 @@ mod client;
 mod followers;
 mod followers_tests;
 mod history;
+mod ledger;
+mod ledger_tests;
 mod liveness;
 mod membership;
 mod membership_tests;

@@ -273,6 +273,7 @@ pub async fn run<C: Target>(plan: &Plan, cluster: C) -> Outcome {
         failures: recorded.failures,
         stops,
         members: recorded.members,
+        claims: recorded.claims,
         lives: recorded.lives,
         enrolments: recorded.enrolments,
         settle_from: Some(settle_from),

@@ -66,6 +66,14 @@ pub fn render(plan: &Plan, target: &str, h: &History, r: &Report, elapsed: Durat
                 .count()
         )
     );
+    let unavailable = h.claims.iter().filter(|c| c.status == 503).count();
+    out += &format!(
+        "job claims: {} answers ({} naming a holder, {} answered 503 to retry), {} slots granted (rules 13-15)\n",
+        thousands(h.claims.len()),
+        thousands(r.claim_answers),
+        thousands(unavailable),
+        thousands(r.slots_granted)
+    );
 
     // Windows and per-fault totals, by the kind of the fault they followed.
     let mut windows: BTreeMap<Option<FaultKind>, Vec<Micros>> = BTreeMap::new();

@@ -1,7 +1,7 @@
 //! The broken promises the checker reports, each with a readable account and the history
 //! around it.
 
-use crate::history::{ms, Answer, History, MembersSample, Micros, Stop};
+use crate::history::{ms, Answer, ClaimSample, History, MembersSample, Micros, Stop};
 
 /// A term a peer reported: (sent, received, term, "answered term" or "metrics term").
 pub type Reported = (Micros, Micros, u64, &'static str);
@@ -81,6 +81,25 @@ pub enum Violation {
         first: MembersSample,
         second: MembersSample,
     },
+    /// Rule 13: one slot, two holders or tokens.
+    SlotTwice {
+        first: ClaimSample,
+        second: ClaimSample,
+    },
+    /// Rule 13: a grant to another peer than the asker, or a refusal naming the asker.
+    GrantedWrongly {
+        claim: ClaimSample,
+    },
+    /// Rule 14: one token, two slots.
+    TokenReused {
+        first: ClaimSample,
+        second: ClaimSample,
+    },
+    /// Rule 15: a later first grant with a token not above an earlier one's.
+    TokenBack {
+        earlier: ClaimSample,
+        later: ClaimSample,
+    },
     NotSettled {
         from: Micros,
         /// When the roster agreed, if ever.
@@ -114,6 +133,10 @@ impl Violation {
             Violation::MembershipBack { .. } => "membership went back",
             Violation::TwoMemberships { .. } => "two memberships at one index",
             Violation::NotSettled { .. } => "membership not settled",
+            Violation::SlotTwice { .. } => "slot granted twice",
+            Violation::GrantedWrongly { .. } => "slot granted to another",
+            Violation::TokenReused { .. } => "token reused",
+            Violation::TokenBack { .. } => "token went back",
         }
     }
 
@@ -247,6 +270,26 @@ impl Violation {
                 ),
                 first.sent.min(second.sent),
                 first.received.max(second.received),
+            ),
+            Violation::SlotTwice { first, second } => (
+                format!("SLOT GRANTED TWICE: slot {}\n  {}\n  {}\n", first.slot, h.show_claim(first), h.show_claim(second)),
+                first.sent.min(second.sent),
+                first.received.max(second.received),
+            ),
+            Violation::GrantedWrongly { claim } => (
+                format!("SLOT GRANTED TO ANOTHER (a grant names another holder than the asker, or a refusal the asker):\n  {}\n", h.show_claim(claim)),
+                claim.sent,
+                claim.received,
+            ),
+            Violation::TokenReused { first, second } => (
+                format!("TOKEN REUSED for two slots:\n  {}\n  {}\n", h.show_claim(first), h.show_claim(second)),
+                first.sent.min(second.sent),
+                first.received.max(second.received),
+            ),
+            Violation::TokenBack { earlier, later } => (
+                format!("TOKEN WENT BACK: a grant sent after another was received has a token not above it:\n  {}\n  {}\n", h.show_claim(earlier), h.show_claim(later)),
+                earlier.sent,
+                later.received,
             ),
             Violation::NotSettled { from, at, roster, latest } => {
                 let when = match at {

@@ -262,6 +262,9 @@ impl Jobs {
         };
         match send(self.client.clone(), leader.clone()).await {
             Ok(answer) => answer,
+            Err(CallError::Refused { status: 404, .. }) => {
+                later(Unsupported::EarlierRelease(leader.name).to_string())
+            }
             Err(e) => later(format!(
                 "cannot reach the leader {}: {}",
                 leader.name,

@@ -43,6 +43,31 @@ async fn claim_everywhere(
     replies
 }
 
+/// Waits until peer `i`'s ledger of `job` satisfies `done`; returns it.
+async fn ledger_until(
+    c: &Cluster,
+    client: &reqwest::Client,
+    i: usize,
+    job: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Some((200, body)) = jobs::ledger(client, addr(c, i), job).await {
+            if done(&body) {
+                return body;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "peer-{i}'s ledger of {job} never {what}: {:?}",
+            jobs::ledger(client, addr(c, i), job).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until peer `i`'s ledger of `job` lists `slots` slots.
 async fn ledger_has(
     c: &Cluster,
@@ -51,20 +76,11 @@ async fn ledger_has(
     job: &str,
     slots: usize,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + STEP;
-    loop {
-        if let Some((200, body)) = jobs::ledger(client, addr(c, i), job).await {
-            if body["slots"].as_array().map_or(0, Vec::len) == slots {
-                return body;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "peer-{i}'s ledger of {job} never listed {slots} slots: {:?}",
-            jobs::ledger(client, addr(c, i), job).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("listed {slots} slots");
+    ledger_until(c, client, i, job, &what, |b| {
+        b["slots"].as_array().map_or(0, Vec::len) == slots
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +220,10 @@ async fn an_outcome_needs_the_grant_s_token_and_is_recorded_once() {
         .await
         .expect("answer");
     assert_eq!(never.status, 409, "{never:?}");
-    let ledger = ledger_has(&c, &client, 0, "mail", 1).await;
+    let ledger = ledger_until(&c, &client, 0, "mail", "recorded the outcome", |b| {
+        b["slots"][0]["outcome"] == "ok"
+    })
+    .await;
     assert_eq!(ledger["slots"][0]["outcome"], "ok", "{ledger}");
     assert!(ledger["slots"][0]["completed_at"].is_string(), "{ledger}");
 }
@@ -328,8 +347,15 @@ async fn a_forgotten_slot_is_gone_for_good() {
         assert_eq!(r.status, 201, "{r:?}");
     }
     for i in c.all() {
-        let ledger = ledger_has(&c, &client, i, "mail", 3).await;
-        assert_eq!(ledger["forgotten_up_to"], "s2", "{ledger}");
+        let ledger = ledger_until(&c, &client, i, "mail", "forgot s2", |b| {
+            b["forgotten_up_to"] == "s2"
+        })
+        .await;
+        assert_eq!(
+            ledger["slots"].as_array().map(Vec::len),
+            Some(3),
+            "{ledger}"
+        );
     }
     for (i, slot) in [(0, "s1"), (1, "s2"), (2, "s0")] {
         let r = jobs::claim_decided(&client, addr(&c, i), "mail", slot, STEP)
@@ -374,4 +400,87 @@ async fn no_claim_is_appended_while_a_peer_runs_the_release_before_the_ledger() 
         .expect("claim");
     assert_eq!(reply.status, 201, "{reply:?}");
     ledger_has(&c, &client, 2, "mail", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_slots_claimed_by_many_clients_through_a_leader_crash_are_each_granted_once() {
+    const SLOTS: usize = 200;
+    const PER_PEER: usize = 3;
+    let mut c = Cluster::start(spec(3));
+    c.agreed_leader(&c.all(), STEP).await;
+    let client = jobs::client();
+    let peers: Vec<(SocketAddr, String)> =
+        c.peers.iter().map(|p| (p.http, p.name.clone())).collect();
+    let grants = std::sync::Mutex::new(Grants::default());
+    // First grants (201) with when they were sent and received, for the order of tokens.
+    let created = std::sync::Mutex::new(Vec::<(Instant, Instant, u64, String)>::new());
+    let progress = std::sync::atomic::AtomicUsize::new(0);
+    let claimer = |peer: usize| {
+        let (addr, name) = peers[peer].clone();
+        let (client, grants, created, progress) = (&client, &grants, &created, &progress);
+        async move {
+            for n in 0..SLOTS {
+                let slot = format!("2026-12-03T13:{:02}:{:02}Z", n / 60, n % 60);
+                let sent = Instant::now();
+                let reply = jobs::claim_decided(client, addr, "contention", &slot, STEP * 2)
+                    .await
+                    .unwrap_or_else(|| panic!("{name}: no decision on {slot}"));
+                let received = Instant::now();
+                assert!(
+                    matches!(reply.status, 200 | 201 | 409),
+                    "{name} {slot}: {reply:?}"
+                );
+                let recorded =
+                    grants
+                        .lock()
+                        .expect("lock")
+                        .record("contention", &slot, &name, &reply);
+                recorded.unwrap_or_else(|broken| panic!("{broken}"));
+                if reply.status == 201 {
+                    let (_, token) = reply.holder_token().expect("grant");
+                    let first = (sent, received, token, slot.clone());
+                    created.lock().expect("lock").push(first);
+                }
+                progress.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    };
+    let claimers = futures::future::join_all((0..3 * PER_PEER).map(|k| claimer(k % 3)));
+    let nemesis = async {
+        // Half-way, the leader is killed, and started again once another leads.
+        let half = SLOTS * 3 * PER_PEER / 2;
+        let deadline = Instant::now() + STEP * 4;
+        while progress.load(std::sync::atomic::Ordering::SeqCst) < half {
+            assert!(Instant::now() < deadline, "the claimers made no progress");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (leader, term) = c.agreed_leader(&c.all(), STEP).await;
+        c.kill(leader);
+        c.new_leader(&c.all_but(leader), STEP, term).await;
+        c.spawn(leader);
+        leader
+    };
+    let (_, killed) = tokio::join!(claimers, nemesis);
+    let grants = grants.into_inner().expect("lock");
+    assert_eq!(grants.len(), SLOTS);
+    grants.tokens_unique().unwrap_or_else(|e| panic!("{e}"));
+    let created = created.into_inner().expect("lock");
+    // A first grant whose answer the crash lost was asked again and answered 200: at most
+    // one 201 per slot.
+    let slots: std::collections::BTreeSet<&String> = created.iter().map(|c| &c.3).collect();
+    assert_eq!(slots.len(), created.len(), "a slot was answered 201 twice");
+    for a in &created {
+        for b in &created {
+            assert!(
+                a.1 >= b.0 || a.2 < b.2,
+                "a grant answered before another was asked has a token not below it: {} then {}",
+                a.2,
+                b.2
+            );
+        }
+    }
+    eprintln!(
+        "{SLOTS} slots, {} claimers, peer-{killed} killed half-way: every slot granted once",
+        3 * PER_PEER
+    );
 }

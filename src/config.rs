@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use crate::raft::{node_id, NodeId, PeerNode};
 
+mod schedule;
+pub use schedule::{parse_jobs, CatchUp, JobSpec, OnLost, ScheduleError, Schedules};
+
 /// Default port of the peer (Raft) listener.
 pub const DEFAULT_PEER_PORT: u16 = 4041;
 
@@ -66,6 +69,8 @@ pub enum ConfigError {
     ShortSecret(usize),
     #[error("--peer-secret and --peer-secret-file are exclusive")]
     TwoSecrets,
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
     #[error("--job-history must be between 1 and {max}, not {0}", max = crate::ledger::MAX_HISTORY)]
     BadJobHistory(u32),
 }
@@ -301,6 +306,8 @@ pub struct Config {
     /// Slots each job's ledger remembers (`--job-history`); older ones are forgotten and
     /// never granted again.
     pub job_history: u32,
+    /// The schedule mode: jobs the leader runs by itself (empty: off).
+    pub schedules: Schedules,
 }
 
 impl Config {
@@ -516,7 +523,7 @@ pub fn statefulset_peers(
             })?;
             Ok(Peer::new(name, addr))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, ConfigError>>()?;
     sort_and_check_ids(peers)
 }
 

@@ -55,10 +55,35 @@ pub fn check_key(what: &'static str, key: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// How a granted slot ended, as its holder reported it.
+/// How a slot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Its run succeeded, as its holder reported.
+    Ok,
+    /// Its run failed, as its holder reported (or the schedule's request did not get a 2xx).
+    Failed,
+    /// Nobody ran it before its deadline, or a catch-up policy skipped it: never run.
+    Missed,
+    /// Its runner died before reporting (`--job-on-lost skip`): it may or may not have run,
+    /// and is never run again.
+    Lost,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Missed => "missed",
+            Outcome::Lost => "lost",
+        }
+    }
+}
+
+/// How a granted slot ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Completion {
-    pub ok: bool,
+    pub outcome: Outcome,
     pub detail: String,
     /// Milliseconds since the Unix epoch, stamped by the leader that appended it.
     pub at_ms: u64,
@@ -89,6 +114,22 @@ pub struct Claim {
     pub at_ms: u64,
     /// The leader's history bound, so that every peer forgets the same slots.
     pub history: u32,
+    /// A new run of a slot whose run with this token was lost (`--job-on-lost retry`): granted
+    /// again, with a new token, if that grant is still the slot's and has no outcome.
+    pub retry_of: Option<u64>,
+}
+
+/// Slots of a scheduled job recorded as missed, in one entry (a cluster down for long may
+/// have many). They are never run; their token is the entry's index and fences nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Missed {
+    pub job: String,
+    pub slots: Vec<String>,
+    /// The leader that recorded them.
+    pub holder: String,
+    pub detail: String,
+    pub at_ms: u64,
+    pub history: u32,
 }
 
 /// A completion report, as replicated.
@@ -97,7 +138,7 @@ pub struct Done {
     pub job: String,
     pub slot: String,
     pub token: u64,
-    pub ok: bool,
+    pub outcome: Outcome,
     pub detail: String,
     pub at_ms: u64,
 }
@@ -134,6 +175,30 @@ pub struct JobLedger {
     pub slots: BTreeMap<String, Grant>,
     /// The greatest slot key forgotten so far.
     pub forgotten_up_to: Option<String>,
+}
+
+impl JobLedger {
+    /// Keeps `grant` (a new one, or a new run of a slot), then forgets the smallest slots
+    /// beyond `history`.
+    fn insert(&mut self, grant: Grant, history: u32, changed: &mut Changed) {
+        self.slots.insert(grant.slot.clone(), grant.clone());
+        changed.written.push(grant.clone());
+        let keep = (history as usize).clamp(1, MAX_HISTORY);
+        while self.slots.len() > keep {
+            let Some((slot, _)) = self.slots.pop_first() else {
+                break;
+            };
+            changed.forgotten.push((grant.job.clone(), slot.clone()));
+            self.forgotten_up_to = Some(slot);
+            changed.marks.push(grant.job.clone());
+        }
+    }
+
+    /// The greatest slot key this job has seen, remembered or forgotten.
+    pub fn latest(&self) -> Option<&str> {
+        let kept = self.slots.keys().next_back().map(String::as_str);
+        kept.max(self.forgotten_up_to.as_deref())
+    }
 }
 
 /// The whole ledger.
@@ -179,18 +244,20 @@ impl Ledger {
         }
         let job = self.jobs.entry(c.job.clone()).or_default();
         if let Some(grant) = job.slots.get(&c.slot) {
-            return if grant.holder == c.holder {
-                ClaimOutcome::Granted {
-                    grant: grant.clone(),
-                    first: false,
-                }
-            } else {
-                ClaimOutcome::Held {
-                    grant: grant.clone(),
-                }
-            };
-        }
-        if let Some(mark) = &job.forgotten_up_to {
+            let retry = c.retry_of.is_some_and(|t| t == grant.token) && grant.completion.is_none();
+            if !retry {
+                return if grant.holder == c.holder {
+                    ClaimOutcome::Granted {
+                        grant: grant.clone(),
+                        first: false,
+                    }
+                } else {
+                    ClaimOutcome::Held {
+                        grant: grant.clone(),
+                    }
+                };
+            }
+        } else if let Some(mark) = &job.forgotten_up_to {
             if c.slot.as_str() <= mark.as_str() {
                 return ClaimOutcome::Expired {
                     forgotten_up_to: mark.clone(),
@@ -206,20 +273,45 @@ impl Ledger {
             claimed_at_ms: c.at_ms,
             completion: None,
         };
-        job.slots.insert(c.slot.clone(), grant.clone());
-        changed.written.push(grant.clone());
-        let keep = (c.history as usize).clamp(1, MAX_HISTORY);
-        while job.slots.len() > keep {
-            let Some((slot, _)) = job.slots.pop_first() else {
-                break;
-            };
-            changed.forgotten.push((c.job.clone(), slot.clone()));
-            job.forgotten_up_to = Some(slot);
-            changed.marks.push(c.job.clone());
-        }
+        job.insert(grant.clone(), c.history, changed);
         // The new slot itself may have been the smallest: then it was forgotten at once, and
         // is reported as granted all the same (it was, and never will be again).
         ClaimOutcome::Granted { grant, first: true }
+    }
+
+    /// Applies a record of missed slots appended at `index` in `term`: each slot not granted
+    /// and not forgotten is recorded as missed. Returns how many were.
+    pub fn missed(&mut self, m: &Missed, index: u64, term: u64, changed: &mut Changed) -> usize {
+        if !self.jobs.contains_key(&m.job) && self.jobs.len() >= MAX_JOBS {
+            return 0;
+        }
+        let job = self.jobs.entry(m.job.clone()).or_default();
+        let mut recorded = 0;
+        for slot in &m.slots {
+            let forgotten = job
+                .forgotten_up_to
+                .as_ref()
+                .is_some_and(|mark| slot <= mark);
+            if forgotten || job.slots.contains_key(slot) {
+                continue;
+            }
+            let grant = Grant {
+                job: m.job.clone(),
+                slot: slot.clone(),
+                holder: m.holder.clone(),
+                token: index,
+                term,
+                claimed_at_ms: m.at_ms,
+                completion: Some(Completion {
+                    outcome: Outcome::Missed,
+                    detail: m.detail.clone(),
+                    at_ms: m.at_ms,
+                }),
+            };
+            job.insert(grant, m.history, changed);
+            recorded += 1;
+        }
+        recorded
     }
 
     /// Applies a completion report.
@@ -237,7 +329,7 @@ impl Ledger {
             };
         }
         if let Some(done) = &grant.completion {
-            return if done.ok == d.ok && done.detail == d.detail {
+            return if done.outcome == d.outcome && done.detail == d.detail {
                 DoneOutcome::Recorded {
                     grant: grant.clone(),
                 }
@@ -248,7 +340,7 @@ impl Ledger {
             };
         }
         grant.completion = Some(Completion {
-            ok: d.ok,
+            outcome: d.outcome,
             detail: d.detail.clone(),
             at_ms: d.at_ms,
         });
@@ -317,6 +409,7 @@ mod tests {
             holder: holder.into(),
             at_ms: 1,
             history,
+            retry_of: None,
         }
     }
 
@@ -381,7 +474,7 @@ mod tests {
             job: "j".into(),
             slot: "s".into(),
             token,
-            ok,
+            outcome: if ok { Outcome::Ok } else { Outcome::Failed },
             detail: "d".into(),
             at_ms: 2,
         };
@@ -409,6 +502,52 @@ mod tests {
             l.done(&unknown, &mut ch),
             DoneOutcome::WrongToken { grant: None }
         ));
+    }
+
+    #[test]
+    fn a_lost_run_is_granted_again_only_with_its_token_and_missed_slots_are_never_run() {
+        let mut l = Ledger::default();
+        let mut ch = Changed::default();
+        l.claim(&claim("j", "s1", "p", 10), 4, 1, &mut ch);
+        let retry = |of| Claim {
+            retry_of: Some(of),
+            ..claim("j", "s1", "q", 10)
+        };
+        assert!(matches!(
+            l.claim(&retry(3), 5, 2, &mut ch),
+            ClaimOutcome::Held { .. }
+        ));
+        match l.claim(&retry(4), 6, 2, &mut ch) {
+            ClaimOutcome::Granted { grant, first: true } => {
+                assert_eq!((grant.token, grant.holder.as_str()), (6, "q"))
+            }
+            other => panic!("{other:?}"),
+        }
+        // The old run's token is no longer the slot's: asked again, the new holder gets its
+        // own grant back, not a third one.
+        match l.claim(&retry(4), 7, 2, &mut ch) {
+            ClaimOutcome::Granted {
+                grant,
+                first: false,
+            } => assert_eq!(grant.token, 6),
+            other => panic!("{other:?}"),
+        }
+        let m = Missed {
+            job: "j".into(),
+            slots: vec!["s0".into(), "s1".into(), "s2".into()],
+            holder: "q".into(),
+            detail: "past the deadline".into(),
+            at_ms: 3,
+            history: 10,
+        };
+        assert_eq!(l.missed(&m, 8, 2, &mut ch), 2, "s1 is granted already");
+        match l.claim(&claim("j", "s2", "p", 10), 9, 2, &mut ch) {
+            ClaimOutcome::Held { grant } => {
+                assert_eq!(grant.completion.map(|c| c.outcome), Some(Outcome::Missed))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(l.jobs["j"].latest(), Some("s2"));
     }
 
     #[test]

@@ -31,6 +31,19 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels of a scheduled job's slots, by how they ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub job: String,
+    pub outcome: String,
+}
+
+/// Labels of one scheduled job.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobNameLabels {
+    pub job: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InfoLabels {
     election: String,
@@ -62,6 +75,13 @@ pub struct Metrics {
     pub membership_changes: Counter,
     pub joins_refused: Family<ReasonLabels, Counter>,
     pub leaves_refused: Family<ReasonLabels, Counter>,
+    /// Slots of scheduled jobs this peer recorded as leader, by outcome (ok, failed, missed,
+    /// lost).
+    pub job_slots: Family<JobLabels, Counter>,
+    /// Of the runs this peer started, those of slots past their time (catch-up runs).
+    pub job_catch_up_runs: Family<JobNameLabels, Counter>,
+    /// When this peer last finished a run of each job (Unix seconds).
+    pub job_last_run: Family<JobNameLabels, Gauge<f64, AtomicU64>>,
     /// Newest term this peer campaigned in, so that one election (many vote RPCs) counts once.
     last_campaign: AtomicU64,
 }
@@ -89,6 +109,9 @@ impl Metrics {
             membership_changes: Counter::default(),
             joins_refused: Family::default(),
             leaves_refused: Family::default(),
+            job_slots: Family::default(),
+            job_catch_up_runs: Family::default(),
+            job_last_run: Family::default(),
             last_campaign: AtomicU64::new(0),
         };
         let info = Family::<InfoLabels, Gauge>::default();
@@ -191,7 +214,32 @@ impl Metrics {
             "Requests to leave refused by this peer, by reason",
             m.leaves_refused.clone(),
         );
+        registry.register(
+            "job_slots",
+            "Slots of scheduled jobs this peer recorded as leader, by outcome (ok, failed, missed, lost)",
+            m.job_slots.clone(),
+        );
+        registry.register(
+            "job_catch_up_runs",
+            "Runs this peer started of slots past their time (after a failover or an outage)",
+            m.job_catch_up_runs.clone(),
+        );
+        registry.register(
+            "job_last_run_timestamp_seconds",
+            "When this peer last finished a run of the job (Unix time; the age is time() minus this)",
+            m.job_last_run.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Counts `n` slots of `job` that ended with `outcome`.
+    pub fn job_slots(&self, job: &str, outcome: &str, n: u64) {
+        self.job_slots
+            .get_or_create(&JobLabels {
+                job: job.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// Counts an election, once per term this peer campaigns in; true the first time.

@@ -42,6 +42,7 @@ pub enum Command {
     Noop,
     Claim(crate::ledger::Claim),
     Done(crate::ledger::Done),
+    Missed(crate::ledger::Missed),
 }
 
 /// The response to applying a [`Command`] (kept in memory by the leader that appended it;
@@ -52,6 +53,8 @@ pub enum Applied {
     Nothing,
     Claim(crate::ledger::ClaimOutcome),
     Done(crate::ledger::DoneOutcome),
+    /// How many slots were recorded as missed.
+    Missed(usize),
 }
 
 openraft::declare_raft_types!(

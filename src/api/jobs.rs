@@ -87,7 +87,7 @@ pub fn grant_json(g: &Grant) -> Value {
     let (outcome, completed_at, detail) = match &g.completion {
         None => ("running", None, None),
         Some(c) => (
-            if c.ok { "ok" } else { "failed" },
+            c.outcome.name(),
             Some(rfc3339(c.at_ms)),
             Some(c.detail.clone()),
         ),

@@ -41,6 +41,7 @@ impl JobsView for Fake {
             holder: holder.into(),
             at_ms: 1,
             history: 2,
+            retry_of: None,
         };
         let out = self
             .ledger
@@ -62,7 +63,11 @@ impl JobsView for Fake {
             job,
             slot,
             token,
-            ok,
+            outcome: if ok {
+                crate::ledger::Outcome::Ok
+            } else {
+                crate::ledger::Outcome::Failed
+            },
             detail,
             at_ms: 2,
         };

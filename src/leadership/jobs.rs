@@ -109,8 +109,65 @@ impl Jobs {
             holder,
             at_ms: now_ms(),
             history: self.config.job_history,
+            retry_of: None,
         };
         self.write(Command::Claim(claim)).await
+    }
+
+    /// As leader, claims a slot of a scheduled job for this peer (a new run of a lost one
+    /// with `retry_of`).
+    pub async fn claim_scheduled(&self, job: &str, slot: &str, retry_of: Option<u64>) -> JobAnswer {
+        let claim = Claim {
+            job: job.to_string(),
+            slot: slot.to_string(),
+            holder: self.config.me.name.clone(),
+            at_ms: now_ms(),
+            history: self.config.job_history,
+            retry_of,
+        };
+        self.write(Command::Claim(claim)).await
+    }
+
+    /// As leader, records how a slot ended.
+    pub async fn record(
+        &self,
+        job: &str,
+        slot: &str,
+        token: u64,
+        outcome: ledger::Outcome,
+        detail: &str,
+    ) -> JobAnswer {
+        let done = Done {
+            job: job.to_string(),
+            slot: slot.to_string(),
+            token,
+            outcome,
+            detail: ledger::clip_detail(detail),
+            at_ms: now_ms(),
+        };
+        self.write(Command::Done(done)).await
+    }
+
+    /// As leader, records slots of a scheduled job as missed. Answers how many were.
+    pub async fn record_missed(
+        &self,
+        job: &str,
+        slots: Vec<String>,
+        detail: &str,
+    ) -> Result<usize, String> {
+        let missed = ledger::Missed {
+            job: job.to_string(),
+            slots,
+            holder: self.config.me.name.clone(),
+            detail: detail.to_string(),
+            at_ms: now_ms(),
+            history: self.config.job_history,
+        };
+        match self.write(Command::Missed(missed)).await {
+            JobAnswer::Missed(n) => Ok(n),
+            JobAnswer::Later { reason } | JobAnswer::Refused { reason } => Err(reason),
+            other => Err(format!("unexpected answer: {other:?}")),
+        }
     }
 
     /// A report of a slot's outcome; `forwarded` when a follower sent it here.
@@ -134,7 +191,7 @@ impl Jobs {
             job: req.job,
             slot: req.slot,
             token: req.token,
-            ok: req.ok,
+            outcome: req.outcome,
             at_ms: now_ms(),
         };
         self.write(Command::Done(done)).await
@@ -178,6 +235,7 @@ impl Jobs {
             Ok(Ok(resp)) => match resp.data {
                 Applied::Claim(outcome) => JobAnswer::Claimed(outcome),
                 Applied::Done(outcome) => JobAnswer::Reported(outcome),
+                Applied::Missed(n) => JobAnswer::Missed(n),
                 Applied::Nothing => later("the entry was applied with no outcome"),
             },
             Ok(Err(e)) => match e.api_error() {

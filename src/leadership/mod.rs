@@ -10,7 +10,8 @@
 //!   that follows the application's health.
 //! * [`bootstrap`]: forming the cluster with no manual step, and never a second one.
 //! * [`membership`]: joins, leaves, learners beyond the voter cap, witnesses.
-//! * [`jobs`]: claims of job slots and their outcomes, appended by the leader.
+//! * [`jobs`]: claims of job slots and their outcomes, appended by the leader;
+//!   [`scheduler`]: the leader firing `--job`s at their times, with catch-up.
 //! * [`service`]: what this peer does with its peers' requests; [`start`]: starting openraft
 //!   under these policies.
 
@@ -24,6 +25,7 @@ pub mod lease;
 pub mod membership;
 pub mod network;
 pub mod prevote;
+pub mod scheduler;
 pub mod service;
 pub mod start;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::api::jobs::{JobResult, JobsView};
 use crate::api::view::BoxFuture;
 use crate::leadership::jobs::Jobs;
-use crate::ledger::{ClaimOutcome, DoneOutcome, JobLedger, JobSummary};
+use crate::ledger::{ClaimOutcome, DoneOutcome, JobLedger, JobSummary, Outcome};
 use crate::peer::protocol::{ClaimRequest, DoneRequest, JobAnswer};
 
 /// The real job view.
@@ -58,7 +58,7 @@ impl JobsView for LedgerView {
                 job,
                 slot,
                 token,
-                ok,
+                outcome: if ok { Outcome::Ok } else { Outcome::Failed },
                 detail,
             };
             result(self.jobs.done(req, false).await, |a| match a {

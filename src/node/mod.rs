@@ -22,6 +22,7 @@ use crate::api;
 use crate::config::Config;
 use crate::leadership::jobs::Jobs;
 use crate::leadership::membership::{self, agent, controller, Changes, Left};
+use crate::leadership::scheduler::{self, Scheduler};
 use crate::leadership::start::{start_raft, StartError};
 use crate::leadership::{
     bootstrap, health, prevote, Handoff, Leadership, LocalPeer, NetworkFactory,
@@ -170,6 +171,13 @@ impl Node {
             leadership.clone(),
             ledger,
         ));
+        let scheduler = Scheduler {
+            jobs: jobs.clone(),
+            raft: raft.clone(),
+            leadership: leadership.clone(),
+            config: config.clone(),
+            metrics: metrics.clone(),
+        };
         let handoff = Handoff {
             raft: raft.clone(),
             config: config.clone(),
@@ -246,6 +254,7 @@ impl Node {
             Limits::app(budget.drain),
         )
         .map_err(NodeError::Thread)?;
+        tasks.spawn(scheduler::run(scheduler, stop.clone()).in_current_span());
         tasks.spawn(watch_leaders(raft.metrics(), metrics, span, stop.clone()).in_current_span());
         tasks.spawn(
             controller::run(

@@ -145,7 +145,7 @@ pub struct DoneRequest {
     pub job: String,
     pub slot: String,
     pub token: u64,
-    pub ok: bool,
+    pub outcome: crate::ledger::Outcome,
     pub detail: String,
 }
 
@@ -156,6 +156,9 @@ pub enum JobAnswer {
     Claimed(crate::ledger::ClaimOutcome),
     /// The report's entry was committed and applied.
     Reported(crate::ledger::DoneOutcome),
+    /// A record of missed slots was committed: how many were recorded (the leader's own
+    /// scheduler; never sent between peers).
+    Missed(usize),
     /// Not now (no leader, no quorum in time, a member of an earlier release): retry.
     Later { reason: String },
     /// Never (a bad key): the reason.

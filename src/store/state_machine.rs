@@ -274,6 +274,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(Command::Done(d)) => {
                     Applied::Done(self.ledger.write().done(&d, &mut changed))
                 }
+                EntryPayload::Normal(Command::Missed(m)) => {
+                    Applied::Missed(self.ledger.write().missed(&m, index, term, &mut changed))
+                }
                 EntryPayload::Normal(Command::Noop) | EntryPayload::Blank => Applied::Nothing,
             };
             replies.push(reply);

@@ -218,3 +218,45 @@ fn version_names_the_release_and_the_commit_it_was_built_from() {
         format!("raft-elector {} (commit {head})", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn bad_schedules_and_job_flags() {
+    let base: Vec<String> = args(BASE);
+    for (extra, says) in [
+        (
+            vec!["--job", "mail=every minute"],
+            "no cron expression with seconds",
+        ),
+        (vec!["--job", "mail"], "expected NAME=CRON"),
+        (
+            vec![
+                "--job",
+                "mail=0 * * * * *",
+                "--job-url",
+                "report=http://127.0.0.1:8080/r",
+            ],
+            "names job \"report\", which no --job defines",
+        ),
+        (
+            vec!["--job", "mail=0 * * * * *"],
+            "job \"mail\" has no --job-url",
+        ),
+        (
+            vec!["--job", "mail=0 * * * * *", "--job-url", "mail=ftp://x/y"],
+            "use an http:// or https:// URL",
+        ),
+        (
+            vec!["--job-history", "0"],
+            "--job-history must be between 1 and 1000",
+        ),
+        (vec!["--job-catch-up", "some"], "invalid value 'some'"),
+        (
+            vec!["--job-deadline", "0s"],
+            "--job-deadline must be at least 1s",
+        ),
+    ] {
+        let mut line = base.clone();
+        line.extend(extra.iter().map(|s| s.to_string()));
+        assert_one_line_error_as(&[], &line, says);
+    }
+}

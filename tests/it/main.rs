@@ -25,6 +25,7 @@ mod prevote;
 mod push;
 mod recover;
 mod restart;
+mod schedules;
 mod shutdown;
 mod upgrade;
 mod while_leader;

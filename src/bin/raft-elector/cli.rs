@@ -144,6 +144,46 @@ pub struct RunArgs {
     )]
     pub job_history: u32,
 
+    /// A job the leader runs on a schedule: NAME=CRON, cron with seconds (sec min hour
+    /// day-of-month month day-of-week [year]), e.g. mail="0 */5 * * * *". Repeatable; in the
+    /// environment, separate entries with ';'.
+    #[arg(
+        long = "job",
+        env = "RAFT_ELECTOR_JOB",
+        value_delimiter = ';',
+        value_name = "NAME=CRON"
+    )]
+    pub jobs: Vec<String>,
+
+    /// Where the leader POSTs each run of a job: NAME=URL on its own pod's application.
+    /// Repeatable; in the environment, separate entries with ';'.
+    #[arg(
+        long = "job-url",
+        env = "RAFT_ELECTOR_JOB_URL",
+        value_delimiter = ';',
+        value_name = "NAME=URL"
+    )]
+    pub job_urls: Vec<String>,
+
+    /// How long a run's request may take (a 2xx within it records the slot ok); a slot
+    /// claimed and not reported this long after its claim (plus 5 s) is judged lost.
+    #[arg(long, env = "RAFT_ELECTOR_JOB_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub job_timeout: Duration,
+
+    /// Slots nobody ran in time (a failover, the cluster down): run them all, only the
+    /// latest, or none; the others are recorded as missed.
+    #[arg(long, env = "RAFT_ELECTOR_JOB_CATCH_UP", value_enum, default_value_t = CatchUpArg::Latest)]
+    pub job_catch_up: CatchUpArg,
+
+    /// Slots older than this are never run (recorded as missed).
+    #[arg(long, env = "RAFT_ELECTOR_JOB_DEADLINE", default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub job_deadline: Duration,
+
+    /// A slot whose runner died before reporting: skip it (recorded as lost; at most once)
+    /// or run it again with a new token (at least once).
+    #[arg(long, env = "RAFT_ELECTOR_JOB_ON_LOST", value_enum, default_value_t = OnLostArg::Skip)]
+    pub job_on_lost: OnLostArg,
+
     /// Upper bound on a graceful shutdown (SIGTERM, SIGINT), hand-off included.
     #[arg(long, env = "RAFT_ELECTOR_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub shutdown_timeout: Duration,
@@ -328,6 +368,27 @@ impl RunArgs {
             )?,
             max_streams: self.max_streams,
             job_history: config::validate_job_history(self.job_history)?,
+            schedules: self.schedules()?,
+        })
+    }
+
+    fn schedules(&self) -> Result<config::Schedules, ConfigError> {
+        if self.job_deadline < Duration::from_secs(1) {
+            return Err(config::ScheduleError::ShortDeadline(self.job_deadline).into());
+        }
+        Ok(config::Schedules {
+            jobs: config::parse_jobs(&self.jobs, &self.job_urls)?,
+            timeout: self.job_timeout,
+            catch_up: match self.job_catch_up {
+                CatchUpArg::All => config::CatchUp::All,
+                CatchUpArg::Latest => config::CatchUp::Latest,
+                CatchUpArg::None => config::CatchUp::None,
+            },
+            deadline: self.job_deadline,
+            on_lost: match self.job_on_lost {
+                OnLostArg::Skip => config::OnLost::Skip,
+                OnLostArg::Retry => config::OnLost::Retry,
+            },
         })
     }
 
@@ -481,4 +542,19 @@ fn read_secret(
         return Err(ConfigError::ShortSecret(secret.len()));
     }
     Ok(Some(secret))
+}
+
+/// `--job-catch-up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CatchUpArg {
+    All,
+    Latest,
+    None,
+}
+
+/// `--job-on-lost`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnLostArg {
+    Skip,
+    Retry,
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -127,7 +128,21 @@ struct ClaimBody {
     slot: String,
 }
 
-async fn claim(State(jobs): State<Jobs>, Path(job): Path<String>, bytes: Bytes) -> Response {
+/// A path parameter that is no valid text is a 400 in this API's shape, not axum's.
+fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, Response> {
+    p.map(|Path(v)| v)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad path: {e}")))
+}
+
+async fn claim(
+    State(jobs): State<Jobs>,
+    job: Result<Path<String>, PathRejection>,
+    bytes: Bytes,
+) -> Response {
+    let job = match path(job) {
+        Ok(j) => j,
+        Err(resp) => return resp,
+    };
     let req: ClaimBody = match body(&bytes, r#"{"slot":"<key>"}"#) {
         Ok(b) => b,
         Err(resp) => return resp,
@@ -176,9 +191,13 @@ struct DoneBody {
 
 async fn done(
     State(jobs): State<Jobs>,
-    Path((job, slot)): Path<(String, String)>,
+    job_slot: Result<Path<(String, String)>, PathRejection>,
     bytes: Bytes,
 ) -> Response {
+    let (job, slot) = match path(job_slot) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
     let req: DoneBody = match body(&bytes, r#"{"token":N,"ok":true|false,"detail":"..."}"#) {
         Ok(b) => b,
         Err(resp) => return resp,
@@ -216,7 +235,11 @@ async fn list(State(jobs): State<Jobs>) -> Json<Value> {
     Json(json!({ "jobs": jobs.jobs() }))
 }
 
-async fn one(State(jobs): State<Jobs>, Path(job): Path<String>) -> Response {
+async fn one(State(jobs): State<Jobs>, job: Result<Path<String>, PathRejection>) -> Response {
+    let job = match path(job) {
+        Ok(j) => j,
+        Err(resp) => return resp,
+    };
     let Some(ledger) = jobs.job(&job) else {
         return error(
             StatusCode::NOT_FOUND,

@@ -59,7 +59,7 @@ async fn every_answer_conforms_to_the_openapi_spec_and_the_run_changes_no_leader
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("8 passed"),
+        text.contains("12 passed"),
         "not every operation ran:\n{text}"
     );
     for i in c.all() {

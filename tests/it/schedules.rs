@@ -329,7 +329,11 @@ fn app_slots_between(after: &str, before: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_outage_latest_runs_one_missed_slot_and_none_runs_none() {
     let (seen, older, latest) = outage(&["--job-catch-up", "latest"]).await;
-    assert!(!older.is_empty(), "no slot fell in the outage before {latest}: {:?}", seen.app.per_slot().keys());
+    assert!(
+        !older.is_empty(),
+        "no slot fell in the outage before {latest}: {:?}",
+        seen.app.per_slot().keys()
+    );
     assert!(
         seen.app.per_slot().contains_key(&latest),
         "latest: {latest} runs as the catch-up"

@@ -6,6 +6,14 @@
 #   leader-only.sh            # every 30 s: run the job here if this pod leads
 #   leader-only.sh --check    # exit 0 if this pod leads, 1 otherwise
 #   leader-only.sh --watch    # push: "<leader> me|other|none" at once and on every change
+#   leader-only.sh --claim JOB [SLOT]
+#                             # exactly once per slot: claim SLOT (default: this minute, RFC
+#                             # 3339 UTC) of JOB in raft-elector's job ledger; run it if granted
+#
+# --claim replaces the name check: every replica asks POST /v1/jobs/JOB/claims {"slot":..};
+# only the one that gets 201 (or 200, its own grant again) runs the job, with the grant's
+# token to fence its writes. Exit 0 ran, 1 held by another pod (409), 2 ask again later (503),
+# 3 refused (400, 410). Needs curl.
 #
 # --watch reads the Server-Sent Events of GET /sse (nais/elector's stream: an event at once,
 # then one on every change of leader) with curl -N, reconnecting when the sidecar restarts.
@@ -29,6 +37,26 @@ is_leader() {
 job() {
   echo "$(date -u +%FT%TZ) $HOSTNAME leads: running the job"
 }
+
+if [ "${1:-}" = "--claim" ] && [ -n "${2:-}" ]; then
+  job_name=$2
+  slot=${3:-$(date -u +%Y-%m-%dT%H:%M:00Z)}
+  out=$(curl -sS --max-time 5 --noproxy '*' -o - -w '\n%{http_code}' -X POST \
+    -H 'content-type: application/json' -d "{\"slot\":\"$slot\"}" \
+    "$url/v1/jobs/$job_name/claims" 2>/dev/null)
+  code=${out##*
+}
+  body=${out%
+*}
+  token=$(echo "$body" | sed -n 's/.*"token":\([0-9]*\).*/\1/p')
+  holder=$(echo "$body" | sed -n 's/.*"holder":"\([^"]*\)".*/\1/p')
+  case $code in
+    200|201) echo "${HOSTNAME:-} holds $job_name $slot (token $token): running the job"; exit 0 ;;
+    409) echo "${HOSTNAME:-}: $job_name $slot is held by $holder (token $token)"; exit 1 ;;
+    503|000) echo "${HOSTNAME:-}: $job_name $slot: ask again later ($code)"; exit 2 ;;
+    *) echo "${HOSTNAME:-}: $job_name $slot: refused ($code): $body"; exit 3 ;;
+  esac
+fi
 
 if [ "${1:-}" = "--check" ]; then
   is_leader

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::http::Request;
 use libfuzzer_sys::fuzz_target;
 use raft_elector::config::{Config, Peer, Timing};
+use raft_elector::leadership::jobs::Jobs;
 use raft_elector::leadership::membership::Changes;
 use raft_elector::leadership::{Leadership, LocalPeer, NetworkFactory};
 use raft_elector::metrics::Metrics;
@@ -31,6 +32,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().expect("tmp");
         let router = rt.block_on(async {
             let (log, sm, _) = raft_elector::store::open(&dir.path().join("d"), "fuzz", "a").expect("store");
+            let ledger = sm.ledger();
             let timing = Timing::default();
             let (a, b) = (node_id("a"), node_id("b"));
             let leadership = Arc::new(Leadership::new(a, [a, b], timing));
@@ -72,6 +74,8 @@ fn fixture() -> &'static Fixture {
                 peer_auth_window: Duration::from_secs(30),
                 max_streams: 16,
                 app_health: None,
+                job_history: 10,
+                schedules: Default::default(),
             };
             let admission = Admission {
                 election: "fuzz".into(),
@@ -82,15 +86,16 @@ fn fixture() -> &'static Fixture {
                 auth: None,
             };
             let config = Arc::new(config);
-            let changes = Arc::new(Changes::new(raft.clone(), config.clone(), client, leadership.clone()));
-            let local = LocalPeer { raft, log, leadership, config, changes };
+            let changes = Arc::new(Changes::new(raft.clone(), config.clone(), client.clone(), leadership.clone()));
+            let jobs = Arc::new(Jobs::new(raft.clone(), config.clone(), client, leadership.clone(), ledger));
+            let local = LocalPeer { raft, log, leadership, config, changes, jobs };
             server::router(admission, local)
         });
         Fixture { rt, router, _dir: dir }
     })
 }
 
-const PATHS: [&str; 11] = [
+const PATHS: [&str; 14] = [
     "/raft/v1/append",
     "/raft/v1/vote",
     "/raft/v1/snapshot",
@@ -100,6 +105,9 @@ const PATHS: [&str; 11] = [
     "/raft/v1/join",
     "/raft/v1/leave",
     "/raft/v1/info",
+    "/raft/v1/features",
+    "/raft/v1/claim",
+    "/raft/v1/done",
     "/raft/v1/unknown",
     "/",
 ];

@@ -48,6 +48,7 @@ fn compile_java(out: &Path) -> String {
         .arg(out)
         .args(["-cp", &cp])
         .arg(repo.join("config/examples/java/LeaderOnlyJob.java"))
+        .arg(repo.join("config/examples/java/SlotClaims.java"))
         .output()
         .expect("run javac (JDK 17)");
     assert!(
@@ -223,4 +224,135 @@ async fn the_java_spring_example_compiles_checks_the_leader_and_runs_its_job_on_
         .await;
     let last = lines.last().cloned().unwrap_or_default();
     assert!(last.ends_with("leads: running the job"), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_shell_and_java_examples_run_a_claimed_slot_on_one_pod_only() {
+    let classes = tempfile::tempdir().expect("temp dir");
+    let cp = compile_java(classes.path());
+    let c = Cluster::start(spec(3));
+    c.agreed_leader(&c.all(), Duration::from_secs(10)).await;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let py = repo.join("config/examples/leader_only.py");
+    let sh = repo.join("config/examples/leader-only.sh");
+    for (what, slot) in [
+        ("python", "2026-12-03T12:00:00Z"),
+        ("shell", "2026-12-03T12:01:00Z"),
+        ("java", "2026-12-03T12:02:00Z"),
+    ] {
+        let mut ran = Vec::new();
+        for round in 0..2 {
+            for i in c.all() {
+                let mut cmd = match what {
+                    "python" => {
+                        let mut c = Command::new("python3");
+                        c.arg(&py).args(["--claim", "mail", slot]);
+                        c
+                    }
+                    "shell" => {
+                        let mut c = Command::new("sh");
+                        c.arg(&sh).args(["--claim", "mail", slot]);
+                        c
+                    }
+                    _ => {
+                        let mut c = Command::new("java");
+                        c.args([
+                            "-cp",
+                            &cp,
+                            "com.example.jobs.LeaderOnlyJob",
+                            "--claim",
+                            "mail",
+                            slot,
+                        ]);
+                        c
+                    }
+                };
+                let out = cmd
+                    .env("RAFT_ELECTOR_URL", format!("http://{}", c.peers[i].http))
+                    .env("HOSTNAME", &c.peers[i].name)
+                    .output()
+                    .await
+                    .expect("run the example");
+                let text = String::from_utf8_lossy(&out.stdout).to_string();
+                match out.status.code() {
+                    Some(0) => {
+                        assert!(text.contains("running the job"), "{what}: {text}");
+                        ran.push((round, i));
+                    }
+                    Some(1) => assert!(text.contains("is held by"), "{what}: {text}"),
+                    other => panic!(
+                        "{what} on peer-{i}: exit {other:?}: {text} {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ),
+                }
+            }
+        }
+        // One pod is granted the slot; asked again in the second round, it gets its own
+        // grant back and nobody else does.
+        assert_eq!(ran.len(), 2, "{what}: {ran:?}");
+        assert_eq!(ran[0].1, ran[1].1, "{what}: {ran:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_mode_example_endpoint_runs_each_slot_on_the_leader_s_pod_once() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut s = spec(3);
+    s.flags.extend(["--job".into(), "mail=* * * * * *".into()]);
+    let mut c = Cluster::new(s);
+    let mut endpoints = Vec::new();
+    for p in &mut c.peers {
+        let port = testkit::free_port();
+        let mut child = Command::new("python3")
+            .arg(repo.join("config/examples/job_endpoint.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the endpoint");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        endpoints.push((child, lines));
+        p.extra.extend([
+            "--job-url".into(),
+            format!("mail=http://127.0.0.1:{port}/jobs/mail"),
+        ]);
+    }
+    c.spawn_all();
+    c.agreed_leader(&c.all(), Duration::from_secs(10)).await;
+    // Every endpoint's lines, read until 4 runs in all were seen.
+    let seen = std::sync::Mutex::new(Vec::<String>::new());
+    let readers = endpoints.iter_mut().map(|(_, lines)| async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.lock().expect("lock").push(line);
+        }
+    });
+    let all = futures::future::join_all(readers);
+    let enough = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while seen.lock().expect("lock").len() < 4 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "runs: {:?}",
+                seen.lock().expect("lock")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        _ = all => panic!("the endpoints ended"),
+        () = enough => {}
+    }
+    let runs = seen.lock().expect("lock").clone();
+    let mut slots: Vec<&str> = runs
+        .iter()
+        .map(|l| l.split(' ').nth(2).unwrap_or(""))
+        .collect();
+    assert!(
+        runs.iter().all(|l| l.starts_with("ran mail 20")),
+        "{runs:?}"
+    );
+    let n = slots.len();
+    slots.sort_unstable();
+    slots.dedup();
+    assert_eq!(slots.len(), n, "a slot ran twice: {runs:?}");
 }

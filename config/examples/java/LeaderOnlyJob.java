@@ -29,6 +29,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
  *   java com.example.jobs.LeaderOnlyJob            # a Spring context: the job every 30 s if this pod leads
  *   java com.example.jobs.LeaderOnlyJob --check    # exit 0 if this pod leads, 1 otherwise
  *   java com.example.jobs.LeaderOnlyJob --watch    # push: a line at once and on every change of leader
+ *   java com.example.jobs.LeaderOnlyJob --claim JOB SLOT   # exactly once per slot (SlotClaims)
  * </pre>
  *
  * <p>{@code --watch} uses raft-elector's blocking query {@code GET /v1/leader?wait=60s&term=N&name=X}:
@@ -116,6 +117,21 @@ public class LeaderOnlyJob {
     public static void main(String[] args) throws Exception {
         if (args.length == 1 && args[0].equals("--check")) {
             System.exit(new LeaderOnlyJob().isLeader() ? 0 : 1);
+        }
+        if (args.length == 3 && args[0].equals("--claim")) {
+            // Exactly once per slot (SlotClaims): run only if this pod is granted the slot.
+            SlotClaims.Answer a = new SlotClaims(new LeaderOnlyJob().url).ask(args[1], args[2]);
+            String me = System.getenv("HOSTNAME");
+            if (a.granted()) {
+                System.out.println(me + " holds " + args[1] + " " + args[2] + " (token " + a.body.get("token") + "): running the job");
+                System.exit(0);
+            }
+            if (a.status == 409) {
+                System.out.println(me + ": " + args[1] + " " + args[2] + " is held by " + a.body.get("holder"));
+                System.exit(1);
+            }
+            System.out.println(me + ": " + args[1] + " " + args[2] + ": " + a.status + " " + a.body.get("error"));
+            System.exit(a.status == 503 ? 2 : 3);
         }
         if (args.length == 1 && args[0].equals("--watch")) {
             new LeaderOnlyJob().watch();

@@ -31,7 +31,8 @@
 //!     names it leader.
 //!
 //! 13-15, the job ledger ([`crate::ledger`]): no slot granted twice, no token reused, tokens
-//! growing in the order of grants.
+//! growing in the order of grants. 16-17, the schedule ([`crate::schedule`]): no slot ran
+//! twice, none skipped.
 //!
 //! 8-11, the membership ([`crate::membership`]): a leader is a voter of its own membership; a
 //! peer's membership index never goes back; one membership per index across peers; after the
@@ -48,6 +49,7 @@ use crate::history::{Answer, History, MembersSample, Micros, UNKNOWN_PEER};
 use crate::ledger::ledger;
 use crate::liveness::liveness;
 use crate::membership::membership;
+use crate::schedule::schedule;
 pub use crate::violation::Violation;
 
 /// The bounds the checker applies.
@@ -143,6 +145,9 @@ pub struct Report {
     /// Answers to claims that named a holder (201, 200, 409), and the slots granted.
     pub claim_answers: usize,
     pub slots_granted: usize,
+    /// Runs of the scheduled job, and its slots recorded lost.
+    pub schedule_runs: usize,
+    pub schedule_lost: usize,
 }
 
 impl Report {
@@ -175,6 +180,7 @@ pub fn check(h: &History, rules: &Rules) -> Report {
     exits(h, rules, &mut r);
     membership(h, rules, &mut r);
     ledger(h, &mut r);
+    schedule(h, &mut r);
     r
 }
 

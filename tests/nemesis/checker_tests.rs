@@ -69,6 +69,7 @@ pub fn history_of(peers: usize, answers: Vec<Answer>, faults: Vec<Fault>) -> His
         stops: Vec::new(),
         members: Vec::new(),
         claims: Vec::new(),
+        schedule: None,
         lives: Vec::new(),
         enrolments: Vec::new(),
         settle_from: None,

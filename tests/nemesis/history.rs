@@ -266,6 +266,8 @@ pub struct History {
     pub members: Vec<MembersSample>,
     /// Every answer to a claim of a job slot.
     pub claims: Vec<ClaimSample>,
+    /// The schedule's runs and ledger, when the peers ran one ([`crate::schedule`]).
+    pub schedule: Option<crate::schedule::ScheduleRecord>,
     /// Every start and end of a peer process, in order.
     pub lives: Vec<LifeEvent>,
     /// Peers joining and leaving on purpose, in order.

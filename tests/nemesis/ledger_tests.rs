@@ -107,3 +107,39 @@ fn a_later_grant_with_a_lower_token_fails_and_concurrent_ones_are_not_compared()
     let r = check(&with_claims(claims), &rules());
     assert!(r.ok(), "{:?}", r.violations);
 }
+
+#[test]
+fn a_scheduled_slot_run_twice_or_skipped_fails_and_a_lost_one_passes() {
+    use crate::schedule::{Run, ScheduleRecord};
+    let run = |slot: &str, peer: &str, token: u64| Run {
+        peer: peer.into(),
+        slot: slot.into(),
+        token,
+    };
+    let mut h = with_claims(Vec::new());
+    let ledger = [
+        ("2026-12-03T12:00:00Z", "ok"),
+        ("2026-12-03T12:00:01Z", "lost"),
+        ("2026-12-03T12:00:02Z", "ok"),
+        ("2026-12-03T12:00:03Z", "running"),
+    ];
+    h.schedule = Some(ScheduleRecord {
+        runs: vec![
+            run("2026-12-03T12:00:00Z", "peer-0", 3),
+            run("2026-12-03T12:00:02Z", "peer-1", 9),
+        ],
+        ledger: ledger
+            .iter()
+            .map(|(s, o)| (s.to_string(), o.to_string()))
+            .collect(),
+    });
+    let r = check(&h, &rules());
+    assert!(r.ok(), "{:?}", r.violations);
+    assert_eq!(r.schedule_lost, 1);
+    let s = h.schedule.as_mut().expect("schedule");
+    s.runs.push(run("2026-12-03T12:00:02Z", "peer-2", 11));
+    s.ledger.insert("2026-12-03T12:00:04Z".into(), "ok".into());
+    let r = check(&h, &rules());
+    assert_found(&r, "scheduled slot ran twice", 1);
+    assert_found(&r, "scheduled slot never ran", 1);
+}

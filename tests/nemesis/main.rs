@@ -40,6 +40,7 @@ mod nemesis;
 mod roster;
 mod run;
 mod scale;
+mod schedule;
 mod summary;
 mod tracked;
 mod violation;
@@ -80,6 +81,7 @@ const SPARES: usize = 2;
 /// the sender by the header each peer request carries; the plan's witness started with
 /// `--witness`.
 fn processes(plan: &Plan, exe: &Path) -> Cluster {
+    let schedule = plan.schedule.clone();
     let (peers, spares) = (plan.peers, plan.spares);
     let mut spec = Spec::new(exe, peers + spares);
     spec.spares = spares;
@@ -89,7 +91,16 @@ fn processes(plan: &Plan, exe: &Path) -> Cluster {
     spec.dir_prefix = "raft-elector-nemesis-".into();
     // A failing run says where its logs and data are.
     spec.keep_failed = true;
+    if schedule.is_some() {
+        spec.flags.extend(schedule::Endpoint::flags());
+    }
     let mut c = Cluster::new(spec);
+    if let Some(endpoint) = &schedule {
+        for p in &mut c.peers {
+            let flag = endpoint.url_flag(&p.name);
+            p.extra.extend(flag);
+        }
+    }
     if let Some(w) = plan.witness {
         c.peers[w].extra.push("--witness".into());
     }
@@ -120,6 +131,8 @@ fn plan(label: &str, size: &str, faults: usize, seed: u64) -> Plan {
     let mut plan = Plan::new(&format!("{label}-{size}"), peers, faults, seed);
     plan.spares = SPARES;
     plan.witness = witness.then_some(peers - 1);
+    // Process clusters run the schedule mode too (its endpoint is this test's, on loopback).
+    plan.schedule = Some(schedule::Endpoint::start());
     plan
 }
 

@@ -36,6 +36,8 @@ pub struct Plan {
     pub witness: Option<usize>,
     /// Keep logs and data of a run that fails.
     pub keep_failed: bool,
+    /// The endpoint of the peers' scheduled job, when they run one (process clusters).
+    pub schedule: Option<Arc<crate::schedule::Endpoint>>,
 }
 
 /// The product's default timings, as the checker's bounds.
@@ -75,6 +77,7 @@ impl Plan {
             rules: default_rules(),
             witness: None,
             keep_failed: true,
+            schedule: None,
         }
     }
 }
@@ -255,6 +258,16 @@ pub async fn run<C: Target>(plan: &Plan, cluster: C) -> Outcome {
         }
     }
     let end = clock.now();
+    // The schedule's ledger, read while the peers still run.
+    let schedule = match &plan.schedule {
+        Some(endpoint) => Some(crate::schedule::ScheduleRecord {
+            ledger: crate::schedule::read_ledger(&cluster.http())
+                .await
+                .unwrap_or_default(),
+            runs: endpoint.runs(),
+        }),
+        None => None,
+    };
     // Every peer stopped as a pod is: SIGTERM, and it must exit 0 in time.
     let exit_within = Duration::from_micros(plan.rules.shutdown_bound);
     for exit in cluster.terminate_all(exit_within).await {
@@ -274,6 +287,7 @@ pub async fn run<C: Target>(plan: &Plan, cluster: C) -> Outcome {
         stops,
         members: recorded.members,
         claims: recorded.claims,
+        schedule,
         lives: recorded.lives,
         enrolments: recorded.enrolments,
         settle_from: Some(settle_from),

@@ -74,6 +74,13 @@ pub fn render(plan: &Plan, target: &str, h: &History, r: &Report, elapsed: Durat
         thousands(unavailable),
         thousands(r.slots_granted)
     );
+    if h.schedule.is_some() {
+        out += &format!(
+            "scheduled job: {} runs, {} slots recorded lost (rules 16-17)\n",
+            thousands(r.schedule_runs),
+            thousands(r.schedule_lost)
+        );
+    }
 
     // Windows and per-fault totals, by the kind of the fault they followed.
     let mut windows: BTreeMap<Option<FaultKind>, Vec<Micros>> = BTreeMap::new();

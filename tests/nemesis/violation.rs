@@ -100,6 +100,16 @@ pub enum Violation {
         earlier: ClaimSample,
         later: ClaimSample,
     },
+    /// Rule 16: a scheduled slot ran more than once.
+    SlotRanTwice {
+        slot: String,
+        runs: Vec<String>,
+    },
+    /// Rule 17: a scheduled slot below the newest claimed one neither ran nor was lost.
+    SlotNeverRan {
+        slot: String,
+        outcome: Option<String>,
+    },
     NotSettled {
         from: Micros,
         /// When the roster agreed, if ever.
@@ -137,6 +147,8 @@ impl Violation {
             Violation::GrantedWrongly { .. } => "slot granted to another",
             Violation::TokenReused { .. } => "token reused",
             Violation::TokenBack { .. } => "token went back",
+            Violation::SlotRanTwice { .. } => "scheduled slot ran twice",
+            Violation::SlotNeverRan { .. } => "scheduled slot never ran",
         }
     }
 
@@ -290,6 +302,16 @@ impl Violation {
                 format!("TOKEN WENT BACK: a grant sent after another was received has a token not above it:\n  {}\n  {}\n", h.show_claim(earlier), h.show_claim(later)),
                 earlier.sent,
                 later.received,
+            ),
+            Violation::SlotRanTwice { slot, runs } => (
+                format!("SCHEDULED SLOT RAN TWICE: {slot}: {}\n", runs.join(", ")),
+                0,
+                0,
+            ),
+            Violation::SlotNeverRan { slot, outcome } => (
+                format!("SCHEDULED SLOT NEVER RAN: {slot} (the ledger says {outcome:?}), though a later slot was claimed\n"),
+                0,
+                0,
             ),
             Violation::NotSettled { from, at, roster, latest } => {
                 let when = match at {

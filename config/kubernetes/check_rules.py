@@ -1,15 +1,17 @@
 """Deployment rules the JSON schemas cannot see: names and labels that must match across the
 manifests, the raft-elector sidecar's configuration, the first cluster every peer of an
-election must agree on, and the restricted security context.
+election must agree on, the restricted security context, probes and resources on every
+container, and nothing relying on the `default` namespace.
 
-The files may hold several elections (statefulset.yaml and its companions: "web"; witness.yaml:
-"pair", two application pods and a witness). Every StatefulSet is checked with the objects
-that serve it (the Service its serviceName names, the PodDisruptionBudget and NetworkPolicy
-that select its pods, the HorizontalPodAutoscaler that scales it); every election (the
-StatefulSets whose raft-elector containers share RAFT_ELECTOR_ELECTION) as a whole.
+validate.sh runs it on each rendering of the kustomize base and of every overlay (one file of
+several documents each). Every StatefulSet is checked with the objects that serve it (the
+Service its serviceName names, the PodDisruptionBudget and NetworkPolicies that select its
+pods, the HorizontalPodAutoscaler that scales it); every election (the StatefulSets whose
+raft-elector containers share RAFT_ELECTOR_ELECTION, e.g. web and web-witness in the witness
+overlay) as a whole.
 
-Run by validate.sh with the venv's Python (PyYAML comes with kubernetes-validate):
-    python check_rules.py config/kubernetes/*.yaml
+Run with the venv's Python (PyYAML comes with kubernetes-validate):
+    python check_rules.py RENDERED.yaml...
 Exits 1 and lists every broken rule.
 """
 
@@ -142,7 +144,10 @@ def check_pod(p):
         res = c.get("resources", {})
         rule("memory" in res.get("requests", {}) and "memory" in res.get("limits", {}),
              f"{name}: memory requests and limits")
-        rule("cpu" in res.get("requests", {}), f"{name}: cpu request")
+        rule("cpu" in res.get("requests", {}) and "cpu" in res.get("limits", {}),
+             f"{name}: cpu requests and limits")
+        rule(bool(c.get("livenessProbe")) and bool(c.get("readinessProbe")),
+             f"{name}: liveness and readiness probes")
 
 
 def check_sidecar(p, svc):
@@ -277,12 +282,18 @@ def check_budget(pdb, covered):
 
 
 def check_network_policy(netpol, p, elections):
+    """Ingress rules for the peer port admit exactly the election's pods; a rule that admits
+    only the probe port (/metrics, /healthz, /readyz) may admit others, e.g. Prometheus."""
     n = f"NetworkPolicy {name_of(netpol)}"
     nspec = netpol.get("spec", {})
     rule("Ingress" in nspec.get("policyTypes", []), f"{n}: the NetworkPolicy must restrict ingress")
     same = elections.get(p.election, [p])
+    probe_ports = ("probe", p.container_probe_port)
     for rule_ in nspec.get("ingress", []):
         rule(rule_.get("from"), f"{n}: a NetworkPolicy ingress rule without 'from' admits everyone")
+        ports = rule_.get("ports", [])
+        if ports and all(port.get("port") in probe_ports for port in ports):
+            continue
         for peer in rule_.get("from", []):
             only_pods = set(peer) == {"podSelector"}
             selector = peer.get("podSelector", {}).get("matchLabels")
@@ -292,9 +303,30 @@ def check_network_policy(netpol, p, elections):
                  f"{n}: NetworkPolicy admits more than the election's pods: {peer}")
             cut = [o.name for o in same if not selects(selector, o.labels)]
             rule(not cut, f"{n}: peer traffic from {', '.join(cut)} (same election) is not admitted")
-        for port in rule_.get("ports", []):
+        for port in ports:
             rule(port.get("port") in ("peer", p.container_peer_port),
                  f"{n}: NetworkPolicy admits a port other than the peer port: {port}")
+
+
+def strings(value):
+    """Every string in a document, recursively."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+
+
+def check_namespaces(docs):
+    """Nothing relies on the `default` namespace: no object names it, no address is in it."""
+    for d in docs:
+        n = f"{d.get('kind')} {name_of(d)}"
+        rule(d.get("metadata", {}).get("namespace") != "default", f"{n}: names the namespace 'default'")
+        rule(not any(".default.svc" in s for s in strings(d)),
+             f"{n}: an address in the namespace 'default' (use $(POD_NAMESPACE))")
 
 
 def check_autoscaler(hpa, sets):
@@ -325,6 +357,7 @@ def main(paths):
     services = {name_of(d): d for d in kind("Service")}
     pdbs, netpols = kind("PodDisruptionBudget"), kind("NetworkPolicy")
     rule(bool(sets), "no StatefulSet of peers")
+    check_namespaces(docs)
 
     elections = {}
     for p in sets.values():

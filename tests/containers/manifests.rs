@@ -1,37 +1,25 @@
-//! The Kubernetes manifests in config/kubernetes/: the Kubernetes JSON schemas (strict, 1.29
-//! to 1.37, kubernetes-validate pinned and installed in a venv under target/) and the
-//! deployment rules of check_rules.py, both run by config/kubernetes/validate.sh. No cluster.
+//! The Kubernetes manifests in config/kubernetes/: a kustomize base and its overlays, each
+//! rendered with `kubectl kustomize` and checked against the Kubernetes JSON schemas (strict,
+//! 1.29 to 1.37, kubernetes-validate pinned and installed in a venv under target/) and the
+//! deployment rules of check_rules.py, all run by config/kubernetes/validate.sh. No cluster.
 //!
-//! Two examples live there: the StatefulSet `web` (statefulset.yaml, service.yaml, pdb.yaml,
-//! networkpolicy.yaml, and hpa.yaml to autoscale it) and, in witness.yaml alone, two
-//! application pods `pair` with a witness. Each is checked as a whole and on its own.
+//! The base is the StatefulSet `web` with its Service, budget and network policy; the
+//! overlays add an autoscaler, two replicas with a witness, and Prometheus scraping. The
+//! mutation tests copy the tree, break one thing in one file, and expect the rendering of the
+//! overlay that uses it to fail with the right complaint.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use testkit::docker::repo;
 
-/// The StatefulSet `web` and what serves it.
-const BASE: [&str; 4] = [
-    "statefulset.yaml",
-    "service.yaml",
-    "pdb.yaml",
-    "networkpolicy.yaml",
+/// Every rendering validate.sh checks, with its objects and what check_rules.py reports.
+const RENDERINGS: [(&str, usize, &str); 4] = [
+    ("base", 4, "(1 StatefulSet, 1 election)"),
+    ("overlays/autoscaled", 5, "(1 StatefulSet, 1 election)"),
+    ("overlays/prometheus", 5, "(1 StatefulSet, 1 election)"),
+    ("overlays/witness", 6, "(2 StatefulSets, 1 election)"),
 ];
-
-/// Every manifest: `web` with its autoscaler, and the two replicas with a witness.
-const ALL: [&str; 6] = [
-    "statefulset.yaml",
-    "service.yaml",
-    "pdb.yaml",
-    "networkpolicy.yaml",
-    "hpa.yaml",
-    "witness.yaml",
-];
-
-/// The objects in ALL: 4 in the base files, the autoscaler, and the 6 of witness.yaml (two
-/// StatefulSets, their two Services, a budget and a network policy).
-const OBJECTS: usize = 11;
 
 fn validate(args: &[&str]) -> Output {
     validate_with(args, None)
@@ -56,229 +44,225 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn manifest(name: &str) -> String {
-    std::fs::read_to_string(repo().join("config/kubernetes").join(name)).expect("manifest")
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(entry.file_name()));
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy");
+        }
+    }
 }
 
-/// Copies the manifests `names` into `dir`, replacing `from` by `to` (once, in the file that
-/// has it; `from` must not occur in a comment before the field it means).
-fn mutated(dir: &Path, names: &[&str], from: &str, to: &str) -> Vec<String> {
-    let mut hits = 0;
-    let files = names
-        .iter()
-        .map(|name| {
-            let source = manifest(name);
-            hits += usize::from(source.contains(from));
-            let path = dir.join(name);
-            std::fs::write(&path, source.replacen(from, to, 1)).expect("write");
-            path.to_str().expect("utf-8 path").to_string()
-        })
-        .collect();
-    assert_eq!(hits, 1, "{from:?} must occur in exactly one manifest");
-    files
+/// Copies the base and the overlays into `dir`, replacing the first `from` in `file` (a path
+/// below config/kubernetes/) by `to`; returns the copy of `render` (a kustomize directory)
+/// to validate.
+fn mutated(dir: &Path, file: &str, from: &str, to: &str, render: &str) -> PathBuf {
+    let src = repo().join("config/kubernetes");
+    for part in ["base", "overlays"] {
+        copy_tree(&src.join(part), &dir.join(part));
+    }
+    let path = dir.join(file);
+    let source = std::fs::read_to_string(&path).expect("manifest");
+    assert!(source.contains(from), "{from:?} is not in {file}");
+    std::fs::write(&path, source.replacen(from, to, 1)).expect("write");
+    dir.join(render)
+}
+
+/// Validates the mutation and expects it to fail, with `complaint` in the output unless the
+/// check is `--schema-only`.
+fn expect_caught(file: &str, from: &str, to: &str, render: &str, complaint: Option<&str>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = mutated(dir.path(), file, from, to, render);
+    let target = target.to_str().expect("utf-8 path");
+    let args: Vec<&str> = match complaint {
+        None => vec!["--schema-only", target],
+        Some(_) => vec![target],
+    };
+    let out = validate_with(&args, Some("1.37.0"));
+    let text = text(&out);
+    assert!(
+        !out.status.success(),
+        "{file}: {from:?} -> {to:?} passed:\n{text}"
+    );
+    if let Some(complaint) = complaint {
+        assert!(
+            text.contains(complaint),
+            "{file}: {from:?} -> {to:?}: expected a complaint about {complaint}:\n{text}"
+        );
+    }
 }
 
 #[test]
-fn manifests_match_the_kubernetes_schemas_and_the_deployment_rules() {
+fn every_rendering_of_the_base_and_its_overlays_matches_the_schemas_and_the_rules() {
     let out = validate(&[]);
     let text = text(&out);
     eprintln!("{text}");
     assert!(out.status.success(), "validation failed:\n{text}");
-    for file in ALL {
-        assert!(text.contains(file), "{file} was not validated:\n{text}");
-    }
-    for version in ["1.29.0", "1.37.0"] {
-        let line = format!("Kubernetes {version} (strict): {OBJECTS} resources passed");
-        assert!(text.contains(&line), "{text}");
-    }
-    assert!(
-        text.contains("deployment rules hold (3 StatefulSets, 2 elections)"),
-        "{text}"
-    );
-}
-
-#[test]
-fn each_example_passes_on_its_own() {
-    for (names, what) in [
-        (&BASE[..], "(1 StatefulSet, 1 election)"),
-        (&ALL[..5], "(1 StatefulSet, 1 election)"),
-        (&ALL[5..], "(2 StatefulSets, 1 election)"),
-    ] {
-        let files: Vec<String> = names
+    // validate.sh prints a "== DIR" heading per rendering, then its results.
+    let sections: Vec<&str> = text.split("== ").skip(1).collect();
+    assert_eq!(sections.len(), RENDERINGS.len(), "{text}");
+    for (dir, objects, rules) in RENDERINGS {
+        let section = sections
             .iter()
-            .map(|name| {
-                let path = repo().join("config/kubernetes").join(name);
-                path.to_str().expect("utf-8 path").to_string()
-            })
-            .collect();
-        let args: Vec<&str> = files.iter().map(String::as_str).collect();
-        let out = validate_with(&args, Some("1.37.0"));
-        let text = text(&out);
-        assert!(out.status.success(), "{names:?} failed:\n{text}");
-        assert!(text.contains(what), "{names:?}: expected {what}:\n{text}");
+            .find(|s| s.lines().next().is_some_and(|l| l.ends_with(dir)))
+            .unwrap_or_else(|| panic!("{dir} was not rendered and validated:\n{text}"));
+        for version in ["1.29.0", "1.37.0"] {
+            let line = format!("Kubernetes {version} (strict): {objects} resources passed");
+            assert!(section.contains(&line), "{dir}: {section}");
+        }
+        assert!(
+            section.contains(&format!("deployment rules hold {rules}")),
+            "{dir}: {section}"
+        );
     }
 }
 
 #[test]
 fn the_schema_check_catches_typos() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (from, to) in [
-        ("publishNotReadyAddresses", "publishNotReadyAdresses"),
-        ("podManagementPolicy", "podManagmentPolicy"),
-        ("replicas: 3", "replicas: three"),
-        ("readOnlyRootFilesystem", "readOnlyRootFileSystem"),
-        ("unhealthyPodEvictionPolicy", "unhealthyPodEvictionPolice"),
+    for (file, from, to, render) in [
+        (
+            "base/service.yaml",
+            "publishNotReadyAddresses",
+            "publishNotReadyAdresses",
+            "base",
+        ),
+        (
+            "base/statefulset.yaml",
+            "podManagementPolicy",
+            "podManagmentPolicy",
+            "base",
+        ),
+        (
+            "base/statefulset.yaml",
+            "replicas: 3",
+            "replicas: three",
+            "base",
+        ),
+        (
+            "base/statefulset.yaml",
+            "readOnlyRootFilesystem",
+            "readOnlyRootFileSystem",
+            "base",
+        ),
+        (
+            "base/pdb.yaml",
+            "unhealthyPodEvictionPolicy",
+            "unhealthyPodEvictionPolice",
+            "base",
+        ),
+        (
+            "overlays/autoscaled/hpa.yaml",
+            "scaleTargetRef",
+            "scaleTargetReference",
+            "overlays/autoscaled",
+        ),
+        (
+            "overlays/autoscaled/hpa.yaml",
+            "averageUtilization",
+            "averageUtilisation",
+            "overlays/autoscaled",
+        ),
+        (
+            "overlays/witness/witness.yaml",
+            "  replicas: 1\n",
+            "  replicas: one\n",
+            "overlays/witness",
+        ),
+        (
+            "overlays/prometheus/networkpolicy-metrics.yaml",
+            "namespaceSelector",
+            "namespaceSelecter",
+            "overlays/prometheus",
+        ),
     ] {
-        let files = mutated(dir.path(), &BASE, from, to);
-        let mut args = vec!["--schema-only"];
-        args.extend(files.iter().map(String::as_str));
-        let out = validate_with(&args, Some("1.37.0"));
-        assert!(
-            !out.status.success(),
-            "{from} -> {to} passed the schema check:\n{}",
-            text(&out)
-        );
+        expect_caught(file, from, to, render, None);
     }
 }
 
 #[test]
 fn the_rules_catch_what_the_schemas_allow() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (from, to, complaint) in [
+    for (file, from, to, complaint) in [
+        ("base/service.yaml", "publishNotReadyAddresses: true", "publishNotReadyAddresses: false", "publishNotReadyAddresses"),
+        ("base/statefulset.yaml", "podManagementPolicy: Parallel", "podManagementPolicy: OrderedReady", "Parallel"),
+        ("base/statefulset.yaml", "value: \"3\"", "value: \"5\"", "RAFT_ELECTOR_REPLICAS"),
+        ("base/pdb.yaml", "\n  maxUnavailable: 1\n", "\n  maxUnavailable: 2\n", "quorum"),
+        ("base/statefulset.yaml", "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", "allowPrivilegeEscalation"),
+        ("base/statefulset.yaml", "serviceName: web-peers", "serviceName: web", "serviceName"),
+        ("base/statefulset.yaml", "value: 0.0.0.0:4042", "value: 127.0.0.1:4042", "pod's addresses"),
+        ("base/statefulset.yaml", "port: probe", "port: 4040", "probe port"),
+        // Every container, the example application's too, has probes and cpu/memory limits.
         (
-            "publishNotReadyAddresses: true",
-            "publishNotReadyAddresses: false",
-            "publishNotReadyAddresses",
+            "base/statefulset.yaml",
+            "          readinessProbe:\n            exec:\n              command: [\"test\", \"-e\", \"/tmp/alive\"]\n            periodSeconds: 5\n            timeoutSeconds: 2\n",
+            "",
+            "liveness and readiness probes",
         ),
-        (
-            "podManagementPolicy: Parallel",
-            "podManagementPolicy: OrderedReady",
-            "Parallel",
-        ),
-        ("value: \"3\"", "value: \"5\"", "RAFT_ELECTOR_REPLICAS"),
-        (
-            "\n  maxUnavailable: 1\n",
-            "\n  maxUnavailable: 2\n",
-            "quorum",
-        ),
-        (
-            "allowPrivilegeEscalation: false",
-            "allowPrivilegeEscalation: true",
-            "allowPrivilegeEscalation",
-        ),
-        ("serviceName: web-peers", "serviceName: web", "serviceName"),
-        (
-            "value: 0.0.0.0:4042",
-            "value: 127.0.0.1:4042",
-            "pod's addresses",
-        ),
-        ("port: probe", "port: 4040", "probe port"),
+        ("base/statefulset.yaml", "              cpu: 50m\n", "", "cpu requests and limits"),
+        // Nothing relies on the default namespace.
+        ("base/kustomization.yaml", "kind: Kustomization\n", "kind: Kustomization\nnamespace: default\n", "namespace 'default'"),
+        ("base/statefulset.yaml", "web-peers.$(POD_NAMESPACE).svc", "web-peers.default.svc", "namespace 'default'"),
     ] {
-        let files = mutated(dir.path(), &BASE, from, to);
-        let args: Vec<&str> = files.iter().map(String::as_str).collect();
-        let out = validate_with(&args, Some("1.37.0"));
-        let text = text(&out);
-        assert!(!out.status.success(), "{from} -> {to} passed:\n{text}");
-        assert!(
-            text.contains(complaint),
-            "{from} -> {to}: expected a complaint about {complaint}:\n{text}"
-        );
+        expect_caught(file, from, to, "base", Some(complaint));
     }
 }
 
 #[test]
-fn the_schema_check_catches_typos_in_the_autoscaler_and_the_witness() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for (names, from, to) in [
-        (&ALL[4..5], "scaleTargetRef", "scaleTargetReference"),
-        (&ALL[4..5], "averageUtilization", "averageUtilisation"),
-        (
-            &ALL[4..5],
-            "stabilizationWindowSeconds",
-            "stabilisationWindowSeconds",
-        ),
-        (
-            &ALL[5..],
-            "unhealthyPodEvictionPolicy",
-            "unhealthyPodEvictionPolice",
-        ),
-        (&ALL[5..], "  replicas: 1\n", "  replicas: one\n"),
-    ] {
-        let files = mutated(dir.path(), names, from, to);
-        let mut args = vec!["--schema-only"];
-        args.extend(files.iter().map(String::as_str));
-        let out = validate_with(&args, Some("1.37.0"));
-        assert!(
-            !out.status.success(),
-            "{from} -> {to} passed the schema check:\n{}",
-            text(&out)
-        );
-    }
-}
-
-#[test]
-fn the_rules_hold_the_autoscaler_the_budget_and_the_witness_to_the_election() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let web_autoscaled = &ALL[..5];
-    let pair = &ALL[5..];
-    for (names, from, to, complaint) in [
+fn the_rules_hold_the_autoscaler_the_budget_the_witness_and_the_metrics_policy_to_the_election() {
+    let (auto, witness, prom) = (
+        "overlays/autoscaled",
+        "overlays/witness",
+        "overlays/prometheus",
+    );
+    for (file, from, to, render, complaint) in [
         // A budget by count while the HPA moves the count.
-        (
-            web_autoscaled,
-            "\n  maxUnavailable: 1\n",
-            "\n  minAvailable: 2\n",
-            "minAvailable by count",
-        ),
-        // An autoscaler allowed below the first cluster's size.
-        (web_autoscaled, "minReplicas: 3", "minReplicas: 1", "minReplicas"),
-        (
-            web_autoscaled,
-            "    name: web\n  minReplicas",
-            "    name: webb\n  minReplicas",
-            "scaleTargetRef",
-        ),
+        ("base/pdb.yaml", "\n  maxUnavailable: 1\n", "\n  minAvailable: 2\n", auto, "minAvailable by count"),
+        // An autoscaler allowed below the first cluster's size, or scaling nothing.
+        ("overlays/autoscaled/hpa.yaml", "minReplicas: 3", "minReplicas: 1", auto, "minReplicas"),
+        ("overlays/autoscaled/hpa.yaml", "    name: web\n  minReplicas", "    name: webb\n  minReplicas", auto, "scaleTargetRef"),
         // The witness not a witness: a peer with no application that may lead.
-        (pair, "value: \"true\"", "value: \"false\"", "make it a witness"),
-        (pair, "  replicas: 1\n", "  replicas: 2\n", "one pod"),
+        ("overlays/witness/witness.yaml", "value: \"true\"", "value: \"false\"", witness, "make it a witness"),
+        ("overlays/witness/witness.yaml", "  replicas: 1\n", "  replicas: 2\n", witness, "one pod"),
         // The witness and the application pods disagree on the first cluster.
         (
-            pair,
-            "pair-1=pair-1.pair-peers.$(POD_NAMESPACE).svc.cluster.local:4041,",
+            "overlays/witness/witness.yaml",
+            "web-1=web-1.web-peers.$(POD_NAMESPACE).svc.cluster.local:4041,",
             "",
+            witness,
             "different first clusters",
         ),
         // The witness's address under the wrong Service.
         (
-            pair,
-            "value: pair-witness-0=pair-witness-0.pair-witness.",
-            "value: pair-witness-0=pair-witness-0.pair-peers.",
+            "overlays/witness/kustomization.yaml",
+            "value: web-witness-0=web-witness-0.web-witness.",
+            "value: web-witness-0=web-witness-0.web-peers.",
+            witness,
             "stable name",
         ),
         // Fewer application pods than the first cluster names.
-        (pair, "  replicas: 2\n", "  replicas: 1\n", "never create"),
-        // A budget that leaves the witness out.
         (
-            pair,
-            "      app.kubernetes.io/part-of: pair\n  unhealthy",
-            "      app.kubernetes.io/name: pair\n  unhealthy",
-            "PodDisruptionBudgets select",
+            "overlays/witness/kustomization.yaml",
+            "path: /spec/replicas\n        value: 2",
+            "path: /spec/replicas\n        value: 1",
+            witness,
+            "never create",
         ),
+        // A budget that leaves the witness out.
+        ("base/pdb.yaml", "      app.kubernetes.io/part-of: web\n", "      app.kubernetes.io/name: web\n", witness, "PodDisruptionBudgets select"),
         // A network policy that cuts the witness off.
         (
-            pair,
-            "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/part-of: pair",
-            "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: pair",
+            "base/networkpolicy.yaml",
+            "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/part-of: web",
+            "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: web",
+            witness,
             "not admitted",
         ),
+        // The metrics policy admitting the peer port to the monitoring namespace.
+        ("overlays/prometheus/networkpolicy-metrics.yaml", "        - port: probe", "        - port: peer", prom, "admits more than the election's pods"),
     ] {
-        let files = mutated(dir.path(), names, from, to);
-        let args: Vec<&str> = files.iter().map(String::as_str).collect();
-        let out = validate_with(&args, Some("1.37.0"));
-        let text = text(&out);
-        assert!(!out.status.success(), "{from} -> {to} passed:\n{text}");
-        assert!(
-            text.contains(complaint),
-            "{from} -> {to}: expected a complaint about {complaint}:\n{text}"
-        );
+        expect_caught(file, from, to, render, Some(complaint));
     }
 }

@@ -68,7 +68,11 @@ impl Handoff {
         if !self.leading() {
             return Outcome::NotLeader;
         }
-        self.transfer(budget, Heartbeats::StopWhenAsking).await
+        // Claims and reports begun before the shutdown end first (each within its 2 s).
+        let started = Instant::now();
+        self.leadership.quiesce(budget / 3).await;
+        let left = budget.saturating_sub(started.elapsed());
+        self.transfer(left, Heartbeats::StopWhenAsking).await
     }
 
     /// Resign on request: stop claiming and hand over. If nobody takes over, this peer

@@ -214,9 +214,11 @@ impl Jobs {
     /// applied, for at most [`WRITE_BUDGET`].
     async fn write(&self, command: Command) -> JobAnswer {
         let deadline = Instant::now() + WRITE_BUDGET;
-        if self.leadership.relinquished() {
+        // Held until the write is applied: a leader shutting down waits for it before it
+        // picks its successor (`Leadership::quiesce`).
+        let Some(_appending) = self.leadership.begin_append().await else {
             return later("the leader is shutting down: ask again in a moment");
-        }
+        };
         let status = RaftStatus::of(&self.raft);
         if !status.reported_leader(self.config.me.id)
             || !self.leadership.lease_valid(status.term, Instant::now())

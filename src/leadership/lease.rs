@@ -28,6 +28,10 @@ pub struct Leadership {
     timing: Timing,
     lease: Mutex<LeaseState>,
     heard: Mutex<HeardState>,
+    /// Held (shared) by every write this peer appends as leader (claims, reports); taken
+    /// alone by a shutting-down leader before it picks its successor, so that no write
+    /// started before the shutdown lands after the successor caught up ([`Self::quiesce`]).
+    appends: tokio::sync::RwLock<()>,
     /// When this peer last accepted an append-entries of any leader (its start before that):
     /// openraft's own lease on that leader runs from there.
     last_append: Mutex<Instant>,
@@ -93,6 +97,7 @@ impl Leadership {
             timing,
             lease: Mutex::new(LeaseState::default()),
             heard: Mutex::new(HeardState::default()),
+            appends: tokio::sync::RwLock::new(()),
             last_append: Mutex::new(Instant::now()),
             silenced: AtomicU64::new(0),
             app: AppHealth::default(),
@@ -228,6 +233,25 @@ impl Leadership {
     /// Whether the peer is shutting down.
     pub fn relinquished(&self) -> bool {
         self.lease().relinquished
+    }
+
+    /// Leave to append a write as leader, held until it is applied; `None` once the peer is
+    /// shutting down.
+    pub async fn begin_append(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        let guard = self.appends.read().await;
+        (!self.relinquished()).then_some(guard)
+    }
+
+    /// After [`Self::relinquish`]: waits (at most `within`) until every write begun before has
+    /// ended, so that the log stops growing before a successor is picked: a successor that
+    /// lacks an entry the others hold can win no election.
+    pub async fn quiesce(&self, within: Duration) {
+        if tokio::time::timeout(within, self.appends.write())
+            .await
+            .is_err()
+        {
+            tracing::debug!("writes still in flight after {within:?}: handing over anyway");
+        }
     }
 
     /// About when this peer was elected leader of `term` (the send time of the first

@@ -150,7 +150,27 @@ fn grandchild_alive(dir: &Path, peer: usize, term: u64) -> bool {
     let pid = std::fs::read_to_string(dir.join(format!("grandchild-{peer}-{term}")))
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok());
-    pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+    // A zombie (state Z in /proc/PID/stat, after the command's name in parentheses) is dead:
+    // it only waits to be reaped by whoever inherited it.
+    pid.is_some_and(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+            !state.is_some_and(|s| s.starts_with('Z') || s.starts_with('X'))
+        })
+    })
+}
+
+/// Whether the grandchild of `peer`'s run for `term` is gone within `within` (the group's
+/// SIGTERM reaches it with its parent's, but it may take a moment to act on it).
+async fn grandchild_gone(dir: &Path, peer: usize, term: u64, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while grandchild_alive(dir, peer, term) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
 }
 
 /// How long after `from_ns` the run of `peer` for `term` was stopped.
@@ -198,8 +218,8 @@ async fn the_command_follows_the_leader_through_kill_9_sigstop_and_sigterm_never
         sup.log(l1)
     );
     assert!(
-        !grandchild_alive(dir.path(), l1, t1),
-        "a grandchild survived the stop"
+        grandchild_gone(dir.path(), l1, t1, Duration::from_secs(2)).await,
+        "a grandchild survived the stop by 2 s"
     );
     c.spawn(l1);
     c.agreed_leader(&c.all(), Duration::from_secs(10)).await;
@@ -268,7 +288,7 @@ async fn the_command_follows_the_leader_through_kill_9_sigstop_and_sigterm_never
     );
     for x in r.iter().filter(|x| x.stop.is_some()) {
         assert!(
-            !grandchild_alive(dir.path(), x.peer, x.term),
+            grandchild_gone(dir.path(), x.peer, x.term, Duration::from_secs(2)).await,
             "a grandchild of peer {} term {} survived",
             x.peer,
             x.term

@@ -177,11 +177,13 @@ pub const CLAIM_POLL: Duration = Duration::from_millis(100);
 /// How often each peer is asked for its membership.
 pub const MEMBERS_POLL: Duration = Duration::from_millis(75);
 
-/// Starts the clients of every peer; they stop when `stop` is cancelled.
+/// Starts the clients of every peer (with `claims`, the job ledger's claimers too); they stop
+/// when `stop` is cancelled.
 pub fn start(
     rec: Arc<Recorder>,
     http: &[SocketAddr],
     interval: Duration,
+    claims: bool,
     stop: CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
@@ -196,7 +198,9 @@ pub fn start(
         tasks.push(tokio::spawn(
             asker.clone().poll_term(Duration::from_millis(100)),
         ));
-        tasks.push(tokio::spawn(asker.clone().poll_claims(CLAIM_POLL)));
+        if claims {
+            tasks.push(tokio::spawn(asker.clone().poll_claims(CLAIM_POLL)));
+        }
         tasks.push(tokio::spawn(asker.poll_members(MEMBERS_POLL)));
     }
     tasks

@@ -38,6 +38,8 @@ pub struct Plan {
     pub keep_failed: bool,
     /// The endpoint of the peers' scheduled job, when they run one (process clusters).
     pub schedule: Option<Arc<crate::schedule::Endpoint>>,
+    /// Every peer's client claims job slots (rules 13-15).
+    pub claims: bool,
 }
 
 /// The product's default timings, as the checker's bounds.
@@ -78,6 +80,7 @@ impl Plan {
             witness: None,
             keep_failed: true,
             schedule: None,
+            claims: true,
         }
     }
 }
@@ -168,7 +171,13 @@ pub async fn run<C: Target>(plan: &Plan, cluster: C) -> Outcome {
         rec: rec.clone(),
     };
     let stop = CancellationToken::new();
-    let clients = client::start(rec.clone(), &cluster.http(), plan.poll, stop.clone());
+    let clients = client::start(
+        rec.clone(),
+        &cluster.http(),
+        plan.poll,
+        plan.claims,
+        stop.clone(),
+    );
     for i in 0..plan.peers {
         cluster.start(i).await;
     }

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub snapshot_index: Gauge,
     pub purged_index: Gauge,
     pub handoffs: Counter,
+    /// Terms this witness led as a caretaker.
+    pub caretaker_terms: Counter,
     pub voters: Gauge,
     pub learners: Gauge,
     /// 1 while the application is healthy, 0 while unhealthy; -1 without `--app-health`.
@@ -103,6 +105,7 @@ impl Metrics {
             snapshot_index: Gauge::default(),
             purged_index: Gauge::default(),
             handoffs: Counter::default(),
+            caretaker_terms: Counter::default(),
             voters: Gauge::default(),
             learners: Gauge::default(),
             app_healthy: Gauge::default(),
@@ -182,6 +185,11 @@ impl Metrics {
             "handoffs",
             "Leadership hand-offs this peer started on shutdown",
             m.handoffs.clone(),
+        );
+        registry.register(
+            "caretaker_terms",
+            "Terms this witness led as a caretaker (no application peer could be elected) before it handed over",
+            m.caretaker_terms.clone(),
         );
         m.app_healthy.set(-1);
         registry.register(

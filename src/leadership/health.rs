@@ -79,7 +79,7 @@ async fn check(http: &reqwest::Client, c: &AppHealthCheck) -> Result<(), String>
 
 /// The voters, witnesses and this peer left out, whose application is healthy (or which
 /// check none: they run without `--app-health`). A peer that does not answer is left out.
-async fn healthy_peers(h: &Handoff) -> Vec<NodeId> {
+pub(crate) async fn healthy_peers(h: &Handoff) -> Vec<NodeId> {
     let m = h.raft.metrics().borrow().clone();
     let members = Members::from_metrics(&m);
     let me = h.config.me.id;

@@ -221,7 +221,7 @@ impl Jobs {
         };
         let status = RaftStatus::of(&self.raft);
         if !status.reported_leader(self.config.me.id)
-            || !self.leadership.lease_valid(status.term, Instant::now())
+            || !self.leadership.may_claim(status.term, Instant::now())
         {
             return later("this peer is not a leader a quorum acknowledged just now");
         }

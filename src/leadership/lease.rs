@@ -47,6 +47,9 @@ pub struct Leadership {
     poke: Notify,
     /// The events the watcher wants to hear of: [`WANT_GAIN`], [`WANT_LEADING`], [`WANT_NAMED`].
     interest: AtomicU8,
+    /// A witness: it may lead only as a caretaker, and then never claims
+    /// ([`Self::claim_remaining`]).
+    witness: bool,
 }
 
 /// The watcher names nobody: wake it when an acknowledgement or a heartbeat arrives.
@@ -103,7 +106,14 @@ impl Leadership {
             app: AppHealth::default(),
             poke: Notify::new(),
             interest: AtomicU8::new(0),
+            witness: false,
         }
+    }
+
+    /// A witness's state: its leadership, when it leads as a caretaker, is never claimed.
+    pub fn witness(mut self) -> Self {
+        self.witness = true;
+        self
     }
 
     /// The events the leader watcher wants to be woken for from now on.
@@ -267,12 +277,31 @@ impl Leadership {
         self.wake(WANT_LEADING);
     }
 
-    /// Whether this peer may say it leads in `term` at `now`.
+    /// Whether this peer's lease of `term` holds at `now` (a quorum acknowledged it recently
+    /// enough). Whether it may say it leads is [`Self::may_claim`].
     pub fn lease_valid(&self, term: u64, now: Instant) -> bool {
         self.lease_remaining(term, now).is_some()
     }
 
-    /// How much longer the lease of `term` holds at `now`, if it holds.
+    /// Whether this peer may act as the leader of `term` at `now`: say it leads, grant claims,
+    /// fire the schedule, change the membership, mark its heartbeats as leased (which lets
+    /// followers name it). As [`Self::lease_valid`], but never on a witness: a witness leads
+    /// only as a caretaker that hands over at once (docs/DESIGN.md, "Witness").
+    pub fn may_claim(&self, term: u64, now: Instant) -> bool {
+        self.claim_remaining(term, now).is_some()
+    }
+
+    /// How much longer this peer may act as the leader of `term` ([`Self::may_claim`]).
+    pub fn claim_remaining(&self, term: u64, now: Instant) -> Option<Duration> {
+        if self.witness {
+            return None;
+        }
+        self.lease_remaining(term, now)
+    }
+
+    /// How much longer the lease of `term` holds at `now`, if it holds. The lease alone
+    /// (check-quorum, pre-vote answers); what a leader may do with it is
+    /// [`Self::claim_remaining`].
     pub fn lease_remaining(&self, term: u64, now: Instant) -> Option<Duration> {
         self.with_configs(|configs| self.lease_remaining_in(configs, term, now))
     }

@@ -7,7 +7,8 @@
 //!   with the fast campaign, the split-vote hold, check-quorum) as a pure step;
 //!   [`prevote`]: the pre-vote messages' handling and the loop that runs that step.
 //! * [`handoff`]: handing leadership over on shutdown or on request; [`health`]: leadership
-//!   that follows the application's health.
+//!   that follows the application's health; [`caretaker`]: a witness that had to lead hands
+//!   over at once.
 //! * [`bootstrap`]: forming the cluster with no manual step, and never a second one.
 //! * [`membership`]: joins, leaves, learners beyond the voter cap, witnesses.
 //! * [`jobs`]: claims of job slots and their outcomes, appended by the leader;
@@ -18,6 +19,7 @@
 pub mod app_health;
 pub mod bootstrap;
 pub mod campaign;
+pub mod caretaker;
 pub mod handoff;
 pub mod health;
 pub mod jobs;

@@ -198,7 +198,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         // the link stays slow. So the call runs in its own task for up to the lease, and an
         // acknowledgement that comes after openraft stopped waiting still feeds the lease.
         let ttl = option.hard_ttl().max(self.shared.leadership.leader_lease());
-        let path = if mine && self.shared.leadership.lease_valid(term, sent) {
+        let path = if mine && self.shared.leadership.may_claim(term, sent) {
             protocol::APPEND_LEASED_PATH
         } else {
             protocol::APPEND_PATH

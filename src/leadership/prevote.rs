@@ -92,7 +92,7 @@ pub async fn run(
 ) {
     let mut controller = Controller::new(config.timing, Instant::now());
     if config.membership.witness {
-        controller = controller.never_campaign();
+        controller = controller.witness();
     }
     let mut rng = rand::rngs::StdRng::from_entropy();
     loop {

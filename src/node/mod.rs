@@ -25,7 +25,7 @@ use crate::leadership::membership::{self, agent, controller, Changes, Left};
 use crate::leadership::scheduler::{self, Scheduler};
 use crate::leadership::start::{start_raft, StartError};
 use crate::leadership::{
-    bootstrap, health, prevote, Handoff, Leadership, LocalPeer, NetworkFactory,
+    bootstrap, caretaker, health, prevote, Handoff, Leadership, LocalPeer, NetworkFactory,
 };
 use crate::members::member_name;
 use crate::metrics::Metrics;
@@ -135,11 +135,15 @@ impl Node {
         let metrics = Arc::new(Metrics::new(&config.election, &config.me.name));
         // Until Raft publishes its membership, the first cluster's voters (a peer that is not
         // one of them never claims).
-        let leadership = Arc::new(Leadership::new(
+        let mut leadership = Leadership::new(
             config.me.id,
             config.peers.iter().map(|p| p.id),
             config.timing,
-        ));
+        );
+        if config.membership.witness {
+            leadership = leadership.witness();
+        }
+        let leadership = Arc::new(leadership);
         let contacts = Arc::new(Contacts::default());
         let auth = peer_auth(&config)?;
         let client = PeerClient::new(ClientOptions {
@@ -280,6 +284,9 @@ impl Node {
             )
             .in_current_span(),
         );
+        if config.membership.witness {
+            tasks.spawn(caretaker::run(handoff.clone(), stop.clone()).in_current_span());
+        }
         if let Some(check) = config.app_health.clone() {
             // Healthy until the checks fail (docs/DESIGN.md, "Application health").
             handoff.leadership.app().set(true);

@@ -85,7 +85,7 @@ impl NodeView for RaftView {
             obs.name = status.leader.map(|id| self.name(id)).unwrap_or_default();
             obs.is_leader = status.raft_leader();
         } else if status.elected(me) {
-            if let Some(left) = self.leadership.lease_remaining(term, now) {
+            if let Some(left) = self.leadership.claim_remaining(term, now) {
                 obs.name = self.config.me.name.clone();
                 obs.is_leader = true;
                 obs.valid_ms = millis(left);

@@ -114,6 +114,8 @@ pub struct Members {
     pub voters: Vec<String>,
     pub learners: Vec<String>,
     pub witnesses: Vec<String>,
+    /// A joint change is under way (its voters are both halves').
+    pub joint: bool,
 }
 
 /// A cluster of peer processes.
@@ -235,7 +237,10 @@ impl Cluster {
             return None;
         }
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let mut m = Members::default();
+        let mut m = Members {
+            joint: v["joint"].as_bool()?,
+            ..Members::default()
+        };
         for member in v["members"].as_array()? {
             let id = member["id"].as_str()?.to_string();
             match member["role"].as_str()? {
@@ -253,8 +258,9 @@ impl Cluster {
         Some(m)
     }
 
-    /// Waits until every peer in `peers` lists `voters` and `learners` (peer indexes);
-    /// panics with what they list at the deadline.
+    /// Waits until every peer in `peers` lists `voters` and `learners` (peer indexes), with
+    /// no joint change under way (while one is, losing a voter of the old half can stop the
+    /// cluster); panics with what they list at the deadline.
     pub async fn members_converge(
         &self,
         peers: &[usize],
@@ -275,8 +281,9 @@ impl Cluster {
                 seen.push(self.members(i).await);
             }
             let ok = seen.iter().all(|m| {
-                m.as_ref()
-                    .is_some_and(|m| m.voters == want_voters && m.learners == want_learners)
+                m.as_ref().is_some_and(|m| {
+                    !m.joint && m.voters == want_voters && m.learners == want_learners
+                })
             });
             if ok {
                 return;

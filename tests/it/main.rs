@@ -29,6 +29,7 @@ mod schedules;
 mod shutdown;
 mod upgrade;
 mod while_leader;
+mod witness;
 
 /// The binary under test.
 pub const EXE: &str = env!("CARGO_BIN_EXE_raft-elector");

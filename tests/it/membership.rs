@@ -189,46 +189,6 @@ async fn nine_members_give_five_voters_and_voters_crashed_for_good_are_replaced_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_peers_and_a_witness_survive_the_crash_of_either_and_the_witness_never_leads() {
-    let mut s = spec(3);
-    s.flags
-        .extend(["--shutdown-timeout".to_string(), "3s".to_string()]);
-    let mut c = Cluster::new(s);
-    c.peers[2].extra.push("--witness".into());
-    c.spawn_all();
-    let (leader, term) = c.agreed_leader(&[0, 1, 2], STEP).await;
-    assert_ne!(leader, 2, "the witness leads");
-    // The witness is known as one (from its join, or a probe).
-    let deadline = Instant::now() + STEP;
-    while c.members(leader).await.map(|m| m.witnesses) != Some(vec![c.peers[2].name.clone()]) {
-        assert!(
-            Instant::now() < deadline,
-            "the witness is not listed as one"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // SIGTERM of the leader hands over to the other application peer, never to the witness.
-    let other = 1 - leader;
-    c.stop(leader).await;
-    let (now, term2) = c.agreed_leader(&[other, 2], STEP).await;
-    assert_eq!(now, other, "handed to the witness");
-    assert!(term2 > term);
-    c.spawn(leader);
-    c.members_converge(&[0, 1, 2], &[0, 1, 2], &[], STEP).await;
-    // kill -9 of the leader: the other application peer leads, with the witness's vote.
-    let (leader, _) = c.agreed_leader(&[0, 1, 2], STEP).await;
-    let other = 1 - leader;
-    c.kill(leader);
-    let (now, _) = c.agreed_leader(&[other, 2], Duration::from_secs(5)).await;
-    assert_eq!(now, other);
-    let log = c.log_text(2);
-    assert!(
-        !log.contains("campaigning: voted for self"),
-        "the witness campaigned:\n{log}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_two_replicas_keeps_a_leader_throughout() {
     // A StatefulSet of two, updated one pod at a time (the higher ordinal first): each
     // stopping peer leaves the membership, the other leads alone, and the restarted peer

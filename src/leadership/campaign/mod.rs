@@ -13,6 +13,11 @@ use crate::config::Timing;
 /// that a campaign starts close to its chosen moment.
 const POLL: Duration = Duration::from_millis(5);
 
+/// A witness campaigns (as a caretaker) only after no leader's append-entries reached it for
+/// this many maximum election timeouts: the application peers had about two elections' time
+/// to win one, so none can (its log is behind the witness's).
+const CARETAKER_AFTER: u32 = 3;
+
 /// openraft's server state, as the controllers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RaftState {
@@ -94,7 +99,7 @@ pub struct Controller {
     hold: SplitVoteHold,
     campaign: FastCampaign,
     quorum: CheckQuorum,
-    /// A witness: elections stay off for good.
+    /// A witness: elections stay off unless it is due as a caretaker.
     witness: bool,
 }
 
@@ -199,8 +204,10 @@ impl Controller {
         }
     }
 
-    /// A witness's controller: it never switches elections on and never campaigns.
-    pub fn never_campaign(mut self) -> Self {
+    /// A witness's controller: it campaigns only as a caretaker, when no leader was heard
+    /// from for [`CARETAKER_AFTER`] maximum election timeouts (then through pre-vote as any
+    /// peer, which it wins only when its log is the longest).
+    pub fn witness(mut self) -> Self {
         self.witness = true;
         self
     }
@@ -217,7 +224,8 @@ impl Controller {
         self.hold.observe(i, t.election_max);
         let following = i.state == RaftState::Leader || i.fresh_leader.is_some();
         let held = self.hold.holds(i.now);
-        let barred = self.witness || !i.may_lead;
+        let caretaker_due = i.now >= i.last_append + t.election_max * CARETAKER_AFTER;
+        let barred = (self.witness && !caretaker_due) || !i.may_lead;
         if following || held || barred {
             self.gate.granted = false;
         } else if i.now >= self.gate.next_round {

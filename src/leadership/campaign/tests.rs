@@ -402,15 +402,40 @@ fn the_loop_sleeps_a_heartbeat_as_leader_until_a_fresh_leader_goes_stale_and_5_m
 }
 
 #[test]
-fn a_witness_never_asks_for_pre_votes_nor_campaigns() {
+fn a_witness_that_hears_appends_never_asks_for_pre_votes_nor_campaigns() {
     let mut p = Peer::new();
-    p.c = Controller::new(Timing::default(), p.t0).never_campaign();
-    for n in 0..2000 {
-        let a = p.step(p.at(n), true);
+    p.c = Controller::new(Timing::default(), p.t0).witness();
+    for n in 0..4000 {
+        // Append-entries (leased or not) keep arriving, every 100 ms.
+        let heard = Inputs {
+            last_append: p.t0 + ms(n / 100 * 100),
+            ..p.at(n)
+        };
+        let a = p.step(heard, true);
         assert_ne!(a.elections, Some(true), "at {n} ms");
         assert!(!a.campaign, "at {n} ms");
     }
     assert!(p.rounds.is_empty(), "no pre-vote round was asked for");
+}
+
+#[test]
+fn a_witness_campaigns_as_caretaker_only_after_three_election_timeouts_without_a_leader() {
+    // election_max is 200 ms: the application peers had until 600 ms to elect one of them.
+    let mut p = Peer::new();
+    p.c = Controller::new(Timing::default(), p.t0).witness();
+    for n in 0..600 {
+        let a = p.step(p.at(n), true);
+        assert!(!a.campaign && a.elections != Some(true), "at {n} ms");
+    }
+    assert!(p.rounds.is_empty(), "no pre-vote round before 600 ms");
+    // Refused pre-votes (an application peer's log is as long): no campaign.
+    for n in 600..1200 {
+        assert!(!p.step(p.at(n), false).campaign, "at {n} ms");
+    }
+    assert_eq!(p.rounds.first(), Some(&600));
+    // Granted: it campaigns like any peer.
+    let campaigned = (1200..2000).find(|n| p.step(p.at(*n), true).campaign);
+    assert!(campaigned.is_some(), "the caretaker never campaigned");
 }
 
 #[test]

@@ -308,7 +308,7 @@ impl Changes {
             // the Leader state, which a write racing a step-down broke (a nemesis run).
             let status = RaftStatus::of(&self.raft);
             if !status.reported_leader(self.config.me.id)
-                || !self.leadership.lease_valid(status.term, Instant::now())
+                || !self.leadership.may_claim(status.term, Instant::now())
             {
                 return later("this peer is not a leader a quorum acknowledged just now");
             }

@@ -49,7 +49,7 @@ pub async fn run(
         let now = Instant::now();
         if !status.elected(me)
             || leadership.relinquished()
-            || !leadership.lease_valid(status.term, now)
+            || !leadership.may_claim(status.term, now)
         {
             leading_since = None;
             continue;

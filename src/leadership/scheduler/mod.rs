@@ -107,7 +107,7 @@ impl Scheduler {
     fn leading(&self) -> bool {
         let status = RaftStatus::of(&self.raft);
         status.reported_leader(self.config.me.id)
-            && self.leadership.lease_valid(status.term, Instant::now())
+            && self.leadership.may_claim(status.term, Instant::now())
             && !self.leadership.relinquished()
     }
 

@@ -55,6 +55,12 @@ pub fn check_key(what: &'static str, key: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Checks a job name and a slot key ([`check_key`] on each).
+pub fn check_job_slot(job: &str, slot: &str) -> Result<(), KeyError> {
+    check_key("job", job)?;
+    check_key("slot", slot)
+}
+
 /// How a slot ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {

@@ -117,9 +117,7 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8], shape: &str) -> Result<T, Re
 }
 
 fn check(job: &str, slot: &str) -> Result<(), Response> {
-    ledger::check_key("job", job)
-        .and_then(|()| ledger::check_key("slot", slot))
-        .map_err(|e| error(StatusCode::BAD_REQUEST, e))
+    ledger::check_job_slot(job, slot).map_err(|e| error(StatusCode::BAD_REQUEST, e))
 }
 
 #[derive(Deserialize)]

@@ -89,9 +89,7 @@ impl Jobs {
 
     /// A claim of `holder`'s application; `forwarded` when a follower sent it here.
     pub async fn claim(&self, req: ClaimRequest, holder: String, forwarded: bool) -> JobAnswer {
-        if let Err(e) =
-            ledger::check_key("job", &req.job).and_then(|()| ledger::check_key("slot", &req.slot))
-        {
+        if let Err(e) = ledger::check_job_slot(&req.job, &req.slot) {
             return JobAnswer::Refused {
                 reason: e.to_string(),
             };
@@ -172,9 +170,7 @@ impl Jobs {
 
     /// A report of a slot's outcome; `forwarded` when a follower sent it here.
     pub async fn done(&self, req: DoneRequest, forwarded: bool) -> JobAnswer {
-        if let Err(e) =
-            ledger::check_key("job", &req.job).and_then(|()| ledger::check_key("slot", &req.slot))
-        {
+        if let Err(e) = ledger::check_job_slot(&req.job, &req.slot) {
             return JobAnswer::Refused {
                 reason: e.to_string(),
             };

@@ -143,7 +143,6 @@ impl StateMachine {
 
     /// Writes the applied state and what the ledger changed in one atomic batch, then syncs.
     fn persist(&self, changed: &Changed) -> Result<(), StorageError> {
-        let write = |e| StorageIOError::write_state_machine(e);
         let mut batch = sled::Batch::default();
         for g in &changed.written {
             batch.insert(grant_key(&g.job, &g.slot), wire::encode_record(g));
@@ -158,6 +157,12 @@ impl StateMachine {
                 }
             }
         });
+        self.commit(batch)
+    }
+
+    /// Adds the applied state to `batch`, writes it atomically, then syncs.
+    fn commit(&self, mut batch: sled::Batch) -> Result<(), StorageError> {
+        let write = |e| StorageIOError::write_state_machine(e);
         batch.insert(STATE_KEY, wire::encode_record(&self.state));
         self.db
             .inner
@@ -188,13 +193,7 @@ impl StateMachine {
                 batch.insert(mark_key(name), wire::encode_record(mark));
             }
         }
-        batch.insert(STATE_KEY, wire::encode_record(&self.state));
-        self.db
-            .inner
-            .sm
-            .apply_batch(batch)
-            .map_err(|e| write(any(e)))?;
-        self.db.sync().map_err(|e| write(any(e)))?;
+        self.commit(batch)?;
         *self.ledger.write() = ledger;
         Ok(())
     }

@@ -131,11 +131,11 @@ fn plan(label: &str, size: &str, faults: usize, seed: u64) -> Plan {
     let mut plan = Plan::new(&format!("{label}-{size}"), peers, faults, seed);
     plan.spares = SPARES;
     plan.witness = witness.then_some(peers - 1);
-    // Process clusters run the schedule mode too (its endpoint is this test's, on loopback).
-    // Not with a witness: a known liveness gap (docs/NEMESIS.md, finding 5) that steady writes
-    // make likely would fail the run on availability, not on the ledger's rules.
-    plan.schedule = (!witness).then(schedule::Endpoint::start);
-    plan.claims = !witness;
+    // Process clusters run the schedule mode too (its endpoint is this test's, on loopback),
+    // and claimers; with a witness as well since it leads as a caretaker when it must
+    // (docs/NEMESIS.md, finding 6).
+    plan.schedule = Some(schedule::Endpoint::start());
+    plan.claims = true;
     plan
 }
 

@@ -157,7 +157,7 @@ def check_sidecar(p, svc):
     rule(bool(p.election), f"{n}: RAFT_ELECTOR_ELECTION must name the election")
     if p.witness:
         rule(len(p.containers) == 1,
-             f"{n}: a witness runs no application (it never leads): raft-elector must be its only container")
+             f"{n}: a witness runs no application (it is never named leader): raft-elector must be its only container")
         rule(value("RAFT_ELECTOR_REPLICAS") is None and value("RAFT_ELECTOR_PEERS"),
              f"{n}: a witness lists the election's peers in RAFT_ELECTOR_PEERS (RAFT_ELECTOR_REPLICAS "
              "would derive them from the witness's own name)")

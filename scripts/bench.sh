@@ -5,11 +5,14 @@
 #   scripts/bench.sh                          # everything (about 27-37 minutes)
 #   scripts/bench.sh --quick                  # smoke run: 3 trials each, no etcdctl elect
 #   scripts/bench.sh --only failover,etcd     # some sections; the others' results are kept
+#   scripts/bench.sh --only claims            # job claims against PostgreSQL (about 3 minutes)
 #   scripts/bench.sh --wait-quiet 15m --max-load 0.5   # wait (bounded) for a quiet machine
 #
-# Installs what it needs when absent: wrk and etcd (Debian packages wrk, etcd-server,
-# etcd-client). When Docker answers, it builds the container image with docker/build.sh first
-# to report its size (BENCH_IMAGE=0 skips that).
+# Installs what it needs when absent: wrk, etcd and PostgreSQL (Debian packages wrk,
+# etcd-server, etcd-client, postgresql; the claims section starts a throwaway PostgreSQL
+# server of its own, as the user postgres when run as root). When Docker answers, it builds
+# the container image with docker/build.sh first to report its size (BENCH_IMAGE=0 skips
+# that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +20,10 @@ need=()
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+# Debian keeps initdb and pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH.
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  need+=(postgresql)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -36,6 +36,10 @@ pub(crate) struct Args {
     /// wrk runs per configuration and target (alternating targets).
     #[arg(long, default_value_t = 3)]
     pub(crate) wrk_reps: u32,
+    /// Seconds each client loop of the claims section runs (per cluster size, client count
+    /// and target; 2 with --quick).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) claim_secs: u64,
     /// Seconds of idle CPU measurement (at most 10 per cluster size in membership).
     #[arg(long, default_value_t = 30)]
     pub(crate) idle_secs: u64,
@@ -47,8 +51,8 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) quick: bool,
     /// Comma-separated sections to run (default: all): failover, handoff, coldstart,
-    /// partition, membership, api, footprint, disk, etcd, etcd-elect. Results of other sections already
-    /// in results.json are kept.
+    /// partition, membership, notify, claims, api, footprint, disk, etcd, etcd-elect. Results of
+    /// other sections already in results.json are kept.
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Before starting, wait (bounded by --wait-quiet) until the 1-minute load average is at
@@ -74,6 +78,7 @@ impl Args {
             args.wrk_secs = 1;
             args.wrk_reps = 1;
             args.idle_secs = args.idle_secs.min(5);
+            args.claim_secs = args.claim_secs.min(2);
         }
         for s in &args.only {
             if !SECTIONS.contains(&s.as_str()) {

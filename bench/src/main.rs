@@ -1,6 +1,6 @@
 //! raft-elector's benchmark: failover, hand-off, cold start, partition heal, joins and leaves
-//! of members, application API throughput and footprint, side by side with etcd and a bare
-//! axum handler, in one run.
+//! of members, notification, job claims, application API throughput and footprint, side by
+//! side with etcd, PostgreSQL (claims) and a bare axum handler, in one run.
 //!
 //! ```sh
 //! scripts/bench.sh            # installs wrk and etcd when absent, builds, runs everything
@@ -14,6 +14,7 @@ mod cli;
 mod defaults;
 mod etcd;
 mod load;
+mod postgres;
 mod report;
 mod run;
 mod sections;

@@ -63,6 +63,38 @@ pub fn disk_usage(dir: &Path) -> (u64, u64) {
     (allocated, apparent)
 }
 
+/// How long `fdatasync` takes on the file system of the temporary directory (where the
+/// data directories of the peers and of PostgreSQL go): `n` appends of 512 bytes, each
+/// followed by `fdatasync`; median and p99 in ms.
+pub fn fdatasync_probe(n: usize) -> Value {
+    use std::io::Write;
+    let run = || -> std::io::Result<Vec<f64>> {
+        let dir = tempfile::Builder::new()
+            .prefix("raft-elector-bench-fsync-")
+            .tempdir()?;
+        let mut f = std::fs::File::create(dir.path().join("probe"))?;
+        let mut ms = Vec::with_capacity(n);
+        for _ in 0..n {
+            f.write_all(&[b'x'; 512])?;
+            let t = std::time::Instant::now();
+            f.sync_data()?;
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok(ms)
+    };
+    match run() {
+        Ok(mut ms) => {
+            ms.sort_by(f64::total_cmp);
+            json!({
+                "n": n,
+                "median_ms": crate::stats::round3(crate::stats::median(&ms)),
+                "p99_ms": crate::stats::round3(crate::stats::percentile(&ms, 0.99)),
+            })
+        }
+        Err(e) => json!({ "error": e.to_string() }),
+    }
+}
+
 /// The 1, 5 and 15 minute load averages.
 pub fn loadavg() -> [f64; 3] {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

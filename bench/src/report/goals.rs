@@ -1,10 +1,11 @@
-//! The goals of issue 5, judged on the figures of a run.
+//! The goals of issue 5 (and issue 14's for job claims), judged on the figures of a run.
 
 use serde_json::Value;
 
+use super::claims::claims_run;
 use super::format::f;
 
-/// The goals of issue 5, evaluated on the results: (goal, measured, met).
+/// The goals of issue 5 and 14, evaluated on the results: (goal, measured, met).
 pub(super) fn goals(r: &Value) -> Vec<(String, String, Option<bool>)> {
     let s = &r["sections"];
     let mut g = Vec::new();
@@ -87,5 +88,35 @@ pub(super) fn goals(r: &Value) -> Vec<(String, String, Option<bool>)> {
             value.map(|v| v <= bound),
         ));
     }
+    claims_goals(r, &mut g);
     g
+}
+
+/// Issue 14's goals: raft-elector's job claims (3 peers, sent to the leader) against
+/// PostgreSQL's with fsync on, same run.
+fn claims_goals(r: &Value, g: &mut Vec<(String, String, Option<bool>)>) {
+    let c = &r["sections"]["claims"];
+    let ours = |clients, field: &str| {
+        f(&claims_run(&c["raft_elector"]["3"]["runs"], clients, "leader")[field])
+    };
+    let pg =
+        |clients, field: &str| f(&claims_run(&c["postgres"]["runs"], clients, "server")[field]);
+    let (a, b) = (ours(1, "p99_ms"), pg(1, "p99_ms"));
+    g.push((
+        "job claim p99 latency at 1 client ≤ 1.5 × PostgreSQL's (fsync on), 3 peers".into(),
+        match (a, b) {
+            (Some(a), Some(b)) => format!("{a:.2} ms vs 1.5 × {b:.2} = {:.2} ms", 1.5 * b),
+            _ => "–".into(),
+        },
+        a.zip(b).map(|(a, b)| a <= 1.5 * b),
+    ));
+    let (a, b) = (ours(64, "claims_per_s"), pg(64, "claims_per_s"));
+    g.push((
+        "job claims/s at 64 clients ≥ PostgreSQL's (fsync on), 3 peers".into(),
+        match (a, b) {
+            (Some(a), Some(b)) => format!("{a:.0} vs {b:.0} claims/s ({:.2}×)", a / b),
+            _ => "–".into(),
+        },
+        a.zip(b).map(|(a, b)| a >= b),
+    ));
 }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::goals::goals;
-use super::{membership, resources, timing};
+use super::{claims, membership, resources, timing};
 
 /// Documented figures of the tools raft-elector replaces (not measured here).
 const ANCHORS: &[(&str, &str, &str)] = &[
@@ -42,6 +42,7 @@ pub(super) fn markdown(r: &Value) -> String {
     timing::partition_table(&mut o, r);
     membership::membership(&mut o, r);
     timing::notify_table(&mut o, r);
+    claims::claims_table(&mut o, r);
     resources::api_table(&mut o, r);
     resources::footprint(&mut o, r);
     resources::disk_table(&mut o, r);

@@ -1,8 +1,9 @@
 //! Turns results.json into docs/bench/: results.md (markdown.rs, with its sections in
-//! timing.rs, membership.rs and resources.rs) and the SVG charts (charts.rs picks the data,
+//! timing.rs, membership.rs, claims.rs and resources.rs) and the SVG charts (charts.rs picks the data,
 //! plot/ draws).
 
 mod charts;
+mod claims;
 mod format;
 mod goals;
 mod markdown;
@@ -48,7 +49,19 @@ mod tests {
                 "footprint": {"peers": [
                     {"rss_kib": 10240, "cpu_percent_of_core": 0.4},
                     {"rss_kib": 12289, "cpu_percent_of_core": 0.5}
-                ]}
+                ]},
+                "claims": {
+                    "seconds_per_run": 10,
+                    "raft_elector": {"3": {"runs": [
+                        {"clients": 1, "target": "leader", "p99_ms": 3.0, "claims_per_s": 400.0},
+                        {"clients": 64, "target": "leader", "p99_ms": 90.0, "claims_per_s": 900.0},
+                        {"clients": 64, "target": "follower", "claims_per_s": 2000.0}
+                    ]}},
+                    "postgres": {"runs": [
+                        {"clients": 1, "target": "server", "p99_ms": 2.5, "claims_per_s": 500.0},
+                        {"clients": 64, "target": "server", "p99_ms": 60.0, "claims_per_s": 1000.0}
+                    ]}
+                }
             }
         });
         let met: Vec<Option<bool>> = goals(&r).into_iter().map(|g| g.2).collect();
@@ -61,7 +74,9 @@ mod tests {
                 Some(true),
                 Some(false),
                 Some(false),
-                Some(true)
+                Some(true),
+                Some(true),
+                Some(false)
             ]
         );
         let chart = charts::failover(&r).expect("chart");
@@ -74,6 +89,18 @@ mod tests {
         let md = markdown::markdown(&r);
         assert!(
             md.contains("| crash failover p99 ≤ 600 ms, defaults, 5 peers | 601 ms | **no** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| job claim p99 latency at 1 client ≤ 1.5 × PostgreSQL's (fsync on), 3 peers | 3.00 ms vs 1.5 × 2.50 = 3.75 ms | yes |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| job claims/s at 64 clients ≥ PostgreSQL's (fsync on), 3 peers | 900 vs 1000 claims/s (0.90×) | **no** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| raft-elector, 3 peers | leader | 64 | 900 |"),
             "{md}"
         );
     }

@@ -3,6 +3,7 @@
 //! Each trial waits a random extra bit, so that trials do not lock to the heartbeat.
 
 mod api;
+mod claims;
 mod coldstart;
 mod disk;
 mod etcd;
@@ -28,6 +29,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "partition",
     "membership",
     "notify",
+    "claims",
     "api",
     "footprint",
     "disk",
@@ -84,6 +86,7 @@ pub(crate) async fn measure(name: &str, exe: &Path, args: &Args) -> Result<Value
         "partition" => partition::partitions(exe, args).await,
         "membership" => membership::membership(exe, args).await,
         "notify" => notify::notify(exe, args).await,
+        "claims" => claims::claims(exe, args).await,
         "api" => api::api(exe, args).await,
         "footprint" => footprint::footprint(exe, args).await,
         "disk" => disk::disk(exe, args).await,

@@ -206,6 +206,33 @@ fn no_leader_after_a_repair_fails() {
 }
 
 #[test]
+fn an_outage_while_a_joint_membership_is_in_force_counts_only_from_the_repair() {
+    // No leader from 1 s to 5 s under a fault that left a majority of all members connected.
+    let mut answers = steady(0, 1000, 0, 1);
+    answers.extend(polled(&[0, 1, 2], 1000, 5000, |_, _| (None, 2)));
+    answers.extend(steady(5000, 6000, 1, 3));
+    let r = check(&history(answers.clone(), vec![fault(1000, 4800)]), &rules());
+    assert_found(&r, "long outage", 1);
+    // The same while a peer reported a joint membership: its halves may both lack a majority.
+    let mut h = history(answers, vec![fault(1000, 4800)]);
+    h.members.push(crate::history::MembersSample {
+        peer: 1,
+        sent: 1500 * MS,
+        received: 1502 * MS,
+        index: Some(70),
+        joint: true,
+        applied: Some(70),
+        members: vec![
+            (0, crate::history::Role::Voter),
+            (1, crate::history::Role::Voter),
+            (2, crate::history::Role::Voter),
+        ],
+    });
+    let r = check(&h, &rules());
+    assert_found(&r, "long outage", 0);
+}
+
+#[test]
 fn a_claim_naming_another_peer_and_unknown_names_fail() {
     let mut bad = answer(2, 2000, 2001, Some(1), 2);
     bad.is_leader = true;

@@ -4,9 +4,13 @@
 //!
 //! "All peers" and "a majority" are of the peers the nemesis meant to be members at the time
 //! ([`History::enrolled`]): a spare not started, or a member stopped to leave, is not asked.
+//! A fault that struck while a joint membership was in force does not count as leaving a
+//! majority healthy: each half of a joint membership needs a majority of its own, which the
+//! majority of all members the nemesis kept together may lack (e.g. {A, B, C} and {A, B} with
+//! A cut off from B and C), and no Raft elects then.
 
 use crate::checker::{Report, Rules, Window};
-use crate::history::{Answer, History, Micros};
+use crate::history::{Answer, Fault, History, Micros};
 use crate::violation::Violation;
 
 /// The state of one peer at a moment, as its newest answer says.
@@ -183,7 +187,9 @@ pub fn liveness(h: &History, rules: &Rules, r: &mut Report) {
         let excused = h
             .faults
             .iter()
-            .filter(|f| !f.majority_healthy && f.start <= w.to && f.healed >= w.from)
+            .filter(|f| {
+                (!f.majority_healthy || joint_during(h, f)) && f.start <= w.to && f.healed >= w.from
+            })
             .map(|f| f.healed)
             .max()
             .unwrap_or(0);
@@ -199,6 +205,13 @@ pub fn liveness(h: &History, rules: &Rules, r: &mut Report) {
             }
         }
     }
+}
+
+/// Whether some peer answered `/v1/members` with a joint membership while `f` held.
+fn joint_during(h: &History, f: &Fault) -> bool {
+    h.members
+        .iter()
+        .any(|m| m.joint && m.received >= f.start && m.sent <= f.healed)
 }
 
 fn window(h: &History, from: Micros, to: Micros) -> Window {

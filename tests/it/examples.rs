@@ -178,11 +178,15 @@ async fn the_python_shell_and_java_examples_are_told_of_a_new_leader_without_pol
         let mine = if new == me { " me" } else { " other" };
         assert!(line.ends_with(mine), "{}: {line}", w.what);
         if !w.what.starts_with("leader-only.sh") {
-            // Python and Java print the term too: the new leadership's.
-            assert_eq!(
-                line.split_whitespace().nth(1),
-                Some(new_term.to_string().as_str()),
-                "{line}"
+            // Python and Java print the term too: a new leadership's. The same peer may have
+            // won a later term as well before the survivors agreed (a loaded machine); the
+            // watchers print only when the name changes, so any term after the old one and up
+            // to the agreed one is right.
+            let printed: Option<u64> = line.split_whitespace().nth(1).and_then(|t| t.parse().ok());
+            assert!(
+                printed.is_some_and(|t| t > term && t <= new_term),
+                "{line}: the term is not in {}..={new_term}",
+                term + 1
             );
         }
         eprintln!("{}: after the crash printed {seen:?}", w.what);

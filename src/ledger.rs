@@ -102,7 +102,8 @@ pub struct Grant {
     pub slot: String,
     /// The peer the claim came through.
     pub holder: String,
-    /// The claim entry's log index: the fencing token.
+    /// The fencing token: the claim entry's log index, or (for the claims of one batch, and
+    /// after one) the next number above the last token ([`Ledger::next_token`]).
     pub token: u64,
     /// The term of the claim entry.
     pub term: u64,
@@ -126,7 +127,8 @@ pub struct Claim {
 }
 
 /// Slots of a scheduled job recorded as missed, in one entry (a cluster down for long may
-/// have many). They are never run; their token is the entry's index and fences nothing.
+/// have many). They are never run; they share one token (the entry's index, or the next one
+/// up after a batch: [`Ledger::next_token`]), which fences nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Missed {
     pub job: String,
@@ -211,6 +213,11 @@ impl JobLedger {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     pub jobs: BTreeMap<String, JobLedger>,
+    /// The last token handed out. Not part of the encoded ledger (snapshot format 2 stays
+    /// what releases before batches read); the store keeps it beside the ledger, and only
+    /// while it still matters (it is at least the last applied index).
+    #[serde(skip)]
+    pub token_floor: u64,
 }
 
 /// One job at a glance (`GET /v1/jobs`).
@@ -237,6 +244,17 @@ pub struct Changed {
 }
 
 impl Ledger {
+    /// The token of a grant applied from the entry at `index`: the index itself, unless an
+    /// earlier entry (a batch of claims) already handed that number out, then the next one
+    /// up. Tokens so grow strictly in the order of grants, and while no batch was ever
+    /// appended this is the entry's index, exactly what releases before batches hand out:
+    /// peers of both releases apply the same log to the same tokens.
+    pub fn next_token(&mut self, index: u64) -> u64 {
+        let token = index.max(self.token_floor.saturating_add(1));
+        self.token_floor = token;
+        token
+    }
+
     /// Applies a claim appended at `index` in `term`.
     pub fn claim(
         &mut self,
@@ -270,11 +288,13 @@ impl Ledger {
                 };
             }
         }
+        let token = self.next_token(index);
+        let job = self.jobs.entry(c.job.clone()).or_default();
         let grant = Grant {
             job: c.job.clone(),
             slot: c.slot.clone(),
             holder: c.holder.clone(),
-            token: index,
+            token,
             term,
             claimed_at_ms: c.at_ms,
             completion: None,
@@ -291,6 +311,7 @@ impl Ledger {
         if !self.jobs.contains_key(&m.job) && self.jobs.len() >= MAX_JOBS {
             return 0;
         }
+        let token = self.next_token(index);
         let job = self.jobs.entry(m.job.clone()).or_default();
         let mut recorded = 0;
         for slot in &m.slots {
@@ -305,7 +326,7 @@ impl Ledger {
                 job: m.job.clone(),
                 slot: slot.clone(),
                 holder: m.holder.clone(),
-                token: index,
+                token,
                 term,
                 claimed_at_ms: m.at_ms,
                 completion: Some(Completion {
@@ -446,6 +467,50 @@ mod tests {
             l.claim(&claim("report", "s1", "web-1", 10), 10, 3, &mut ch),
             ClaimOutcome::Granted { first: true, .. }
         ));
+    }
+
+    #[test]
+    fn tokens_are_entry_indexes_until_a_batch_then_grow_by_one_above_the_last() {
+        let mut l = Ledger::default();
+        let mut ch = Changed::default();
+        let token = |o: ClaimOutcome| match o {
+            ClaimOutcome::Granted { grant, .. } => grant.token,
+            other => panic!("{other:?}"),
+        };
+        // Single claims: the entry's index, as releases before batches hand out.
+        assert_eq!(token(l.claim(&claim("j", "a", "p", 10), 3, 1, &mut ch)), 3);
+        assert_eq!(token(l.claim(&claim("j", "b", "p", 10), 7, 1, &mut ch)), 7);
+        // A batch at index 8: 8, 9, 10; a claim that is no grant takes no token.
+        let batch = [
+            claim("j", "c", "p", 10),
+            claim("j", "a", "q", 10),
+            claim("j", "d", "p", 10),
+        ];
+        let held = l.claim(&batch[1], 8, 1, &mut ch);
+        let tokens = [
+            token(l.claim(&batch[0], 8, 1, &mut ch)),
+            token(l.claim(&batch[2], 8, 1, &mut ch)),
+        ];
+        assert!(matches!(held, ClaimOutcome::Held { .. }), "{held:?}");
+        assert_eq!(tokens, [8, 9]);
+        // The entries right after take the next numbers up, until the index passes them.
+        assert_eq!(token(l.claim(&claim("j", "e", "p", 10), 9, 1, &mut ch)), 10);
+        let m = Missed {
+            job: "j".into(),
+            slots: vec!["f".into(), "g".into()],
+            holder: "p".into(),
+            detail: String::new(),
+            at_ms: 1,
+            history: 10,
+        };
+        assert_eq!(l.missed(&m, 10, 1, &mut ch), 2);
+        let missed: Vec<u64> = ["f", "g"].map(|s| l.jobs["j"].slots[s].token).to_vec();
+        assert_eq!(missed, [11, 11], "missed slots of one entry share a token");
+        assert_eq!(
+            token(l.claim(&claim("j", "h", "p", 10), 20, 1, &mut ch)),
+            20
+        );
+        assert_eq!(l.token_floor, 20);
     }
 
     #[test]
@@ -602,7 +667,9 @@ mod tests {
             .values()
             .flat_map(|j| j.slots.values().cloned())
             .collect::<Vec<_>>();
-        let rebuilt = Ledger::from_parts(grants, [("j".to_string(), "a".to_string())]);
+        let mut rebuilt = Ledger::from_parts(grants, [("j".to_string(), "a".to_string())]);
+        // The floor is stored beside the parts.
+        rebuilt.token_floor = l.token_floor;
         assert_eq!(rebuilt, l);
     }
 }

@@ -84,6 +84,10 @@ pub struct Metrics {
     pub job_catch_up_runs: Family<JobNameLabels, Counter>,
     /// When this peer last finished a run of each job (Unix seconds).
     pub job_last_run: Family<JobNameLabels, Gauge<f64, AtomicU64>>,
+    /// Claim entries this peer appended as leader, and the claims in them (batches hold
+    /// several).
+    pub claim_entries: Counter,
+    pub claims_appended: Counter,
     /// Newest term this peer campaigned in, so that one election (many vote RPCs) counts once.
     last_campaign: AtomicU64,
 }
@@ -115,6 +119,8 @@ impl Metrics {
             job_slots: Family::default(),
             job_catch_up_runs: Family::default(),
             job_last_run: Family::default(),
+            claim_entries: Counter::default(),
+            claims_appended: Counter::default(),
             last_campaign: AtomicU64::new(0),
         };
         let info = Family::<InfoLabels, Gauge>::default();
@@ -236,6 +242,16 @@ impl Metrics {
             "job_last_run_timestamp_seconds",
             "When this peer last finished a run of the job (Unix time; the age is time() minus this)",
             m.job_last_run.clone(),
+        );
+        registry.register(
+            "claim_entries",
+            "Log entries of job claims this peer appended as leader",
+            m.claim_entries.clone(),
+        );
+        registry.register(
+            "claims_appended",
+            "Job claims this peer appended as leader (several share an entry under load)",
+            m.claims_appended.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -43,6 +43,9 @@ pub enum Command {
     Claim(crate::ledger::Claim),
     Done(crate::ledger::Done),
     Missed(crate::ledger::Missed),
+    /// Claims batched into one entry by a leader whose members all apply them
+    /// (`crate::leadership::jobs`); each is decided as a [`Command::Claim`] would be, in order.
+    Claims(Vec<crate::ledger::Claim>),
 }
 
 /// The response to applying a [`Command`] (kept in memory by the leader that appended it;
@@ -55,6 +58,8 @@ pub enum Applied {
     Done(crate::ledger::DoneOutcome),
     /// How many slots were recorded as missed.
     Missed(usize),
+    /// The outcome of each claim of a [`Command::Claims`], in order.
+    Claims(Vec<crate::ledger::ClaimOutcome>),
 }
 
 openraft::declare_raft_types!(

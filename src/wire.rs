@@ -17,6 +17,9 @@ pub const PERSIST_FORMAT: u8 = 1;
 /// Format byte of a snapshot's data that carries the job ledger; format [`PERSIST_FORMAT`]
 /// is the applied state alone, as releases before the ledger wrote it.
 pub const SNAPSHOT_FORMAT_LEDGER: u8 = 2;
+/// Format byte of a snapshot's data that carries the job ledger and its token floor (after
+/// a batch of claims); releases before batches do not read it.
+pub const SNAPSHOT_FORMAT_TOKENS: u8 = 3;
 
 /// Largest stored record (a snapshot with the job ledger: at most
 /// [`crate::ledger::MAX_JOBS`] × [`crate::ledger::MAX_HISTORY`] grants). Snapshots travel
@@ -47,6 +50,15 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Encoding into a Vec only fails when serde reports an error, which the openraft and
     // elector types never do; an empty body would then be refused by the receiver.
     bincode::serde::encode_to_vec(value, config()).unwrap_or_default()
+}
+
+/// How many bytes [`encode`] makes of a value, without making them.
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    match bincode::serde::encode_into_writer(value, &mut size, bincode::config::standard()) {
+        Ok(()) => size.bytes_written,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// Decodes a value, refusing oversized input, lying lengths and trailing bytes.

@@ -11,6 +11,11 @@
 //! none until every member has said it supports the ledger (`/raft/v1/features`), or the
 //! ledger already holds a grant (the cluster switched over before, when every member
 //! confirmed; joins of peers of an earlier release are refused from then on).
+//!
+//! Concurrent claims are joined into one entry ([`Command::Claims`], [`super::batcher`]) once
+//! every member said it applies such entries (capability `claim-batches`); until then, each
+//! claim is an entry of its own, as releases before batches append them. Tokens stay what
+//! those releases hand out until the first batch ([`crate::ledger::Ledger::next_token`]).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -19,16 +24,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use openraft::error::ClientWriteError;
 
 use crate::config::Config;
+use crate::leadership::batcher::Batcher;
 use crate::leadership::Leadership;
 use crate::ledger::{self, Claim, Done};
 use crate::members::Members;
+use crate::metrics::Metrics;
 use crate::peer::client::{CallError, PeerClient};
-use crate::peer::protocol::{ClaimRequest, DoneRequest, JobAnswer};
+use crate::peer::protocol::{self, ClaimRequest, DoneRequest, JobAnswer};
 use crate::raft::{Applied, Command, NodeId, PeerNode, Raft, RaftStatus};
 use crate::store::LedgerHandle;
 
 /// How long a claim or a report may take before the caller is told to retry.
 pub const WRITE_BUDGET: Duration = Duration::from_secs(2);
+
+/// The most claims in one entry: 128 of the longest keys make about 50 KiB, far below the
+/// message bound (an append that would exceed it is split: `network`).
+pub const MAX_BATCH: usize = 128;
+
+/// How long a member that did not confirm `claim-batches` is not asked again.
+const RECHECK_AFTER: Duration = Duration::from_secs(5);
 
 /// This peer's side of the job ledger: the claims it appends as leader, and the requests it
 /// forwards.
@@ -38,8 +52,12 @@ pub struct Jobs {
     client: PeerClient,
     leadership: Arc<Leadership>,
     ledger: LedgerHandle,
+    metrics: Arc<Metrics>,
     /// Members that said they support the ledger.
     confirmed: Mutex<BTreeSet<NodeId>>,
+    /// Members that said they apply batches of claims, and when to ask the others again.
+    batching: Mutex<(BTreeSet<NodeId>, Option<Instant>)>,
+    batcher: Batcher<Claim, JobAnswer>,
 }
 
 /// Why a peer is not known to support the ledger.
@@ -49,6 +67,10 @@ pub enum Unsupported {
     EarlierRelease(String),
     #[error("peer {0} has not confirmed that it supports the job ledger (the first claim needs every member to): {1}")]
     Unconfirmed(String, String),
+    #[error("peer {0} runs a release without batched claims, which this cluster's log may hold: upgrade it to this release")]
+    NoBatches(String),
+    #[error("peer {0} has not confirmed that it applies batched claims: {1}")]
+    BatchesUnconfirmed(String, String),
 }
 
 fn later(reason: impl Into<String>) -> JobAnswer {
@@ -71,6 +93,7 @@ impl Jobs {
         client: PeerClient,
         leadership: Arc<Leadership>,
         ledger: LedgerHandle,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Jobs {
             raft,
@@ -78,7 +101,10 @@ impl Jobs {
             client,
             leadership,
             ledger,
+            metrics,
             confirmed: Mutex::new(BTreeSet::new()),
+            batching: Mutex::new((BTreeSet::new(), None)),
+            batcher: Batcher::new(MAX_BATCH),
         }
     }
 
@@ -109,7 +135,7 @@ impl Jobs {
             history: self.config.job_history,
             retry_of: None,
         };
-        self.write(Command::Claim(claim)).await
+        self.write_claim(claim).await
     }
 
     /// As leader, claims a slot of a scheduled job for this peer (a new run of a lost one
@@ -123,7 +149,40 @@ impl Jobs {
             history: self.config.job_history,
             retry_of,
         };
-        self.write(Command::Claim(claim)).await
+        self.write_claim(claim).await
+    }
+
+    /// Appends a claim: joined with concurrent ones into one entry once every member applies
+    /// such entries, else as an entry of its own.
+    async fn write_claim(&self, claim: Claim) -> JobAnswer {
+        if !self.every_member_applies_batches().await {
+            self.metrics.claims_appended.inc();
+            self.metrics.claim_entries.inc();
+            return self.write(Command::Claim(claim)).await;
+        }
+        let lost = || later("the request that was writing this claim stopped: ask again");
+        self.batcher
+            .submit(claim, |claims| self.write_claims(claims), lost)
+            .await
+    }
+
+    /// Appends `claims` as one entry (a lone claim as [`Command::Claim`]), and answers each.
+    async fn write_claims(&self, mut claims: Vec<Claim>) -> Vec<JobAnswer> {
+        self.metrics.claims_appended.inc_by(claims.len() as u64);
+        self.metrics.claim_entries.inc();
+        if claims.len() == 1 {
+            if let Some(claim) = claims.pop() {
+                return vec![self.write(Command::Claim(claim)).await];
+            }
+        }
+        let n = claims.len();
+        match self.append(Command::Claims(claims)).await {
+            Ok(Applied::Claims(outcomes)) if outcomes.len() == n => {
+                outcomes.into_iter().map(JobAnswer::Claimed).collect()
+            }
+            Ok(other) => vec![later(format!("unexpected outcome of a batch: {other:?}")); n],
+            Err(answer) => vec![answer; n],
+        }
     }
 
     /// As leader, records how a slot ended.
@@ -199,50 +258,59 @@ impl Jobs {
         if self.ledger.read(|l| l.jobs.is_empty()) {
             return Ok(());
         }
-        self.supports(node).await
+        self.supports(node).await?;
+        self.applies_batches(node).await
     }
 
     fn leading(&self) -> bool {
         RaftStatus::of(&self.raft).reported_leader(self.config.me.id)
     }
 
-    /// Appends `command` as a leader a quorum acknowledged just now, and waits until it is
-    /// applied, for at most [`WRITE_BUDGET`].
+    /// Appends `command` as a leader a quorum acknowledged just now, waits until it is
+    /// applied, for at most [`WRITE_BUDGET`], and answers what applying it decided.
     async fn write(&self, command: Command) -> JobAnswer {
+        match self.append(command).await {
+            Ok(Applied::Claim(outcome)) => JobAnswer::Claimed(outcome),
+            Ok(Applied::Done(outcome)) => JobAnswer::Reported(outcome),
+            Ok(Applied::Missed(n)) => JobAnswer::Missed(n),
+            Ok(other) => later(format!("unexpected outcome: {other:?}")),
+            Err(answer) => answer,
+        }
+    }
+
+    /// [`Self::write`]'s append: the applied outcome, or the answer that says why not.
+    async fn append(&self, command: Command) -> Result<Applied, JobAnswer> {
         let deadline = Instant::now() + WRITE_BUDGET;
         // Held until the write is applied: a leader shutting down waits for it before it
         // picks its successor (`Leadership::quiesce`).
         let Some(_appending) = self.leadership.begin_append().await else {
-            return later("the leader is shutting down: ask again in a moment");
+            return Err(later("the leader is shutting down: ask again in a moment"));
         };
         let status = RaftStatus::of(&self.raft);
         if !status.reported_leader(self.config.me.id)
             || !self.leadership.may_claim(status.term, Instant::now())
         {
-            return later("this peer is not a leader a quorum acknowledged just now");
+            return Err(later(
+                "this peer is not a leader a quorum acknowledged just now",
+            ));
         }
         if let Err(why) = self.every_member_supports_the_ledger().await {
-            return later(why.to_string());
+            return Err(later(why.to_string()));
         }
         let write = tokio::time::timeout_at(deadline.into(), self.raft.client_write(command));
         match write.await {
-            Err(_) => later(format!(
+            Err(_) => Err(later(format!(
                 "no quorum committed it within {} ms (it may still commit: ask again, a holder gets its own grant back)",
                 WRITE_BUDGET.as_millis()
-            )),
-            Ok(Ok(resp)) => match resp.data {
-                Applied::Claim(outcome) => JobAnswer::Claimed(outcome),
-                Applied::Done(outcome) => JobAnswer::Reported(outcome),
-                Applied::Missed(n) => JobAnswer::Missed(n),
-                Applied::Nothing => later("the entry was applied with no outcome"),
-            },
-            Ok(Err(e)) => match e.api_error() {
+            ))),
+            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Err(e)) => Err(match e.api_error() {
                 Some(ClientWriteError::ForwardToLeader(_)) => {
                     later("this peer lost the leadership: ask again")
                 }
                 Some(other) => later(other.to_string()),
                 None => later(format!("Raft is stopping: {e}")),
-            },
+            }),
         }
     }
 
@@ -278,6 +346,59 @@ impl Jobs {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Whether every member confirmed that it applies batches of claims. A member that did
+    /// not is asked again only after [`RECHECK_AFTER`], so that a cluster in the middle of an
+    /// upgrade does not ask at every claim.
+    async fn every_member_applies_batches(&self) -> bool {
+        let lock = || self.batching.lock().unwrap_or_else(|p| p.into_inner());
+        let members = Members::from_metrics(&self.raft.metrics().borrow());
+        let unconfirmed: Vec<PeerNode> = {
+            let (confirmed, recheck_at) = &*lock();
+            let unconfirmed: Vec<PeerNode> = members
+                .nodes
+                .iter()
+                .filter(|(id, _)| **id != self.config.me.id && !confirmed.contains(id))
+                .map(|(_, node)| node.clone())
+                .collect();
+            if unconfirmed.is_empty() {
+                return true;
+            }
+            if recheck_at.is_some_and(|at| Instant::now() < at) {
+                return false;
+            }
+            unconfirmed
+        };
+        let checks = unconfirmed.iter().map(|node| async move {
+            let result = self.applies_batches(node).await;
+            if result.is_ok() {
+                lock().0.insert(crate::raft::node_id(&node.name));
+            }
+            result
+        });
+        let results = futures::future::join_all(checks).await;
+        if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+            tracing::debug!(error = %e, "claims are not batched");
+            lock().1 = Some(Instant::now() + RECHECK_AFTER);
+            return false;
+        }
+        true
+    }
+
+    /// Asks `node` whether its release applies batches of claims.
+    async fn applies_batches(&self, node: &PeerNode) -> Result<(), Unsupported> {
+        let timeout = self.config.timing.election_max;
+        match self.client.capabilities(node, timeout).await {
+            Ok(names) if names.iter().any(|n| n == protocol::CLAIM_BATCHES) => Ok(()),
+            Ok(_) | Err(CallError::Refused { status: 404, .. }) => {
+                Err(Unsupported::NoBatches(node.name.clone()))
+            }
+            Err(e) => Err(Unsupported::BatchesUnconfirmed(
+                node.name.clone(),
+                crate::errors::chain(&e),
+            )),
+        }
     }
 
     /// Asks `node` whether its release supports the ledger.

@@ -11,12 +11,14 @@
 //!   over at once.
 //! * [`bootstrap`]: forming the cluster with no manual step, and never a second one.
 //! * [`membership`]: joins, leaves, learners beyond the voter cap, witnesses.
-//! * [`jobs`]: claims of job slots and their outcomes, appended by the leader;
+//! * [`jobs`]: claims of job slots and their outcomes, appended by the leader (concurrent
+//!   claims joined into one entry by [`batcher`]);
 //!   [`scheduler`]: the leader firing `--job`s at their times, with catch-up.
 //! * [`service`]: what this peer does with its peers' requests; [`start`]: starting openraft
 //!   under these policies.
 
 pub mod app_health;
+pub mod batcher;
 pub mod bootstrap;
 pub mod campaign;
 pub mod caretaker;

@@ -189,6 +189,15 @@ impl RaftNetwork<TypeConfig> for Connection {
                 &Silenced,
             )));
         }
+        // A message over the bound would be refused by the follower: openraft sends fewer
+        // entries when told so (claims batched into entries make them larger than before).
+        let entries = rpc.entries.len();
+        if entries > 1 && crate::wire::encoded_len(&rpc) > crate::wire::MAX_MESSAGE {
+            let hint = u64::try_from(entries / 2).unwrap_or(1).max(1);
+            return Err(openraft::error::RPCError::PayloadTooLarge(
+                openraft::error::PayloadTooLarge::new_entries_hint(hint),
+            ));
+        }
         // The lease counts from the moment the request leaves, never from when the answer came.
         let sent = Instant::now();
         // openraft 0.9 gives up on an append-entries after one heartbeat interval, but the

@@ -150,13 +150,17 @@ impl PeerService for LocalPeer {
         };
         match self.jobs.may_join(&node).await {
             Ok(()) => self.changes.join(req, from).await,
-            Err(e @ Unsupported::EarlierRelease(_)) => MembershipAnswer::Refused {
-                code: "release".into(),
-                reason: format!("the job ledger holds grants: {e}"),
-            },
-            Err(e @ Unsupported::Unconfirmed(..)) => MembershipAnswer::Later {
-                reason: e.to_string(),
-            },
+            Err(e @ (Unsupported::EarlierRelease(_) | Unsupported::NoBatches(_))) => {
+                MembershipAnswer::Refused {
+                    code: "release".into(),
+                    reason: format!("the job ledger holds grants: {e}"),
+                }
+            }
+            Err(e @ (Unsupported::Unconfirmed(..) | Unsupported::BatchesUnconfirmed(..))) => {
+                MembershipAnswer::Later {
+                    reason: e.to_string(),
+                }
+            }
         }
     }
 

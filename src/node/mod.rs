@@ -174,6 +174,7 @@ impl Node {
             client.clone(),
             leadership.clone(),
             ledger,
+            metrics.clone(),
         ));
         let scheduler = Scheduler {
             jobs: jobs.clone(),

@@ -216,6 +216,18 @@ impl PeerClient {
         self.send(&to.addr, req, timeout).await
     }
 
+    /// Asks peer `to` for its release's capabilities ([`protocol::CAPABILITIES`]; a release
+    /// before them answers 404: [`CallError::Refused`] with that status).
+    pub async fn capabilities(
+        &self,
+        to: &PeerNode,
+        timeout: Duration,
+    ) -> Result<Vec<String>, CallError> {
+        let path = protocol::CAPABILITIES_PATH;
+        let req = self.request(reqwest::Method::GET, to, path, Vec::new());
+        self.send(&to.addr, req, timeout).await
+    }
+
     /// Asks the leader `to` to grant this peer a job slot.
     pub async fn claim(
         &self,

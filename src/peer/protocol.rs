@@ -119,6 +119,18 @@ pub struct PeerInfo {
 /// GET: what this peer's release supports ([`Features`]). A peer of a release before the job
 /// ledger answers 404: the leader appends no claim until every member supports it.
 pub const FEATURES_PATH: &str = "/raft/v1/features";
+/// GET: the capabilities of this peer's release, names ([`CAPABILITIES`]); a release before
+/// batched claims answers 404.
+pub const CAPABILITIES_PATH: &str = "/raft/v1/capabilities";
+
+/// What this release can do that an earlier one could not, by name. Only ever added to.
+pub const CAPABILITIES: &[&str] = &[LEDGER, CLAIM_BATCHES];
+/// It applies the job ledger's entries (as [`Features::ledger`] says).
+pub const LEDGER: &str = "ledger";
+/// It applies claims batched into one entry (`Command::Claims`) and the token floor that
+/// comes with them.
+pub const CLAIM_BATCHES: &str = "claim-batches";
+
 /// POST: a claim of a job slot ([`ClaimRequest`]), forwarded by a follower to its leader; the
 /// holder is the sender.
 pub const CLAIM_PATH: &str = "/raft/v1/claim";

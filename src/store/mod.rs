@@ -3,9 +3,12 @@
 //!
 //! sled's `flush` ends in `sync_file_range`, which does not make a grown file's size or its
 //! metadata durable. Every write that Raft relies on (the vote before it is acknowledged, log
-//! entries before they are reported flushed, the purge point, the applied state) is therefore
-//! followed by `Db::sync`: sled's flush, then `fdatasync` on sled's data file. Writes are rare
-//! (one blank entry and one vote per election; heartbeats write nothing), so the cost is small.
+//! entries before they are reported flushed, the purge point, snapshots) is therefore
+//! followed by `Db::sync`: sled's flush, then `fdatasync` on sled's data file. The applied
+//! state is not synced on its own: it rides on the next sync, and what a crash loses of it is
+//! applied again from the log (`state_machine`). Elections write little (one blank entry and
+//! one vote; heartbeats write nothing); claims cost one sync per log entry on each peer, and
+//! concurrent claims share an entry.
 //!
 //! The database also records which election and which peer it belongs to, so a data directory
 //! mounted into the wrong pod or cluster is refused instead of being adopted.

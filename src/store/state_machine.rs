@@ -7,9 +7,11 @@
 //! forgotten slots another (`m/<job>`), written in one atomic batch with the applied state, so
 //! an apply costs the size of what it changed, not of the ledger.
 //!
-//! A snapshot's data is format 2 (the applied state and the ledger); format 1 (the applied
-//! state alone) is what releases before the ledger wrote, and installs as an empty ledger:
-//! those releases never appended a claim.
+//! A snapshot's data is format 2 (the applied state and the ledger), or format 3 (the same
+//! and the token floor, [`Ledger::token_floor`]) while the floor is at or above the last
+//! applied index, which only a batch of claims puts it; format 1 (the applied state alone) is
+//! what releases before the ledger wrote, and installs as an empty ledger: those releases
+//! never appended a claim.
 
 use std::io::Cursor;
 use std::sync::{Arc, RwLock};
@@ -59,6 +61,9 @@ fn mark_key(job: &str) -> Vec<u8> {
 }
 
 const STATE_KEY: &[u8] = b"applied";
+/// The last token handed out ([`Ledger::token_floor`]); absent in data of releases before
+/// batches of claims, where it is 0.
+const FLOOR_KEY: &[u8] = b"token_floor";
 pub(super) const SNAPSHOT_KEY: &[u8] = b"snapshot";
 
 /// What has been applied.
@@ -157,24 +162,31 @@ impl StateMachine {
                 }
             }
         });
-        self.commit(batch)
+        let floor = self.ledger.read(|l| l.token_floor);
+        self.commit(batch, floor)
     }
 
-    /// Adds the applied state to `batch`, writes it atomically, then syncs.
-    fn commit(&self, mut batch: sled::Batch) -> Result<(), StorageError> {
+    /// Adds the applied state and the token floor to `batch` and writes it atomically.
+    ///
+    /// Not synced: everything applied is in the log, which is (every append is synced before
+    /// it is reported flushed), and sled recovers a prefix of its writes after a crash, so a
+    /// lost apply is applied again from the log after a restart, to the same result. The
+    /// log behind the applied state is purged only after a snapshot, and saving the
+    /// snapshot syncs (docs/DESIGN.md, "Durable state").
+    fn commit(&self, mut batch: sled::Batch, floor: u64) -> Result<(), StorageError> {
         let write = |e| StorageIOError::write_state_machine(e);
         batch.insert(STATE_KEY, wire::encode_record(&self.state));
+        batch.insert(FLOOR_KEY, wire::encode_record(&floor));
         self.db
             .inner
             .sm
             .apply_batch(batch)
             .map_err(|e| write(any(e)))?;
-        self.db.sync().map_err(|e| write(any(e)))?;
         Ok(())
     }
 
     /// Replaces the whole ledger and writes the applied state, in one atomic batch (a
-    /// snapshot was installed), then syncs.
+    /// snapshot was installed), then syncs: the log before the snapshot may be gone.
     fn replace_ledger(&self, ledger: Ledger) -> Result<(), StorageError> {
         let write = |e| StorageIOError::write_state_machine(e);
         let mut batch = sled::Batch::default();
@@ -193,7 +205,8 @@ impl StateMachine {
                 batch.insert(mark_key(name), wire::encode_record(mark));
             }
         }
-        self.commit(batch)?;
+        self.commit(batch, ledger.token_floor)?;
+        self.db.sync().map_err(|e| write(any(e)))?;
         *self.ledger.write() = ledger;
         Ok(())
     }
@@ -230,9 +243,17 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             last_membership: self.state.last_membership.clone(),
             snapshot_id,
         };
-        let data = self
-            .ledger
-            .read(|l| wire::encode_large_record(wire::SNAPSHOT_FORMAT_LEDGER, &(&self.state, l)));
+        let last_index = self.state.last_applied.map_or(0, |id| id.index);
+        let data = self.ledger.read(|l| {
+            if l.token_floor < last_index {
+                // Every later entry's index is above the floor: it no longer matters, and
+                // the snapshot stays one releases before batches can install.
+                wire::encode_large_record(wire::SNAPSHOT_FORMAT_LEDGER, &(&self.state, l))
+            } else {
+                let with_floor = (&self.state, l, l.token_floor);
+                wire::encode_large_record(wire::SNAPSHOT_FORMAT_TOKENS, &with_floor)
+            }
+        });
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,
@@ -270,6 +291,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(Command::Claim(c)) => {
                     Applied::Claim(self.ledger.write().claim(&c, index, term, &mut changed))
                 }
+                EntryPayload::Normal(Command::Claims(claims)) => {
+                    let mut ledger = self.ledger.write();
+                    Applied::Claims(
+                        claims
+                            .iter()
+                            .map(|c| ledger.claim(c, index, term, &mut changed))
+                            .collect(),
+                    )
+                }
                 EntryPayload::Normal(Command::Done(d)) => {
                     Applied::Done(self.ledger.write().done(&d, &mut changed))
                 }
@@ -304,6 +334,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             Some((&wire::SNAPSHOT_FORMAT_LEDGER, rest)) => {
                 let (_, ledger): (AppliedState, Ledger) = wire::decode_large(rest)
                     .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
+                ledger
+            }
+            Some((&wire::SNAPSHOT_FORMAT_TOKENS, rest)) => {
+                let (_, mut ledger, floor): (AppliedState, Ledger, u64) = wire::decode_large(rest)
+                    .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
+                ledger.token_floor = floor;
                 ledger
             }
             // A peer of an earlier release built it (or it is empty): it never applied a
@@ -364,5 +400,10 @@ fn load_ledger(db: &Db) -> Result<Ledger, StoreError> {
             wire::decode_record::<String>(&value).map_err(|e| damaged(db.path(), "job mark", e))?,
         ));
     }
-    Ok(Ledger::from_parts(grants, marks))
+    let mut ledger = Ledger::from_parts(grants, marks);
+    if let Some(bytes) = db.inner.sm.get(FLOOR_KEY).map_err(read)? {
+        ledger.token_floor =
+            wire::decode_record(&bytes).map_err(|e| damaged(db.path(), "token floor", e))?;
+    }
+    Ok(ledger)
 }

@@ -484,3 +484,131 @@ async fn hundreds_of_slots_claimed_by_many_clients_through_a_leader_crash_are_ea
         3 * PER_PEER
     );
 }
+
+type Answered = std::sync::Mutex<Vec<(Instant, Instant, u64)>>;
+
+/// Claimer `k` (of `claimers`) claims `slots` of its own job `batch-k` through one of
+/// `through`, each expecting a first grant; records grants and when each was asked and
+/// answered.
+async fn claim_round(
+    c: &Cluster,
+    (client, grants, answered): (&reqwest::Client, &std::sync::Mutex<Grants>, &Answered),
+    claimers: usize,
+    through: Vec<usize>,
+    slots: std::ops::Range<usize>,
+) {
+    let claimer = |k: usize| {
+        let peer = through[k % through.len()];
+        let (addr, name) = (c.peers[peer].http, c.peers[peer].name.clone());
+        let slots = slots.clone();
+        async move {
+            let job = format!("batch-{k:02}");
+            for n in slots {
+                let slot = format!("2026-12-04T08:00:{n:02}Z");
+                let sent = Instant::now();
+                let reply = jobs::claim_decided(client, addr, &job, &slot, STEP)
+                    .await
+                    .unwrap_or_else(|| panic!("{name}: no decision on {job}/{slot}"));
+                assert_eq!(reply.status, 201, "{job}/{slot}: {reply:?}");
+                let (_, token) = reply.holder_token().expect("a grant");
+                let times = (sent, Instant::now(), token);
+                answered.lock().expect("lock").push(times);
+                let recorded = grants
+                    .lock()
+                    .expect("lock")
+                    .record(&job, &slot, &name, &reply);
+                recorded.unwrap_or_else(|broken| panic!("{broken}"));
+            }
+        }
+    };
+    futures::future::join_all((0..claimers).map(claimer)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_share_log_entries_and_tokens_still_grow_strictly() {
+    const CLAIMERS: usize = 24;
+    const SLOTS: usize = 15;
+    const MORE: usize = 5;
+    let mut s = spec(3);
+    // Snapshots every 5 entries: a peer that was down catches up from a snapshot, which must
+    // carry the token floor.
+    s.flags.extend(["--snapshot-logs".into(), "5".into()]);
+    let mut c = Cluster::start(s);
+    let client = jobs::client();
+    let (leader, _) = c.agreed_leader(&c.all(), STEP).await;
+    let grants = std::sync::Mutex::new(Grants::default());
+    let answered = Answered::default();
+    let record = (&client, &grants, &answered);
+    claim_round(&c, record, CLAIMERS, c.all(), 0..SLOTS).await;
+    let entries = c.metric(leader, "raft_elector_claim_entries_total").await;
+    let claims = c.metric(leader, "raft_elector_claims_appended_total").await;
+    let (Some(entries), Some(claims)) = (entries, claims) else {
+        panic!("the leader's claim metrics are missing: {entries:?} {claims:?}");
+    };
+    assert!(
+        claims as usize >= CLAIMERS * SLOTS,
+        "{claims} claims appended"
+    );
+    assert!(
+        entries < claims,
+        "{claims} concurrent claims took {entries} entries: none was batched"
+    );
+    eprintln!("{claims} claims from {CLAIMERS} clients in {entries} log entries");
+
+    // A follower stops and misses more claims; it catches up from a snapshot when it is back.
+    let late = (leader + 1) % 3;
+    c.kill(late);
+    c.agreed_leader(&c.all_but(late), STEP).await;
+    let record = (&client, &grants, &answered);
+    claim_round(&c, record, CLAIMERS, c.all_but(late), SLOTS..SLOTS + MORE).await;
+    c.spawn(late);
+    for k in 0..CLAIMERS {
+        ledger_has(&c, &client, late, &format!("batch-{k:02}"), SLOTS + MORE).await;
+    }
+    let grants = grants.into_inner().expect("lock");
+    assert_eq!(grants.len(), CLAIMERS * (SLOTS + MORE));
+    grants.tokens_unique().unwrap_or_else(|e| panic!("{e}"));
+    let answered = answered.into_inner().expect("lock");
+    for a in &answered {
+        for b in &answered {
+            assert!(
+                a.1 >= b.0 || a.2 < b.2,
+                "a grant answered before another was asked has a token not below it: {} then {}",
+                a.2,
+                b.2
+            );
+        }
+    }
+
+    // A crash of every peer loses nothing: every peer shows every grant with the token its
+    // claimer was given, and the next grant's token is above them all.
+    for i in c.all() {
+        c.kill(i);
+    }
+    c.spawn_all();
+    c.agreed_leader(&c.all(), STEP).await;
+    for i in c.all() {
+        for k in 0..CLAIMERS {
+            let job = format!("batch-{k:02}");
+            let ledger = ledger_has(&c, &client, i, &job, SLOTS + MORE).await;
+            for slot in ledger["slots"].as_array().expect("slots") {
+                let key = slot["slot"].as_str().expect("slot key");
+                let shown = (
+                    slot["holder"].as_str().expect("holder").to_string(),
+                    slot["token"].as_u64().expect("token"),
+                );
+                assert_eq!(Some(shown), grants.get(&job, key), "peer-{i} shows {slot}");
+            }
+        }
+    }
+    let highest = answered.iter().map(|a| a.2).max().expect("tokens");
+    let after = jobs::claim_decided(&client, addr(&c, late), "after", "restart", STEP)
+        .await
+        .expect("a decision");
+    assert_eq!(after.status, 201, "{after:?}");
+    let (_, token) = after.holder_token().expect("a grant");
+    assert!(
+        token > highest,
+        "the first grant after the restart has token {token}, not above {highest}"
+    );
+}

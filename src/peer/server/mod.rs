@@ -140,6 +140,7 @@ pub fn router<S: PeerService>(admission: Admission, service: S) -> Router {
         .route(protocol::JOIN_PATH, post(join::<S>))
         .route(protocol::LEAVE_PATH, post(leave::<S>))
         .route(protocol::FEATURES_PATH, get(features::<S>))
+        .route(protocol::CAPABILITIES_PATH, get(capabilities))
         .route(protocol::CLAIM_PATH, post(claim::<S>))
         .route(protocol::DONE_PATH, post(done::<S>))
         .layer(DefaultBodyLimit::max(wire::MAX_MESSAGE))
@@ -380,6 +381,11 @@ async fn leave<S: PeerService>(
 
 async fn features<S: PeerService>(State(state): State<Shared<S>>) -> Response {
     reply(&state.service.features())
+}
+
+async fn capabilities() -> Response {
+    let names: Vec<&str> = protocol::CAPABILITIES.to_vec();
+    reply(&names)
 }
 
 async fn claim<S: PeerService>(

@@ -42,7 +42,7 @@ pub const WRITE_BUDGET: Duration = Duration::from_secs(2);
 pub const MAX_BATCH: usize = 128;
 
 /// How long a member that did not confirm `claim-batches` is not asked again.
-const RECHECK_AFTER: Duration = Duration::from_secs(5);
+const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// This peer's side of the job ledger: the claims it appends as leader, and the requests it
 /// forwards.
@@ -55,7 +55,8 @@ pub struct Jobs {
     metrics: Arc<Metrics>,
     /// Members that said they support the ledger.
     confirmed: Mutex<BTreeSet<NodeId>>,
-    /// Members that said they apply batches of claims, and when to ask the others again.
+    /// Members that said they apply batches of claims, and until when the others are not
+    /// asked (while one call asks them, and [`RECHECK_AFTER`] after it failed).
     batching: Mutex<(BTreeSet<NodeId>, Option<Instant>)>,
     batcher: Batcher<Claim, JobAnswer>,
 }
@@ -350,7 +351,8 @@ impl Jobs {
 
     /// Whether every member confirmed that it applies batches of claims. A member that did
     /// not is asked again only after [`RECHECK_AFTER`], so that a cluster in the middle of an
-    /// upgrade does not ask at every claim.
+    /// upgrade does not ask at every claim (the confirmation call is bounded by
+    /// `election_max`, which the hold while it runs exceeds).
     async fn every_member_applies_batches(&self) -> bool {
         let lock = || self.batching.lock().unwrap_or_else(|p| p.into_inner());
         let members = Members::from_metrics(&self.raft.metrics().borrow());
@@ -370,6 +372,8 @@ impl Jobs {
             }
             unconfirmed
         };
+        // Concurrent claims do not all ask: the others append theirs alone meanwhile.
+        lock().1 = Some(Instant::now() + self.config.timing.election_max * 2);
         let checks = unconfirmed.iter().map(|node| async move {
             let result = self.applies_batches(node).await;
             if result.is_ok() {
@@ -383,6 +387,7 @@ impl Jobs {
             lock().1 = Some(Instant::now() + RECHECK_AFTER);
             return false;
         }
+        lock().1 = None;
         true
     }
 

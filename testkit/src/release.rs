@@ -14,6 +14,10 @@ pub const PREVIOUS_RELEASE: &str = "c61d9a43b5462a5bd709225aaa807235f683e388";
 /// format: the first claim waits until every member runs a release that applies them.
 pub const BEFORE_LEDGER: &str = "41df9f080cf2a5a5b5744310cb6f94e4eff2194d";
 
+/// The last release before claims were batched into one log entry (`Command::Claims`) with
+/// tokens above the entry's index: batches begin once every member runs a release after it.
+pub const BEFORE_BATCHES: &str = "c623d88c1d00571e5ff214374b060d3dc68d2136";
+
 /// Builds (or finds) the previous release's binary. `repo` is this repository's checkout
 /// (its history must hold [`PREVIOUS_RELEASE`]: a full clone, not a shallow one), `work` a
 /// directory the build may keep (the tests' `CARGO_TARGET_TMPDIR`).

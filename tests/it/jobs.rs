@@ -485,12 +485,45 @@ async fn hundreds_of_slots_claimed_by_many_clients_through_a_leader_crash_are_ea
     );
 }
 
-type Answered = std::sync::Mutex<Vec<(Instant, Instant, u64)>>;
+/// When each first grant was asked and answered, and its token.
+pub type Answered = std::sync::Mutex<Vec<(Instant, Instant, u64)>>;
+
+/// The claim entries appended and the claims in them, summed over the peers of this release
+/// (each counts those it appended as leader; a peer of the release before batches has
+/// neither metric).
+pub async fn claim_counts(c: &Cluster) -> (f64, f64) {
+    let (mut entries, mut claims) = (0.0, 0.0);
+    for i in c.all() {
+        entries += c
+            .metric(i, "raft_elector_claim_entries_total")
+            .await
+            .unwrap_or(0.0);
+        claims += c
+            .metric(i, "raft_elector_claims_appended_total")
+            .await
+            .unwrap_or(0.0);
+    }
+    (entries, claims)
+}
+
+/// Checks that a grant answered before another was asked has the lower token.
+pub fn tokens_follow_real_time(answered: &[(Instant, Instant, u64)]) {
+    for a in answered {
+        for b in answered {
+            assert!(
+                a.1 >= b.0 || a.2 < b.2,
+                "a grant answered before another was asked has a token not below it: {} then {}",
+                a.2,
+                b.2
+            );
+        }
+    }
+}
 
 /// Claimer `k` (of `claimers`) claims `slots` of its own job `batch-k` through one of
 /// `through`, each expecting a first grant; records grants and when each was asked and
 /// answered.
-async fn claim_round(
+pub async fn claim_round(
     c: &Cluster,
     (client, grants, answered): (&reqwest::Client, &std::sync::Mutex<Grants>, &Answered),
     claimers: usize,
@@ -540,11 +573,7 @@ async fn concurrent_claims_share_log_entries_and_tokens_still_grow_strictly() {
     let answered = Answered::default();
     let record = (&client, &grants, &answered);
     claim_round(&c, record, CLAIMERS, c.all(), 0..SLOTS).await;
-    let entries = c.metric(leader, "raft_elector_claim_entries_total").await;
-    let claims = c.metric(leader, "raft_elector_claims_appended_total").await;
-    let (Some(entries), Some(claims)) = (entries, claims) else {
-        panic!("the leader's claim metrics are missing: {entries:?} {claims:?}");
-    };
+    let (entries, claims) = claim_counts(&c).await;
     assert!(
         claims as usize >= CLAIMERS * SLOTS,
         "{claims} claims appended"
@@ -569,16 +598,7 @@ async fn concurrent_claims_share_log_entries_and_tokens_still_grow_strictly() {
     assert_eq!(grants.len(), CLAIMERS * (SLOTS + MORE));
     grants.tokens_unique().unwrap_or_else(|e| panic!("{e}"));
     let answered = answered.into_inner().expect("lock");
-    for a in &answered {
-        for b in &answered {
-            assert!(
-                a.1 >= b.0 || a.2 < b.2,
-                "a grant answered before another was asked has a token not below it: {} then {}",
-                a.2,
-                b.2
-            );
-        }
-    }
+    tokens_follow_real_time(&answered);
 
     // A crash of every peer loses nothing: every peer shows every grant with the token its
     // claimer was given, and the next grant's token is above them all.

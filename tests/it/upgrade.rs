@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use testkit::{timeline, Answer, Ask, Cluster};
 
-use crate::spec;
+use crate::{jobs, spec};
 
 const STEP: Duration = Duration::from_secs(15);
 
@@ -81,5 +81,108 @@ async fn a_rolling_upgrade_from_the_previous_release_keeps_one_leader_and_every_
         summary.samples >= 10,
         "too few samples: {}",
         summary.samples
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_stay_exactly_once_through_a_rolling_upgrade_that_starts_batching() {
+    const CLAIMERS: usize = 12;
+    const SLOTS: usize = 5;
+    let before = testkit::release::release_exe(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        testkit::release::BEFORE_BATCHES,
+    );
+    let mut s = spec(3);
+    s.flags.extend(["--snapshot-logs".into(), "10".into()]);
+    let mut c = Cluster::new(s);
+    for p in &mut c.peers {
+        p.exe = Some(before.clone());
+    }
+    c.spawn_all();
+    let all = c.all();
+    c.agreed_leader(&all, STEP).await;
+    let client = testkit::jobs::client();
+    let grants = std::sync::Mutex::new(testkit::jobs::Grants::default());
+    let answered = jobs::Answered::default();
+    let record = (&client, &grants, &answered);
+    let mut rounds = 0..SLOTS;
+    jobs::claim_round(&c, record, CLAIMERS, all.clone(), rounds.clone()).await;
+    // One peer at a time, highest ordinal first, as a StatefulSet does; claims go on between
+    // the steps. While a member runs the release before batches, a leader of this release
+    // appends every claim as an entry of its own.
+    for i in (0..3).rev() {
+        let sent = Instant::now();
+        c.signal(i, Signal::SIGTERM);
+        c.expect_stopped(i, sent).await;
+        c.peers[i].exe = None;
+        c.spawn(i);
+        c.agreed_leader(&all, STEP).await;
+        rounds = rounds.end..rounds.end + SLOTS;
+        jobs::claim_round(&c, record, CLAIMERS, all.clone(), rounds.clone()).await;
+        if i > 0 {
+            let (entries, claims) = jobs::claim_counts(&c).await;
+            assert_eq!(
+                entries, claims,
+                "claims were batched while a member runs the release before batches"
+            );
+        }
+    }
+    // Every peer runs this release: concurrent claims share entries once the leader has
+    // asked every member again (at most 1 s after it last found one of the earlier release);
+    // at most 10 rounds, within the history of 100 slots.
+    c.agreed_leader(&all, STEP).await;
+    let deadline = Instant::now() + STEP;
+    let (new_entries, new_claims) = loop {
+        let (entries, claims) = jobs::claim_counts(&c).await;
+        rounds = rounds.end..rounds.end + SLOTS;
+        jobs::claim_round(&c, record, CLAIMERS, all.clone(), rounds.clone()).await;
+        let (entries_after, claims_after) = jobs::claim_counts(&c).await;
+        let (new_entries, new_claims) = (entries_after - entries, claims_after - claims);
+        if new_entries < new_claims {
+            break (new_entries, new_claims);
+        }
+        assert!(
+            Instant::now() < deadline && rounds.end < SLOTS * 14,
+            "after the upgrade, {new_claims} concurrent claims still took {new_entries} entries"
+        );
+    };
+    let grants = grants.into_inner().expect("lock");
+    assert_eq!(grants.len(), CLAIMERS * rounds.end);
+    grants.tokens_unique().unwrap_or_else(|e| panic!("{e}"));
+    jobs::tokens_follow_real_time(&answered.into_inner().expect("lock"));
+    // Every peer applied the same log to the same tokens, those of the release before
+    // batches included.
+    for i in all {
+        for k in 0..CLAIMERS {
+            let job = format!("batch-{k:02}");
+            let deadline = Instant::now() + STEP;
+            loop {
+                let ledger = testkit::jobs::ledger(&client, c.peers[i].http, &job).await;
+                let slots = ledger
+                    .as_ref()
+                    .and_then(|(_, b)| b["slots"].as_array().cloned());
+                if let Some(slots) = slots.filter(|s| s.len() == rounds.end) {
+                    for slot in slots {
+                        let key = slot["slot"].as_str().expect("slot key");
+                        let shown = (
+                            slot["holder"].as_str().expect("holder").to_string(),
+                            slot["token"].as_u64().expect("token"),
+                        );
+                        assert_eq!(Some(shown), grants.get(&job, key), "peer-{i}: {slot}");
+                    }
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "peer-{i}'s ledger of {job}: {ledger:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    eprintln!(
+        "rolling upgrade with {CLAIMERS} claimers: {} slots granted once each; afterwards {new_claims} claims in {new_entries} entries",
+        grants.len()
     );
 }

@@ -40,6 +40,10 @@ pub(crate) struct Args {
     /// and target; 2 with --quick).
     #[arg(long, default_value_t = 10)]
     pub(crate) claim_secs: u64,
+    /// After the timed claims runs on 3 peers, claim with 64 clients until this many slots
+    /// were granted in all, then measure the data directories (0: skip; 2,000 with --quick).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) claim_total: u64,
     /// Seconds of idle CPU measurement (at most 10 per cluster size in membership).
     #[arg(long, default_value_t = 30)]
     pub(crate) idle_secs: u64,
@@ -79,6 +83,7 @@ impl Args {
             args.wrk_reps = 1;
             args.idle_secs = args.idle_secs.min(5);
             args.claim_secs = args.claim_secs.min(2);
+            args.claim_total = args.claim_total.min(2_000);
         }
         for s in &args.only {
             if !SECTIONS.contains(&s.as_str()) {

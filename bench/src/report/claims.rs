@@ -129,13 +129,37 @@ fn sizes(o: &mut String, c: &Value) {
                 )
             })
             .collect();
+        let bulk = &c["raft_elector"][n]["bulk"];
+        if !bulk.is_null() {
+            let _ = writeln!(
+                o,
+                "- raft-elector, {n} peers, the run to {} grants (64 clients on the leader, {} s): {} claims/s, p99 {} ms, other answers {}",
+                s["granted"],
+                bulk["seconds"],
+                bulk["claims_per_s"],
+                bulk["p99_ms"],
+                bulk["other_answers"]
+            );
+        }
+        let rss: Vec<String> = s["rss_kib"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|k| {
+                        k.as_f64()
+                            .map_or("?".into(), |k| format!("{:.1} MiB", k / 1024.0))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             o,
-            "- raft-elector, {n} peers, after {} grants: the ledger keeps {} slots in {} jobs (at most `--job-history` per job); data directory per peer: {}",
+            "- raft-elector, {n} peers, after {} grants: the ledger keeps {} slots in {} jobs (at most `--job-history` per job); data directory per peer: {}; resident memory per peer: {}",
             s["granted"],
             s["slots_kept"],
             s["jobs"],
-            list.join("; ")
+            list.join("; "),
+            if rss.is_empty() { "not measured".to_string() } else { rss.join(", ") }
         );
     }
     let s = &c["postgres"]["size"];

@@ -110,17 +110,29 @@ trait Claimer {
     async fn claim(&mut self, slot: &str) -> Answer;
 }
 
-/// Every client claims fresh slots one after the other until `duration` is over; every
-/// answer with its latency, and how long the run took until the last answer came.
-async fn drive<C: Claimer>(claimers: Vec<C>, duration: Duration) -> (Vec<(Answer, f64)>, f64) {
+/// When the clients of a run stop.
+#[derive(Clone, Copy)]
+enum Until {
+    /// Once this much time has passed.
+    Time(Duration),
+    /// Once this many slots were handed out to claim (the grants may be fewer).
+    Slots(u64),
+}
+
+/// Every client claims fresh slots one after the other until `until`; every answer with its
+/// latency, and how long the run took until the last answer came.
+async fn drive<C: Claimer>(claimers: Vec<C>, until: Until) -> (Vec<(Answer, f64)>, f64) {
     let next = Cell::new(0u64);
     let start = Instant::now();
-    let end = start + duration;
+    let more = |seq: u64| match until {
+        Until::Time(d) => start.elapsed() < d,
+        Until::Slots(n) => seq < n,
+    };
     let loops = claimers.into_iter().map(|mut c| {
         let next = &next;
         async move {
             let mut out = Vec::new();
-            while Instant::now() < end {
+            while more(next.get()) {
                 let seq = next.get();
                 next.set(seq + 1);
                 let slot = slot_key(seq);
@@ -199,10 +211,13 @@ pub(super) async fn claims(exe: &Path, args: &Args) -> Result<Value, String> {
     eprintln!("bench: claims, fdatasync on the temporary directory's file system: {fsync}");
     let mut elector = Map::new();
     for n in [3usize, 5] {
-        let v = elector_runs(exe, n, duration).await.unwrap_or_else(|e| {
-            eprintln!("bench: claims, {n} peers: {e}");
-            json!({ "error": e })
-        });
+        let total = if n == 3 { args.claim_total } else { 0 };
+        let v = elector_runs(exe, n, duration, total)
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("bench: claims, {n} peers: {e}");
+                json!({ "error": e })
+            });
         elector.insert(n.to_string(), v);
     }
     let postgres = postgres_runs(duration).await.unwrap_or_else(|e| {
@@ -211,6 +226,7 @@ pub(super) async fn claims(exe: &Path, args: &Args) -> Result<Value, String> {
     });
     Ok(json!({
         "seconds_per_run": args.claim_secs,
+        "claim_total": args.claim_total,
         "clients": CLIENTS,
         "follower_clients": FOLLOWER_CLIENTS,
         "fdatasync": fsync,
@@ -227,8 +243,14 @@ fn row(samples: &[(Answer, f64)], elapsed: f64, clients: usize, target: &str) ->
     v
 }
 
-/// The runs against a cluster of `n` peers, then the size of its data directories.
-async fn elector_runs(exe: &Path, n: usize, duration: Duration) -> Result<Value, String> {
+/// The runs against a cluster of `n` peers, then (with `total`) claims by 64 clients until
+/// `total` slots were granted in all, then the size of its data directories.
+async fn elector_runs(
+    exe: &Path,
+    n: usize,
+    duration: Duration,
+    total: u64,
+) -> Result<Value, String> {
     let (c, first) = started(exe, n, &[], false).await?;
     // The cluster's first claim asks every member whether it supports the ledger: not timed.
     let http = jobs::client();
@@ -266,7 +288,7 @@ async fn elector_runs(exe: &Path, n: usize, duration: Duration) -> Result<Value,
                 job: format!("bench-{clients}-{target}"),
             })
             .collect();
-        let (samples, elapsed) = drive(claimers, duration).await;
+        let (samples, elapsed) = drive(claimers, Until::Time(duration)).await;
         let after = c.agreed(&c.all(), Duration::from_secs(10)).await;
         let mut v = row(&samples, elapsed, clients, target);
         v["term_before"] = json!(before.term);
@@ -281,8 +303,32 @@ async fn elector_runs(exe: &Path, n: usize, duration: Duration) -> Result<Value,
         );
         runs.push(v);
     }
-    let size = elector_size(&c, granted).await;
-    Ok(json!({ "runs": runs, "size": size }))
+    let mut bulk = Value::Null;
+    if total > granted {
+        let Some(now) = c.agreed(&c.all(), Duration::from_secs(10)).await else {
+            return Err(format!("{n} peers: no leader before the bulk run"));
+        };
+        let claimers: Vec<Elector> = (0..64)
+            .map(|_| Elector {
+                http: jobs::client(),
+                addr: c.peers[now.leader].http,
+                job: "bench-bulk".into(),
+            })
+            .collect();
+        let (samples, elapsed) = drive(claimers, Until::Slots(total - granted)).await;
+        let v = row(&samples, elapsed, 64, "leader");
+        granted += v["granted"].as_u64().unwrap_or(0);
+        eprintln!(
+            "bench: claims, raft-elector {n} peers, bulk run to {granted} grants: {} claims/s, p99 {} ms, other answers {}",
+            v["claims_per_s"], v["p99_ms"], v["other_answers"]
+        );
+        bulk = v;
+    }
+    let mut size = elector_size(&c, granted).await;
+    size["rss_kib"] = json!((0..c.len())
+        .map(|i| c.pid(i).and_then(sys::rss_kib).map(|(rss, _)| rss))
+        .collect::<Vec<_>>());
+    Ok(json!({ "runs": runs, "bulk": bulk, "size": size }))
 }
 
 /// Each peer's data directory and log position after the runs, and the slots the ledger
@@ -366,7 +412,7 @@ async fn postgres_runs(duration: Duration) -> Result<Value, String> {
                 holder: format!("client-{i}"),
             });
         }
-        let (samples, elapsed) = drive(claimers, duration).await;
+        let (samples, elapsed) = drive(claimers, Until::Time(duration)).await;
         let v = row(&samples, elapsed, clients, "server");
         eprintln!(
             "bench: claims, PostgreSQL, {clients} clients: {} claims/s, median {} ms, p99 {} ms, other answers {}",

@@ -7,8 +7,8 @@
 //!     peer than the one asked, or a refusal names the asker itself as holder.
 //! 14. **Token reused.** Two slots carry the same token.
 //! 15. **Token went back.** A first grant (201) in a request SENT after another first grant
-//!     was RECEIVED carries a token not above it (tokens are log indexes: they grow in the
-//!     order grants are committed).
+//!     was RECEIVED carries a token not above it (tokens grow in the order grants are
+//!     committed: a log index, or the next number up for the claims of a batch).
 
 use std::collections::BTreeMap;
 

@@ -277,6 +277,12 @@ pub async fn run<C: Target>(plan: &Plan, cluster: C) -> Outcome {
         }),
         None => None,
     };
+    // How the claims were appended, by the peers still running (counters restart with a peer).
+    let batching = claims_appended(&cluster.http()).await;
+    eprintln!(
+        "nemesis [{}]: claims appended by the peers at the end: {} in {} log entries",
+        plan.label, batching.1, batching.0
+    );
     // Every peer stopped as a pod is: SIGTERM, and it must exit 0 in time.
     let exit_within = Duration::from_micros(plan.rules.shutdown_bound);
     for exit in cluster.terminate_all(exit_within).await {
@@ -381,4 +387,20 @@ impl Outcome {
         out.extend(self.enough().err());
         out
     }
+}
+
+/// The claim entries appended and the claims in them, summed over the peers at `addrs` that
+/// answer (their counters since they last started).
+async fn claims_appended(addrs: &[std::net::SocketAddr]) -> (f64, f64) {
+    let client = reqwest::Client::new();
+    let (mut entries, mut claims) = (0.0, 0.0);
+    for addr in addrs {
+        let Some((_, text)) = testkit::http::get(&client, *addr, "/metrics").await else {
+            continue;
+        };
+        let metric = |name| testkit::metrics::metric(&text, name).unwrap_or(0.0);
+        entries += metric("raft_elector_claim_entries_total");
+        claims += metric("raft_elector_claims_appended_total");
+    }
+    (entries, claims)
 }

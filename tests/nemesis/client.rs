@@ -171,8 +171,12 @@ fn http_client() -> reqwest::Client {
 /// run, so that stopped spares cost little.
 pub const IDLE: Duration = Duration::from_millis(100);
 
-/// How often each peer's client claims the slot of the moment ([`crate::ledger`]).
+/// How often each peer's claimers claim the slot of the moment ([`crate::ledger`]).
 pub const CLAIM_POLL: Duration = Duration::from_millis(100);
+
+/// Claimers per peer, each with a connection of its own: concurrent claims reach the leader
+/// together and share log entries (`Command::Claims`), so faults hit batches too.
+pub const CLAIMERS_PER_PEER: usize = 3;
 
 /// How often each peer is asked for its membership.
 pub const MEMBERS_POLL: Duration = Duration::from_millis(75);
@@ -199,7 +203,9 @@ pub fn start(
             asker.clone().poll_term(Duration::from_millis(100)),
         ));
         if claims {
-            tasks.push(tokio::spawn(asker.clone().poll_claims(CLAIM_POLL)));
+            for _ in 0..CLAIMERS_PER_PEER {
+                tasks.push(tokio::spawn(asker.clone().poll_claims(CLAIM_POLL)));
+            }
         }
         tasks.push(tokio::spawn(asker.poll_members(MEMBERS_POLL)));
     }

@@ -1,6 +1,6 @@
-//! Rules 13-15, the job ledger: every peer's client claims the same slots all run long (one
-//! slot per quarter second, each claimed several times through every peer), and every answer
-//! must tell one story.
+//! Rules 13-15, the job ledger: every peer's three claimers claim the same slots all run long
+//! (one slot per quarter second, each claimed several times through every peer; concurrent
+//! claims share log entries), and every answer must tell one story.
 //!
 //! 13. **Slot granted twice.** Two answers about one slot (a grant, 201 or 200, or a refusal
 //!     naming the holder, 409) name different holders or tokens; or a grant goes to another

@@ -214,10 +214,14 @@ impl JobLedger {
 pub struct Ledger {
     pub jobs: BTreeMap<String, JobLedger>,
     /// The last token handed out. Not part of the encoded ledger (snapshot format 2 stays
-    /// what releases before batches read); the store keeps it beside the ledger, and only
-    /// while it still matters (it is at least the last applied index).
+    /// what releases before batches read); the store keeps it beside the ledger, and in
+    /// snapshots only while it still matters ([`Ledger::floor_matters`]).
     #[serde(skip)]
     pub token_floor: u64,
+    /// The index of the last entry whose effect this ledger holds (set with each entry's
+    /// effect, under the same lock, so a reader sees the two together).
+    #[serde(skip)]
+    pub applied_index: u64,
 }
 
 /// One job at a glance (`GET /v1/jobs`).
@@ -253,6 +257,14 @@ impl Ledger {
         let token = index.max(self.token_floor.saturating_add(1));
         self.token_floor = token;
         token
+    }
+
+    /// Whether a later entry could get a token other than its own index: only after a batch
+    /// handed out numbers above the indexes applied so far. Without a batch every token is
+    /// the index of an entry already applied, and the floor can be left out (of snapshots
+    /// that releases before batches must be able to install).
+    pub fn floor_matters(&self) -> bool {
+        self.token_floor > self.applied_index
     }
 
     /// Applies a claim appended at `index` in `term`.
@@ -311,7 +323,10 @@ impl Ledger {
         if !self.jobs.contains_key(&m.job) && self.jobs.len() >= MAX_JOBS {
             return 0;
         }
-        let token = self.next_token(index);
+        // One token for the entry, taken only if a slot is recorded: applying an entry a
+        // second time (a snapshot's ledger may already hold a few entries past its index,
+        // which are then applied again) must change nothing.
+        let mut token = None;
         let job = self.jobs.entry(m.job.clone()).or_default();
         let mut recorded = 0;
         for slot in &m.slots {
@@ -322,6 +337,8 @@ impl Ledger {
             if forgotten || job.slots.contains_key(slot) {
                 continue;
             }
+            let floor = self.token_floor;
+            let token = *token.get_or_insert_with(|| index.max(floor.saturating_add(1)));
             let grant = Grant {
                 job: m.job.clone(),
                 slot: slot.clone(),
@@ -337,6 +354,9 @@ impl Ledger {
             };
             job.insert(grant, m.history, changed);
             recorded += 1;
+        }
+        if let Some(token) = token {
+            self.token_floor = token;
         }
         recorded
     }
@@ -511,6 +531,68 @@ mod tests {
             20
         );
         assert_eq!(l.token_floor, 20);
+    }
+
+    #[test]
+    fn the_floor_matters_only_after_a_batch_and_until_the_indexes_pass_it() {
+        let mut l = Ledger::default();
+        let mut ch = Changed::default();
+        let mut apply = |l: &mut Ledger, index: u64, claims: &[&str]| {
+            for slot in claims {
+                l.claim(&claim("j", slot, "p", 100), index, 1, &mut ch);
+            }
+            l.applied_index = index;
+        };
+        apply(&mut l, 1, &["a"]);
+        apply(&mut l, 2, &[]);
+        assert!(!l.floor_matters(), "single claims: tokens are indexes");
+        apply(&mut l, 3, &["b", "c", "d"]);
+        assert_eq!(l.token_floor, 5);
+        assert!(
+            l.floor_matters(),
+            "a batch handed out 4 and 5 above index 3"
+        );
+        apply(&mut l, 4, &[]);
+        assert!(l.floor_matters());
+        apply(&mut l, 5, &[]);
+        assert!(
+            !l.floor_matters(),
+            "index 6 and later are above every token"
+        );
+    }
+
+    #[test]
+    fn applying_entries_a_second_time_changes_nothing() {
+        let mut l = Ledger::default();
+        let mut ch = Changed::default();
+        let m = Missed {
+            job: "j".into(),
+            slots: vec!["m1".into(), "m2".into()],
+            holder: "p".into(),
+            detail: String::new(),
+            at_ms: 1,
+            history: 10,
+        };
+        let done = Done {
+            job: "j".into(),
+            slot: "a".into(),
+            token: 3,
+            outcome: Outcome::Ok,
+            detail: String::new(),
+            at_ms: 2,
+        };
+        let entries = |l: &mut Ledger, ch: &mut Changed| {
+            l.claim(&claim("j", "a", "p", 10), 3, 1, ch);
+            for slot in ["b", "c"] {
+                l.claim(&claim("j", slot, "q", 10), 4, 1, ch);
+            }
+            l.missed(&m, 5, 1, ch);
+            l.done(&done, ch);
+        };
+        entries(&mut l, &mut ch);
+        let once = l.clone();
+        entries(&mut l, &mut ch);
+        assert_eq!(l, once);
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! an apply costs the size of what it changed, not of the ledger.
 //!
 //! A snapshot's data is format 2 (the applied state and the ledger), or format 3 (the same
-//! and the token floor, [`Ledger::token_floor`]) while the floor is at or above the last
-//! applied index, which only a batch of claims puts it; format 1 (the applied state alone) is
+//! and the token floor, [`Ledger::token_floor`]) while the floor is above the last index the
+//! ledger applied, where only a batch of claims puts it; format 1 (the applied state alone) is
 //! what releases before the ledger wrote, and installs as an empty ledger: those releases
 //! never appended a claim.
 
@@ -113,7 +113,8 @@ impl StateMachine {
             wire::decode_large_record::<StoredSnapshot>(&bytes)
                 .map_err(|e| damaged(db.path(), "snapshot", e))?;
         }
-        let ledger = load_ledger(&db)?;
+        let mut ledger = load_ledger(&db)?;
+        ledger.applied_index = state.last_applied.map_or(0, |id| id.index);
         Ok(StateMachine {
             db,
             state,
@@ -243,9 +244,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             last_membership: self.state.last_membership.clone(),
             snapshot_id,
         };
-        let last_index = self.state.last_applied.map_or(0, |id| id.index);
+        // The ledger is shared with the state machine, which goes on applying while this
+        // builds: it may hold a few entries past `last_applied`, which a peer installing the
+        // snapshot applies again, to no effect.
         let data = self.ledger.read(|l| {
-            if l.token_floor < last_index {
+            if !l.floor_matters() {
                 // Every later entry's index is above the floor: it no longer matters, and
                 // the snapshot stays one releases before batches can install.
                 wire::encode_large_record(wire::SNAPSHOT_FORMAT_LEDGER, &(&self.state, l))
@@ -283,31 +286,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             self.state.last_applied = Some(entry.log_id);
             let (index, term) = (entry.log_id.index, entry.log_id.leader_id.term);
+            // Each entry's effect and the index it was applied at change together, under one
+            // lock: a snapshot being built reads them together (`Ledger::floor_matters`).
+            let mut ledger = self.ledger.write();
             let reply = match entry.payload {
                 EntryPayload::Membership(m) => {
                     self.state.last_membership = StoredMembership::new(Some(entry.log_id), m);
                     Applied::Nothing
                 }
                 EntryPayload::Normal(Command::Claim(c)) => {
-                    Applied::Claim(self.ledger.write().claim(&c, index, term, &mut changed))
+                    Applied::Claim(ledger.claim(&c, index, term, &mut changed))
                 }
-                EntryPayload::Normal(Command::Claims(claims)) => {
-                    let mut ledger = self.ledger.write();
-                    Applied::Claims(
-                        claims
-                            .iter()
-                            .map(|c| ledger.claim(c, index, term, &mut changed))
-                            .collect(),
-                    )
-                }
+                EntryPayload::Normal(Command::Claims(claims)) => Applied::Claims(
+                    claims
+                        .iter()
+                        .map(|c| ledger.claim(c, index, term, &mut changed))
+                        .collect(),
+                ),
                 EntryPayload::Normal(Command::Done(d)) => {
-                    Applied::Done(self.ledger.write().done(&d, &mut changed))
+                    Applied::Done(ledger.done(&d, &mut changed))
                 }
                 EntryPayload::Normal(Command::Missed(m)) => {
-                    Applied::Missed(self.ledger.write().missed(&m, index, term, &mut changed))
+                    Applied::Missed(ledger.missed(&m, index, term, &mut changed))
                 }
                 EntryPayload::Normal(Command::Noop) | EntryPayload::Blank => Applied::Nothing,
             };
+            ledger.applied_index = index;
+            drop(ledger);
             replies.push(reply);
         }
         self.persist(&changed)?;
@@ -358,6 +363,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 return Err(StorageIOError::read_snapshot(Some(meta.signature()), any(e)).into());
             }
         };
+        let mut ledger = ledger;
+        ledger.applied_index = meta.last_log_id.map_or(0, |id| id.index);
         self.state = AppliedState {
             last_applied: meta.last_log_id,
             last_membership: meta.last_membership.clone(),

@@ -186,3 +186,75 @@ async fn claims_stay_exactly_once_through_a_rolling_upgrade_that_starts_batching
         grants.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_the_release_before_batches_installs_a_snapshot_of_this_one_with_grants() {
+    const CLAIMERS: usize = 8;
+    let before = testkit::release::release_exe(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        testkit::release::BEFORE_BATCHES,
+    );
+    let mut s = spec(3);
+    s.flags.extend(["--snapshot-logs".into(), "5".into()]);
+    let mut c = Cluster::new(s);
+    let old = 2;
+    c.peers[old].exe = Some(before);
+    c.spawn_all();
+    let all = c.all();
+    c.agreed_leader(&all, STEP).await;
+    let client = testkit::jobs::client();
+    let grants = std::sync::Mutex::new(testkit::jobs::Grants::default());
+    let answered = jobs::Answered::default();
+    let record = (&client, &grants, &answered);
+    jobs::claim_round(&c, record, CLAIMERS, all.clone(), 0..3).await;
+    // The old peer misses many entries; the new peers snapshot every 5 and purge behind, so
+    // it catches up from a snapshot that a peer of this release built while it holds grants
+    // (format 2: no batch was appended while it is a member).
+    c.kill(old);
+    let others = c.all_but(old);
+    c.agreed_leader(&others, STEP).await;
+    jobs::claim_round(&c, record, CLAIMERS, others, 3..13).await;
+    let (entries, claims) = jobs::claim_counts(&c).await;
+    assert_eq!(
+        entries, claims,
+        "claims were batched with a member of the release before"
+    );
+    c.spawn(old);
+    let grants = grants.into_inner().expect("lock");
+    for k in 0..CLAIMERS {
+        let job = format!("batch-{k:02}");
+        let deadline = Instant::now() + STEP;
+        loop {
+            let ledger = testkit::jobs::ledger(&client, c.peers[old].http, &job).await;
+            let slots = ledger
+                .as_ref()
+                .and_then(|(_, b)| b["slots"].as_array().cloned());
+            if let Some(slots) = slots.filter(|s| s.len() == 13) {
+                for slot in slots {
+                    let key = slot["slot"].as_str().expect("slot key");
+                    let shown = (
+                        slot["holder"].as_str().expect("holder").to_string(),
+                        slot["token"].as_u64().expect("token"),
+                    );
+                    assert_eq!(Some(shown), grants.get(&job, key), "peer-{old}: {slot}");
+                }
+                break;
+            }
+            assert!(
+                Instant::now() < deadline && c.alive(old),
+                "the old peer's ledger of {job}: {ledger:?}\n{}",
+                c.log_tail(old, 30)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let purged = c
+        .metric(0, "raft_elector_purged_index")
+        .await
+        .unwrap_or(0.0);
+    assert!(
+        purged > 20.0,
+        "the log was not purged (up to {purged}): no snapshot was needed"
+    );
+}

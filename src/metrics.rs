@@ -84,8 +84,8 @@ pub struct Metrics {
     pub job_catch_up_runs: Family<JobNameLabels, Counter>,
     /// When this peer last finished a run of each job (Unix seconds).
     pub job_last_run: Family<JobNameLabels, Gauge<f64, AtomicU64>>,
-    /// Claim entries this peer appended as leader, and the claims in them (batches hold
-    /// several).
+    /// Claim entries this peer appended as leader and saw applied, and the claims in them
+    /// (batches hold several).
     pub claim_entries: Counter,
     pub claims_appended: Counter,
     /// Newest term this peer campaigned in, so that one election (many vote RPCs) counts once.

@@ -157,9 +157,7 @@ impl Jobs {
     /// such entries, else as an entry of its own.
     async fn write_claim(&self, claim: Claim) -> JobAnswer {
         if !self.every_member_applies_batches().await {
-            self.metrics.claims_appended.inc();
-            self.metrics.claim_entries.inc();
-            return self.write(Command::Claim(claim)).await;
+            return self.write_alone(claim).await;
         }
         let lost = || later("the request that was writing this claim stopped: ask again");
         self.batcher
@@ -167,18 +165,28 @@ impl Jobs {
             .await
     }
 
+    /// Appends a claim as an entry of its own.
+    async fn write_alone(&self, claim: Claim) -> JobAnswer {
+        let answer = self.write(Command::Claim(claim)).await;
+        if matches!(answer, JobAnswer::Claimed(_)) {
+            self.metrics.claim_entries.inc();
+            self.metrics.claims_appended.inc();
+        }
+        answer
+    }
+
     /// Appends `claims` as one entry (a lone claim as [`Command::Claim`]), and answers each.
     async fn write_claims(&self, mut claims: Vec<Claim>) -> Vec<JobAnswer> {
-        self.metrics.claims_appended.inc_by(claims.len() as u64);
-        self.metrics.claim_entries.inc();
         if claims.len() == 1 {
             if let Some(claim) = claims.pop() {
-                return vec![self.write(Command::Claim(claim)).await];
+                return vec![self.write_alone(claim).await];
             }
         }
         let n = claims.len();
         match self.append(Command::Claims(claims)).await {
             Ok(Applied::Claims(outcomes)) if outcomes.len() == n => {
+                self.metrics.claim_entries.inc();
+                self.metrics.claims_appended.inc_by(n as u64);
                 outcomes.into_iter().map(JobAnswer::Claimed).collect()
             }
             Ok(other) => vec![later(format!("unexpected outcome of a batch: {other:?}")); n],

@@ -82,12 +82,12 @@ fn fixture() -> &'static Fixture {
                 me: "a".into(),
                 senders: Arc::new(|name: &str| name == "a" || name == "b"),
                 contacts,
-                metrics,
+                metrics: metrics.clone(),
                 auth: None,
             };
             let config = Arc::new(config);
             let changes = Arc::new(Changes::new(raft.clone(), config.clone(), client.clone(), leadership.clone()));
-            let jobs = Arc::new(Jobs::new(raft.clone(), config.clone(), client, leadership.clone(), ledger));
+            let jobs = Arc::new(Jobs::new(raft.clone(), config.clone(), client, leadership.clone(), ledger, metrics));
             let local = LocalPeer { raft, log, leadership, config, changes, jobs };
             server::router(admission, local)
         });

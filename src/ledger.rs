@@ -460,6 +460,18 @@ mod tests {
         }
     }
 
+    /// A record of `slots` of `job` missed, by `p`, with a history of 10.
+    fn missed_of(job: &str, slots: &[&str]) -> Missed {
+        Missed {
+            job: job.into(),
+            slots: slots.iter().map(|s| s.to_string()).collect(),
+            holder: "p".into(),
+            detail: String::new(),
+            at_ms: 1,
+            history: 10,
+        }
+    }
+
     #[test]
     fn the_first_claim_is_the_grant_and_later_ones_see_it() {
         let mut l = Ledger::default();
@@ -515,14 +527,7 @@ mod tests {
         assert_eq!(tokens, [8, 9]);
         // The entries right after take the next numbers up, until the index passes them.
         assert_eq!(token(l.claim(&claim("j", "e", "p", 10), 9, 1, &mut ch)), 10);
-        let m = Missed {
-            job: "j".into(),
-            slots: vec!["f".into(), "g".into()],
-            holder: "p".into(),
-            detail: String::new(),
-            at_ms: 1,
-            history: 10,
-        };
+        let m = missed_of("j", &["f", "g"]);
         assert_eq!(l.missed(&m, 10, 1, &mut ch), 2);
         let missed: Vec<u64> = ["f", "g"].map(|s| l.jobs["j"].slots[s].token).to_vec();
         assert_eq!(missed, [11, 11], "missed slots of one entry share a token");
@@ -565,14 +570,7 @@ mod tests {
     fn applying_entries_a_second_time_changes_nothing() {
         let mut l = Ledger::default();
         let mut ch = Changed::default();
-        let m = Missed {
-            job: "j".into(),
-            slots: vec!["m1".into(), "m2".into()],
-            holder: "p".into(),
-            detail: String::new(),
-            at_ms: 1,
-            history: 10,
-        };
+        let m = missed_of("j", &["m1", "m2"]);
         let done = Done {
             job: "j".into(),
             slot: "a".into(),

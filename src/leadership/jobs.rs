@@ -328,14 +328,7 @@ impl Jobs {
         if !self.ledger.read(|l| l.jobs.is_empty()) {
             return Ok(());
         }
-        let members = Members::from_metrics(&self.raft.metrics().borrow());
-        let confirmed = self.confirmed();
-        let unconfirmed: Vec<PeerNode> = members
-            .nodes
-            .iter()
-            .filter(|(id, _)| **id != self.config.me.id && !confirmed.contains(id))
-            .map(|(_, node)| node.clone())
-            .collect();
+        let unconfirmed = self.other_members_but(&self.confirmed());
         let checks = unconfirmed.iter().map(|node| async move {
             self.supports(node).await?;
             self.confirmed
@@ -348,6 +341,17 @@ impl Jobs {
             result?;
         }
         Ok(())
+    }
+
+    /// The members other than this peer that are not in `confirmed`.
+    fn other_members_but(&self, confirmed: &BTreeSet<NodeId>) -> Vec<PeerNode> {
+        let members = Members::from_metrics(&self.raft.metrics().borrow());
+        members
+            .nodes
+            .into_iter()
+            .filter(|(id, _)| *id != self.config.me.id && !confirmed.contains(id))
+            .map(|(_, node)| node)
+            .collect()
     }
 
     fn confirmed(&self) -> BTreeSet<NodeId> {
@@ -363,15 +367,9 @@ impl Jobs {
     /// `election_max`, which the hold while it runs exceeds).
     async fn every_member_applies_batches(&self) -> bool {
         let lock = || self.batching.lock().unwrap_or_else(|p| p.into_inner());
-        let members = Members::from_metrics(&self.raft.metrics().borrow());
         let unconfirmed: Vec<PeerNode> = {
             let (confirmed, recheck_at) = &*lock();
-            let unconfirmed: Vec<PeerNode> = members
-                .nodes
-                .iter()
-                .filter(|(id, _)| **id != self.config.me.id && !confirmed.contains(id))
-                .map(|(_, node)| node.clone())
-                .collect();
+            let unconfirmed = self.other_members_but(confirmed);
             if unconfirmed.is_empty() {
                 return true;
             }

@@ -173,7 +173,7 @@ impl StateMachine {
     /// it is reported flushed), and sled recovers a prefix of its writes after a crash, so a
     /// lost apply is applied again from the log after a restart, to the same result. The
     /// log behind the applied state is purged only after a snapshot, and saving the
-    /// snapshot syncs (docs/DESIGN.md, "Durable state").
+    /// snapshot syncs (docs/DESIGN.md, "Durability").
     fn commit(&self, mut batch: sled::Batch, floor: u64) -> Result<(), StorageError> {
         let write = |e| StorageIOError::write_state_machine(e);
         batch.insert(STATE_KEY, wire::encode_record(&self.state));

@@ -506,6 +506,42 @@ pub async fn claim_counts(c: &Cluster) -> (f64, f64) {
     (entries, claims)
 }
 
+/// Waits until peer `i`'s ledger of `job` lists `slots` slots, then checks that it shows each
+/// with the holder and token recorded in `grants`.
+pub async fn ledger_shows(
+    c: &Cluster,
+    client: &reqwest::Client,
+    i: usize,
+    job: &str,
+    slots: usize,
+    grants: &Grants,
+) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let ledger = jobs::ledger(client, addr(c, i), job).await;
+        let listed = ledger
+            .as_ref()
+            .and_then(|(_, b)| b["slots"].as_array().cloned());
+        if let Some(listed) = listed.filter(|s| s.len() == slots) {
+            for slot in listed {
+                let key = slot["slot"].as_str().expect("slot key");
+                let shown = (
+                    slot["holder"].as_str().expect("holder").to_string(),
+                    slot["token"].as_u64().expect("token"),
+                );
+                assert_eq!(Some(shown), grants.get(job, key), "peer-{i} shows {slot}");
+            }
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "peer-{i}'s ledger of {job} never listed {slots} slots: {ledger:?}\n{}",
+            c.log_tail(i, 30)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Checks that a grant answered before another was asked has the lower token.
 pub fn tokens_follow_real_time(answered: &[(Instant, Instant, u64)]) {
     for a in answered {
@@ -610,15 +646,7 @@ async fn concurrent_claims_share_log_entries_and_tokens_still_grow_strictly() {
     for i in c.all() {
         for k in 0..CLAIMERS {
             let job = format!("batch-{k:02}");
-            let ledger = ledger_has(&c, &client, i, &job, SLOTS + MORE).await;
-            for slot in ledger["slots"].as_array().expect("slots") {
-                let key = slot["slot"].as_str().expect("slot key");
-                let shown = (
-                    slot["holder"].as_str().expect("holder").to_string(),
-                    slot["token"].as_u64().expect("token"),
-                );
-                assert_eq!(Some(shown), grants.get(&job, key), "peer-{i} shows {slot}");
-            }
+            ledger_shows(&c, &client, i, &job, SLOTS + MORE, &grants).await;
         }
     }
     let highest = answered.iter().map(|a| a.2).max().expect("tokens");

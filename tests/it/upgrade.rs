@@ -156,29 +156,7 @@ async fn claims_stay_exactly_once_through_a_rolling_upgrade_that_starts_batching
     for i in all {
         for k in 0..CLAIMERS {
             let job = format!("batch-{k:02}");
-            let deadline = Instant::now() + STEP;
-            loop {
-                let ledger = testkit::jobs::ledger(&client, c.peers[i].http, &job).await;
-                let slots = ledger
-                    .as_ref()
-                    .and_then(|(_, b)| b["slots"].as_array().cloned());
-                if let Some(slots) = slots.filter(|s| s.len() == rounds.end) {
-                    for slot in slots {
-                        let key = slot["slot"].as_str().expect("slot key");
-                        let shown = (
-                            slot["holder"].as_str().expect("holder").to_string(),
-                            slot["token"].as_u64().expect("token"),
-                        );
-                        assert_eq!(Some(shown), grants.get(&job, key), "peer-{i}: {slot}");
-                    }
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "peer-{i}'s ledger of {job}: {ledger:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            jobs::ledger_shows(&c, &client, i, &job, rounds.end, &grants).await;
         }
     }
     eprintln!(
@@ -224,30 +202,7 @@ async fn a_peer_of_the_release_before_batches_installs_a_snapshot_of_this_one_wi
     let grants = grants.into_inner().expect("lock");
     for k in 0..CLAIMERS {
         let job = format!("batch-{k:02}");
-        let deadline = Instant::now() + STEP;
-        loop {
-            let ledger = testkit::jobs::ledger(&client, c.peers[old].http, &job).await;
-            let slots = ledger
-                .as_ref()
-                .and_then(|(_, b)| b["slots"].as_array().cloned());
-            if let Some(slots) = slots.filter(|s| s.len() == 13) {
-                for slot in slots {
-                    let key = slot["slot"].as_str().expect("slot key");
-                    let shown = (
-                        slot["holder"].as_str().expect("holder").to_string(),
-                        slot["token"].as_u64().expect("token"),
-                    );
-                    assert_eq!(Some(shown), grants.get(&job, key), "peer-{old}: {slot}");
-                }
-                break;
-            }
-            assert!(
-                Instant::now() < deadline && c.alive(old),
-                "the old peer's ledger of {job}: {ledger:?}\n{}",
-                c.log_tail(old, 30)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        jobs::ledger_shows(&c, &client, old, &job, 13, &grants).await;
     }
     let purged = c
         .metric(0, "raft_elector_purged_index")

@@ -233,3 +233,40 @@ fn slot_keys_sort_like_their_times() {
     assert!(a < b);
     assert_eq!(b, "2026-12-03T10:00:00Z");
 }
+
+#[test]
+fn a_slot_that_ran_under_an_earlier_schedule_never_runs_again_under_a_new_one() {
+    // Every 2 s before a rolling update, every second after it: the ledger holds the slots
+    // the old schedule ran, keyed by their time.
+    let ran = [
+        "2026-12-03T12:00:00Z",
+        "2026-12-03T12:00:02Z",
+        "2026-12-03T12:00:04Z",
+    ];
+    let grants: Vec<Grant> = ran
+        .iter()
+        .zip(1..)
+        .map(|(slot, token)| granted(slot, token, slot, Some(Outcome::Ok)))
+        .collect();
+    let l = ledger(&grants);
+    for catch_up in [CatchUp::All, CatchUp::Latest, CatchUp::None] {
+        let p = policy(catch_up, OnLost::Skip);
+        for now in ["2026-12-03T12:00:04.300Z", "2026-12-03T12:00:05.100Z"] {
+            let actions = step(&every_second(), Some(&l), false, at(now), &p);
+            for slot in runs(&actions) {
+                assert!(
+                    !ran.contains(&slot),
+                    "{catch_up:?} at {now}: ran {slot} again"
+                );
+            }
+        }
+        let next = step(
+            &every_second(),
+            Some(&l),
+            false,
+            at("2026-12-03T12:00:05.100Z"),
+            &p,
+        );
+        assert_eq!(runs(&next), ["2026-12-03T12:00:05Z"], "{catch_up:?}");
+    }
+}

@@ -298,6 +298,9 @@ pub struct Config {
     pub peer_secret: Option<Vec<u8>>,
     /// How far a peer request's timestamp may be from this peer's clock.
     pub peer_auth_window: Duration,
+    /// Peer requests travel over one long-lived connection per peer (`--peer-transport
+    /// stream`, the default); `false`: one HTTP request each, as releases before streams.
+    pub peer_streams: bool,
     /// `--app-health`: leadership follows the application's health (off when `None`).
     pub app_health: Option<AppHealthCheck>,
     /// Push streams (SSE) and blocking queries open at once on the application API; more are

@@ -42,6 +42,7 @@ fn fixture() -> &'static Fixture {
                 me: "a".into(),
                 connect_timeout: Duration::from_millis(50),
                 auth: None,
+                stream_stall: None,
             })
             .expect("client");
             let contacts = Arc::new(Contacts::default());
@@ -72,6 +73,7 @@ fn fixture() -> &'static Fixture {
                 snapshot_logs: 1000,
                 peer_secret: None,
                 peer_auth_window: Duration::from_secs(30),
+                peer_streams: false,
                 max_streams: 16,
                 app_health: None,
                 job_history: 10,
@@ -89,7 +91,8 @@ fn fixture() -> &'static Fixture {
             let changes = Arc::new(Changes::new(raft.clone(), config.clone(), client.clone(), leadership.clone()));
             let jobs = Arc::new(Jobs::new(raft.clone(), config.clone(), client, leadership.clone(), ledger, metrics));
             let local = LocalPeer { raft, log, leadership, config, changes, jobs };
-            server::router(admission, local)
+            let streams = server::Streams::new(Default::default(), Duration::from_millis(200));
+            server::router(admission, local, streams)
         });
         Fixture { rt, router, _dir: dir }
     })

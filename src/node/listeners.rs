@@ -13,13 +13,13 @@ use axum::extract::Request;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::Instrument;
 
@@ -145,11 +145,12 @@ async fn time_limit(
 }
 
 /// Serves `router` on `listener` until `stop` fires, then lets in-flight requests finish for
-/// at most `limits.drain`.
+/// at most `limits.drain`. Connections may be upgraded (peer streams): an upgraded one is
+/// the router's to serve and no longer counts here.
 pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken, limits: Limits) {
     let router = limited(router, limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -176,16 +177,26 @@ pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToke
         let service = router
             .clone()
             .map_request(|req: Request<Incoming>| req.map(Body::new));
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let conn = graceful.watch(conn);
-        tokio::spawn(
+        let conn = http
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .with_upgrades();
+        let stop = stop.clone();
+        connections.spawn(
             async move {
-                let _ = conn.await;
+                let mut conn = std::pin::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = stop.cancelled() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
                 drop(slot);
             }
             .in_current_span(),
         );
     }
     drop(listener);
-    let _ = tokio::time::timeout(limits.drain, graceful.shutdown()).await;
+    connections.close();
+    let _ = tokio::time::timeout(limits.drain, connections.wait()).await;
 }

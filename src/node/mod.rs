@@ -32,7 +32,7 @@ use crate::metrics::Metrics;
 use crate::peer::auth::{AuthError, PeerAuth};
 use crate::peer::client::{ClientOptions, PeerClient};
 use crate::peer::contacts::Contacts;
-use crate::peer::server::{self as peer_server, Admission};
+use crate::peer::server::{self as peer_server, Admission, Streams};
 use crate::raft::{NodeId, Raft, RaftMetrics};
 use crate::store::{self, StoreError};
 pub use listeners::{BindError, Limits};
@@ -103,6 +103,9 @@ pub struct Node {
     tasks: JoinSet<()>,
     /// The application API's own thread (see [`listeners::serve_apart`]).
     app_server: std::thread::JoinHandle<()>,
+    /// The peer streams this peer opened, and those it serves.
+    client: PeerClient,
+    streams: Arc<Streams>,
 }
 
 /// Runs a peer until `shutdown` completes, then hands leadership over and stops. Everything
@@ -151,6 +154,9 @@ impl Node {
             me: config.me.name.clone(),
             connect_timeout: config.timing.election_max,
             auth: auth.clone(),
+            // A stream that owes answers and stays silent this long is dropped: a peer's
+            // failure is noticed within the election timeout.
+            stream_stall: config.peer_streams.then_some(config.timing.election_max),
         })?;
         let network = NetworkFactory::new(
             client.clone(),
@@ -192,8 +198,10 @@ impl Node {
             changes: changes.clone(),
         };
 
+        let client_for_stop = client.clone();
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let streams = Streams::new(stop.clone(), config.timing.election_max);
         let admission = Admission {
             election: config.election.clone(),
             me: config.me.name.clone(),
@@ -216,7 +224,7 @@ impl Node {
         tasks.spawn(
             listeners::serve(
                 peer_listener,
-                peer_server::router(admission, local),
+                peer_server::router(admission, local, streams.clone()),
                 stop.clone(),
                 Limits::peer(budget.drain),
             )
@@ -318,6 +326,8 @@ impl Node {
             stop,
             tasks,
             app_server,
+            client: client_for_stop,
+            streams,
         })
     }
 
@@ -357,6 +367,8 @@ impl Node {
         let app_server = self.app_server;
         let joined = tokio::time::timeout_at(deadline.into(), async {
             while self.tasks.join_next().await.is_some() {}
+            self.streams.close().await;
+            self.client.shutdown().await;
             let _ = tokio::task::spawn_blocking(move || app_server.join()).await;
         })
         .await;

@@ -107,6 +107,16 @@ impl PeerAuth {
         mac.finalize().into_bytes().into()
     }
 
+    /// A key for one purpose, derived from the secret: HMAC-SHA256 of `context` under a
+    /// label of its own (the peer stream's per-connection keys, [`super::frames`]).
+    pub fn derive(&self, context: &[u8]) -> [u8; 32] {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(b"raft-elector/derive\n");
+        mac.update(context);
+        mac.finalize().into_bytes().into()
+    }
+
     /// The hex MAC to send with a request.
     pub fn sign(&self, s: &Signed<'_>, body: &[u8]) -> String {
         hex::encode(self.mac(s, body))

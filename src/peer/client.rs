@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::auth::{self, PeerAuth, Signed};
+use super::links::{LinkOptions, Links, Routed};
 use super::protocol::{
     self, AppHealthAnswer, ClaimRequest, DoneRequest, Features, JobAnswer, JoinRequest,
     LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest, PreVoteResponse,
@@ -24,6 +25,8 @@ pub enum CallError {
         addr: String,
         source: reqwest::Error,
     },
+    #[error("cannot reach peer at {addr} over its stream: {reason}")]
+    Stream { addr: String, reason: String },
     #[error("peer at {addr} refused the request ({status}): {reason}")]
     Refused {
         addr: String,
@@ -44,6 +47,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Signs every request when the election has a peer secret.
     pub auth: Option<Arc<PeerAuth>>,
+    /// Speak over one long-lived stream per peer ([`super::links`]), dropping a connection
+    /// whose calls get nothing back for this long; `None`: one HTTP request per call.
+    pub stream_stall: Option<Duration>,
 }
 
 /// An HTTP client for peer requests, shared by everything that talks to other peers.
@@ -53,6 +59,7 @@ pub struct PeerClient {
     election: Arc<str>,
     me: Arc<str>,
     auth: Option<Arc<PeerAuth>>,
+    links: Option<Arc<Links>>,
 }
 
 impl PeerClient {
@@ -63,12 +70,29 @@ impl PeerClient {
             .connect_timeout(options.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
+        let links = options.stream_stall.map(|stall| {
+            Arc::new(Links::new(LinkOptions {
+                election: options.election.clone(),
+                me: options.me.clone(),
+                connect_timeout: options.connect_timeout,
+                stall,
+                auth: options.auth.clone(),
+            }))
+        });
         Ok(PeerClient {
             http,
             election: options.election.into(),
             me: options.me.into(),
             auth: options.auth,
+            links,
         })
+    }
+
+    /// Closes the peer streams and waits for their tasks.
+    pub async fn shutdown(&self) {
+        if let Some(links) = &self.links {
+            links.shutdown().await;
+        }
     }
 
     fn request(
@@ -101,26 +125,55 @@ impl PeerClient {
         req.body(body)
     }
 
-    async fn send<T: DeserializeOwned>(
+    /// Sends a request over the peer's stream, or over HTTP when the peer does not speak
+    /// streams (or streams are off); returns the status and body of the answer.
+    async fn exchange(
         &self,
-        addr: &str,
-        req: reqwest::RequestBuilder,
+        method: reqwest::Method,
+        to: &PeerNode,
+        path: &str,
+        body: Vec<u8>,
         timeout: Duration,
-    ) -> Result<T, CallError> {
+    ) -> Result<(u16, bytes::Bytes), CallError> {
+        let body = match &self.links {
+            Some(links) => match links.call(to, path, body, timeout).await {
+                Routed::Answer(status, body) => return Ok((status, body)),
+                Routed::Failed(reason) => {
+                    let addr = to.addr.clone();
+                    return Err(CallError::Stream { addr, reason });
+                }
+                Routed::Http(body) => body,
+            },
+            None => body,
+        };
         let transport = |source| CallError::Transport {
-            addr: addr.to_string(),
+            addr: to.addr.clone(),
             source,
         };
+        let req = self.request(method, to, path, body);
         let resp = req.timeout(timeout).send().await.map_err(transport)?;
-        let status = resp.status();
+        let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(transport)?;
-        if !status.is_success() {
+        Ok((status, body))
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        to: &PeerNode,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
+        let addr = &to.addr;
+        let (status, body) = self.exchange(method, to, path, body, timeout).await?;
+        if !(200..300).contains(&status) {
             let reason = String::from_utf8_lossy(&body[..body.len().min(512)])
                 .trim()
                 .to_string();
             return Err(CallError::Refused {
                 addr: addr.to_string(),
-                status: status.as_u16(),
+                status,
                 reason,
             });
         }
@@ -128,6 +181,17 @@ impl PeerClient {
             addr: addr.to_string(),
             source,
         })
+    }
+
+    /// GETs `path` from peer `to` and decodes the answer.
+    async fn get<T: DeserializeOwned>(
+        &self,
+        to: &PeerNode,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
+        self.send(reqwest::Method::GET, to, path, Vec::new(), timeout)
+            .await
     }
 
     /// POSTs `body` to `path` on peer `to` and decodes the answer.
@@ -138,14 +202,14 @@ impl PeerClient {
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
-        let req = self.request(reqwest::Method::POST, to, path, wire::encode(body));
-        self.send(&to.addr, req, timeout).await
+        let body = wire::encode(body);
+        self.send(reqwest::Method::POST, to, path, body, timeout)
+            .await
     }
 
     /// Asks peer `to` about itself.
     pub async fn status(&self, to: &PeerNode, timeout: Duration) -> Result<PeerStatus, CallError> {
-        let req = self.request(reqwest::Method::GET, to, protocol::STATUS_PATH, Vec::new());
-        self.send(&to.addr, req, timeout).await
+        self.get(to, protocol::STATUS_PATH, timeout).await
     }
 
     /// Asks peer `to` whether it would vote for this peer.
@@ -189,31 +253,18 @@ impl PeerClient {
         to: &PeerNode,
         timeout: Duration,
     ) -> Result<AppHealthAnswer, CallError> {
-        let req = self.request(
-            reqwest::Method::GET,
-            to,
-            protocol::APP_HEALTH_PATH,
-            Vec::new(),
-        );
-        self.send(&to.addr, req, timeout).await
+        self.get(to, protocol::APP_HEALTH_PATH, timeout).await
     }
 
     /// Asks peer `to` what it is.
     pub async fn info(&self, to: &PeerNode, timeout: Duration) -> Result<PeerInfo, CallError> {
-        let req = self.request(reqwest::Method::GET, to, protocol::INFO_PATH, Vec::new());
-        self.send(&to.addr, req, timeout).await
+        self.get(to, protocol::INFO_PATH, timeout).await
     }
 
     /// Asks peer `to` what its release supports (a release before the job ledger answers
     /// 404: [`CallError::Refused`] with that status).
     pub async fn features(&self, to: &PeerNode, timeout: Duration) -> Result<Features, CallError> {
-        let req = self.request(
-            reqwest::Method::GET,
-            to,
-            protocol::FEATURES_PATH,
-            Vec::new(),
-        );
-        self.send(&to.addr, req, timeout).await
+        self.get(to, protocol::FEATURES_PATH, timeout).await
     }
 
     /// Asks peer `to` for its release's capabilities ([`protocol::CAPABILITIES`]; a release
@@ -223,9 +274,7 @@ impl PeerClient {
         to: &PeerNode,
         timeout: Duration,
     ) -> Result<Vec<String>, CallError> {
-        let path = protocol::CAPABILITIES_PATH;
-        let req = self.request(reqwest::Method::GET, to, path, Vec::new());
-        self.send(&to.addr, req, timeout).await
+        self.get(to, protocol::CAPABILITIES_PATH, timeout).await
     }
 
     /// Asks the leader `to` to grant this peer a job slot.

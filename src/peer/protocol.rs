@@ -21,6 +21,17 @@ pub const PROTOCOL_HEADER: &str = "x-raft-elector-protocol";
 /// The protocol version spoken by this build.
 pub const PROTOCOL_VERSION: &str = "1";
 
+/// GET with `Upgrade: raft-elector-frames/1`: turns the connection into a peer stream, one
+/// long-lived connection that carries every request of the opening peer as frames
+/// ([`super::frames`]); a release before streams answers 404 and is spoken to over HTTP. The
+/// query carries the opener's nonce (`?nonce=` and 32 hex digits), the answer's
+/// [`NONCE_HEADER`] the other's.
+pub const STREAM_PATH: &str = "/raft/v2/stream";
+/// The `Upgrade` protocol of a peer stream.
+pub const STREAM_UPGRADE: &str = "raft-elector-frames/1";
+/// Header of the accepting peer's nonce in a stream's handshake.
+pub const NONCE_HEADER: &str = "x-raft-elector-nonce";
+
 pub const APPEND_PATH: &str = "/raft/v1/append";
 /// The same, from a leader whose lease is valid as it sends: only such heartbeats let a
 /// follower name the leader (a leader cut off from its quorum keeps sending to the followers

@@ -42,6 +42,13 @@ pub enum Command {
     WhileLeader(crate::while_leader::WhileLeaderArgs),
 }
 
+/// How a peer sends its requests to the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PeerTransport {
+    Stream,
+    Http,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -209,6 +216,13 @@ pub struct RunArgs {
     #[arg(long, env = "RAFT_ELECTOR_PEER_AUTH_WINDOW", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub peer_auth_window: Duration,
 
+    /// How this peer sends its requests to the others: `stream`, one long-lived connection per
+    /// peer carrying framed messages (a peer of an earlier release is spoken to over HTTP), or
+    /// `http`, one HTTP request per message as earlier releases do. Either way this peer
+    /// accepts both.
+    #[arg(long, env = "RAFT_ELECTOR_PEER_TRANSPORT", default_value = "stream", value_name = "TRANSPORT")]
+    pub peer_transport: PeerTransport,
+
     /// Build a snapshot and purge the log every this many log entries (each election adds one),
     /// so that disk use stays flat.
     #[arg(long, env = "RAFT_ELECTOR_SNAPSHOT_LOGS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..), value_name = "N")]
@@ -359,6 +373,7 @@ impl RunArgs {
             snapshot_logs: self.snapshot_logs,
             peer_secret: self.secret()?,
             peer_auth_window: self.peer_auth_window,
+            peer_streams: self.peer_transport == PeerTransport::Stream,
             // An empty value means "not set", as for the secret.
             app_health: config::validate_app_health(
                 self.app_health.as_deref().filter(|u| !u.trim().is_empty()),

@@ -116,6 +116,8 @@ pub async fn run(args: RecoverArgs) -> Result<(), RecoverError> {
         me: me.name.clone(),
         connect_timeout: args.timeout,
         auth,
+        // A handful of one-off questions: HTTP each.
+        stream_stall: None,
     })?;
 
     // Held open (and locked) from here until the membership is written or refused.

@@ -35,6 +35,9 @@ use crate::raft::{
 };
 use crate::wire;
 
+pub mod stream;
+pub use stream::Streams;
+
 /// Why a hand-off request was not followed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandoffRefused {
@@ -111,64 +114,112 @@ pub struct Admission {
     pub auth: Option<Arc<PeerAuth>>,
 }
 
-/// The handlers' state: the admission rules and the local peer.
+/// The handlers' state: the admission rules, the local peer and the peer streams served.
 pub struct PeerServer<S> {
     admission: Admission,
     service: S,
+    streams: Arc<Streams>,
     /// Last time (unix seconds) a refusal was logged, to keep a flood out of the log.
     last_refusal_log: AtomicU64,
 }
 
 type Shared<S> = Arc<PeerServer<S>>;
 
-/// Builds the peer router.
-pub fn router<S: PeerService>(admission: Admission, service: S) -> Router {
+/// The peer requests, by path: those that carry a body are POSTed over HTTP.
+const ROUTES: &[(&str, bool)] = &[
+    (protocol::APPEND_PATH, true),
+    (protocol::VOTE_PATH, true),
+    (protocol::SNAPSHOT_PATH, true),
+    (protocol::HANDOFF_PATH, true),
+    (protocol::STATUS_PATH, false),
+    (protocol::PREVOTE_PATH, true),
+    (protocol::INFO_PATH, false),
+    (protocol::APP_HEALTH_PATH, false),
+    (protocol::JOIN_PATH, true),
+    (protocol::LEAVE_PATH, true),
+    (protocol::FEATURES_PATH, false),
+    (protocol::CAPABILITIES_PATH, false),
+    (protocol::CLAIM_PATH, true),
+    (protocol::DONE_PATH, true),
+];
+
+/// Builds the peer router: every peer request over HTTP, and the upgrade to a peer stream
+/// ([`stream`]), whose connections `streams` keeps.
+pub fn router<S: PeerService>(admission: Admission, service: S, streams: Arc<Streams>) -> Router {
     let state = Arc::new(PeerServer {
         admission,
         service,
+        streams,
         last_refusal_log: AtomicU64::new(0),
     });
-    Router::new()
-        .route(protocol::APPEND_PATH, post(append::<S>))
-        .route(protocol::VOTE_PATH, post(vote::<S>))
-        .route(protocol::SNAPSHOT_PATH, post(snapshot::<S>))
-        .route(protocol::HANDOFF_PATH, post(handoff::<S>))
-        .route(protocol::STATUS_PATH, get(status::<S>))
-        .route(protocol::PREVOTE_PATH, post(pre_vote::<S>))
-        .route(protocol::INFO_PATH, get(info::<S>))
-        .route(protocol::APP_HEALTH_PATH, get(app_health::<S>))
-        .route(protocol::JOIN_PATH, post(join::<S>))
-        .route(protocol::LEAVE_PATH, post(leave::<S>))
-        .route(protocol::FEATURES_PATH, get(features::<S>))
-        .route(protocol::CAPABILITIES_PATH, get(capabilities))
-        .route(protocol::CLAIM_PATH, post(claim::<S>))
-        .route(protocol::DONE_PATH, post(done::<S>))
+    let mut router = Router::new();
+    for &(path, posted) in ROUTES {
+        router = match posted {
+            true => router.route(path, post(http::<S>)),
+            false => router.route(path, get(http::<S>)),
+        };
+    }
+    router
+        .route(protocol::STREAM_PATH, get(stream::upgrade::<S>))
         .layer(DefaultBodyLimit::max(wire::MAX_MESSAGE))
         .route_layer(middleware::from_fn_with_state(state.clone(), admit::<S>))
         .with_state(state)
 }
 
-fn refuse<S>(
-    state: &PeerServer<S>,
-    status: StatusCode,
-    reason: &'static str,
-    detail: String,
-) -> Response {
-    state.admission.metrics.refused(reason);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let last = state.last_refusal_log.load(Ordering::Relaxed);
-    if now >= last + 10
-        && state
-            .last_refusal_log
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        tracing::warn!(reason, %detail, "refused a peer request (logged at most every 10 s; see raft_elector_peer_requests_refused_total)");
+/// What a peer request is answered: a status and a body, as an HTTP response or an answer
+/// frame carries them. 200 carries the bincode answer, any other status a one-line reason.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    fn ok<T: Serialize>(value: &T) -> Self {
+        Reply {
+            status: 200,
+            body: wire::encode(value),
+        }
     }
-    (status, format!("{detail}\n")).into_response()
+
+    fn text(status: StatusCode, text: String) -> Self {
+        Reply {
+            status: status.as_u16(),
+            body: format!("{text}\n").into_bytes(),
+        }
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, self.body).into_response()
+    }
+}
+
+impl<S> PeerServer<S> {
+    /// Counts a refusal under `reason`, logs it (at most every 10 s) and makes its answer.
+    fn refuse(&self, status: StatusCode, reason: &'static str, detail: String) -> Reply {
+        self.note_refusal(reason, &detail);
+        Reply::text(status, detail)
+    }
+
+    fn note_refusal(&self, reason: &'static str, detail: &str) {
+        self.admission.metrics.refused(reason);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let last = self.last_refusal_log.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .last_refusal_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(reason, %detail, "refused a peer request (logged at most every 10 s; see raft_elector_peer_requests_refused_total)");
+        }
+    }
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
@@ -191,12 +242,11 @@ async fn admit<S: PeerService>(
         protocol::LEAVE_PATH => Some("leave"),
         _ => None,
     };
-    let state = &state;
     let refuse = |status, reason: &'static str, detail: String| {
         if let Some(what) = membership {
             a.metrics.membership_refused(what, reason);
         }
-        refuse(state, status, reason, detail)
+        state.refuse(status, reason, detail).into_response()
     };
     let headers = req.headers();
     let version = header(headers, protocol::PROTOCOL_HEADER);
@@ -251,193 +301,139 @@ async fn admit<S: PeerService>(
         .await
 }
 
-fn decode<S, T: serde::de::DeserializeOwned>(
-    state: &PeerServer<S>,
-    body: &[u8],
-) -> Result<T, Response> {
-    wire::decode(body)
-        .map_err(|e| refuse(state, StatusCode::BAD_REQUEST, "malformed", e.to_string()))
-}
-
-fn reply<T: Serialize>(value: &T) -> Response {
-    wire::encode(value).into_response()
-}
-
-/// The Raft id of the (already admitted) sender.
-fn sender(headers: &HeaderMap) -> NodeId {
-    node_id(header(headers, protocol::FROM_HEADER))
-}
-
-/// Decodes a body and checks it is a possible request from its sender.
-fn accept<S, T: serde::de::DeserializeOwned>(
-    state: &PeerServer<S>,
-    headers: &HeaderMap,
-    body: &[u8],
-    check: fn(&T, NodeId) -> Result<(), &'static str>,
-) -> Result<T, Response> {
-    let req: T = decode(state, body)?;
-    check(&req, sender(headers))
-        .map_err(|why| refuse(state, StatusCode::BAD_REQUEST, "invalid", why.to_string()))?;
-    Ok(req)
-}
-
-async fn append<S: PeerService>(
+/// Every peer request that comes over HTTP (admitted already).
+async fn http<S: PeerService>(
     State(state): State<Shared<S>>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let received = Instant::now();
-    let req: AppendRequest = match accept(&state, &headers, &body, checks::append) {
-        Ok(r) => r,
-        Err(resp) => return resp,
+    let from = header(&headers, protocol::FROM_HEADER);
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    dispatch(&state, path, from, &body, received)
+        .await
+        .into_response()
+}
+
+fn decode<S, T: serde::de::DeserializeOwned>(
+    state: &PeerServer<S>,
+    body: &[u8],
+) -> Result<T, Reply> {
+    wire::decode(body)
+        .map_err(|e| state.refuse(StatusCode::BAD_REQUEST, "malformed", e.to_string()))
+}
+
+/// Decodes a body and checks it is a possible request from its sender.
+fn accept<S, T: serde::de::DeserializeOwned>(
+    state: &PeerServer<S>,
+    from: &str,
+    body: &[u8],
+    check: fn(&T, NodeId) -> Result<(), &'static str>,
+) -> Result<T, Reply> {
+    let req: T = decode(state, body)?;
+    check(&req, node_id(from))
+        .map_err(|why| state.refuse(StatusCode::BAD_REQUEST, "invalid", why.to_string()))?;
+    Ok(req)
+}
+
+/// Answers one admitted request of peer `from`, whichever way it came: `path` is what an
+/// HTTP request names (with the query), `received` when it arrived.
+pub async fn dispatch<S: PeerService>(
+    state: &PeerServer<S>,
+    path: &str,
+    from: &str,
+    body: &[u8],
+    received: Instant,
+) -> Reply {
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
     };
-    let leased = uri.query() == Some(protocol::LEASED_QUERY);
-    reply(&state.service.append(req, leased, received).await)
-}
-
-/// A snapshot chunk.
-async fn snapshot<S: PeerService>(
-    State(state): State<Shared<S>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match accept::<S, SnapshotRequest>(&state, &headers, &body, checks::snapshot) {
-        Ok(req) => reply(&state.service.snapshot(req).await),
-        Err(refused) => refused,
+    let service = &state.service;
+    // The decoded request, or the refusal to answer at once.
+    macro_rules! take {
+        ($decoded:expr) => {
+            match $decoded {
+                Ok(req) => req,
+                Err(refused) => return refused,
+            }
+        };
     }
-}
-
-async fn vote<S: PeerService>(
-    State(state): State<Shared<S>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match accept::<S, VoteRequest>(&state, &headers, &body, checks::vote) {
-        Ok(req) => reply(&state.service.vote(req).await),
-        Err(refused) => refused,
+    match path {
+        protocol::APPEND_PATH => {
+            let req = take!(accept(state, from, body, checks::append));
+            let leased = query == Some(protocol::LEASED_QUERY);
+            Reply::ok(&service.append(req, leased, received).await)
+        }
+        protocol::VOTE_PATH => {
+            let req = take!(accept(state, from, body, checks::vote));
+            Reply::ok(&service.vote(req).await)
+        }
+        protocol::SNAPSHOT_PATH => {
+            let req = take!(accept(state, from, body, checks::snapshot));
+            Reply::ok(&service.snapshot(req).await)
+        }
+        protocol::PREVOTE_PATH => {
+            let req: PreVoteRequest = take!(decode(state, body));
+            Reply::ok(&service.pre_vote(req, node_id(from)).await)
+        }
+        protocol::JOIN_PATH => {
+            let req: JoinRequest = take!(decode(state, body));
+            let answer = service.join(req, from.to_string()).await;
+            membership_reply(state, "join", answer)
+        }
+        protocol::LEAVE_PATH => {
+            let req: LeaveRequest = take!(decode(state, body));
+            let answer = service.leave(req, from.to_string()).await;
+            membership_reply(state, "leave", answer)
+        }
+        protocol::CLAIM_PATH => {
+            let req: ClaimRequest = take!(decode(state, body));
+            Reply::ok(&service.claim(req, from.to_string()).await)
+        }
+        protocol::DONE_PATH => {
+            let req: DoneRequest = take!(decode(state, body));
+            Reply::ok(&service.done(req, from.to_string()).await)
+        }
+        protocol::HANDOFF_PATH => {
+            let () = take!(decode(state, body));
+            handoff(state, from).await
+        }
+        protocol::STATUS_PATH => Reply::ok(&service.status()),
+        protocol::INFO_PATH => Reply::ok(&service.info()),
+        protocol::APP_HEALTH_PATH => Reply::ok(&service.app_health()),
+        protocol::FEATURES_PATH => Reply::ok(&service.features()),
+        protocol::CAPABILITIES_PATH => Reply::ok(&protocol::CAPABILITIES.to_vec()),
+        _ => {
+            let detail = format!(
+                "no peer request {path:?} in protocol {}",
+                protocol::PROTOCOL_VERSION
+            );
+            Reply::text(StatusCode::NOT_FOUND, detail)
+        }
     }
-}
-
-async fn pre_vote<S: PeerService>(
-    State(state): State<Shared<S>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match decode::<S, PreVoteRequest>(&state, &body) {
-        Ok(req) => reply(&state.service.pre_vote(req, sender(&headers)).await),
-        Err(refused) => refused,
-    }
-}
-
-async fn info<S: PeerService>(State(state): State<Shared<S>>) -> Response {
-    reply(&state.service.info())
-}
-
-async fn app_health<S: PeerService>(State(state): State<Shared<S>>) -> Response {
-    reply(&state.service.app_health())
 }
 
 /// A join or leave was refused for good: counted and logged like every refusal.
-fn membership_reply<S>(
-    state: &PeerServer<S>,
-    what: &'static str,
-    answer: MembershipAnswer,
-) -> Response {
+fn membership_reply<S>(state: &PeerServer<S>, what: &'static str, answer: MembershipAnswer) -> Reply {
     if let MembershipAnswer::Refused { code, reason } = &answer {
         state.admission.metrics.membership_refused(what, code);
         tracing::warn!(code = %code, reason = %reason, "refused a {what}");
     }
-    reply(&answer)
-}
-
-async fn join<S: PeerService>(
-    State(state): State<Shared<S>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let req = match decode::<S, JoinRequest>(&state, &body) {
-        Ok(req) => req,
-        Err(refused) => return refused,
-    };
-    let from = header(&headers, protocol::FROM_HEADER).to_string();
-    let answer = state.service.join(req, from).await;
-    membership_reply(&state, "join", answer)
-}
-
-async fn leave<S: PeerService>(
-    State(state): State<Shared<S>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let req = match decode::<S, LeaveRequest>(&state, &body) {
-        Ok(req) => req,
-        Err(refused) => return refused,
-    };
-    let from = header(&headers, protocol::FROM_HEADER).to_string();
-    let answer = state.service.leave(req, from).await;
-    membership_reply(&state, "leave", answer)
-}
-
-async fn features<S: PeerService>(State(state): State<Shared<S>>) -> Response {
-    reply(&state.service.features())
-}
-
-async fn capabilities() -> Response {
-    let names: Vec<&str> = protocol::CAPABILITIES.to_vec();
-    reply(&names)
-}
-
-async fn claim<S: PeerService>(
-    State(state): State<Shared<S>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match decode::<S, ClaimRequest>(&state, &body) {
-        Ok(req) => {
-            let from = header(&headers, protocol::FROM_HEADER).to_string();
-            reply(&state.service.claim(req, from).await)
-        }
-        Err(refused) => refused,
-    }
-}
-
-async fn done<S: PeerService>(
-    State(state): State<Shared<S>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match decode::<S, DoneRequest>(&state, &body) {
-        Ok(req) => {
-            let from = header(&headers, protocol::FROM_HEADER).to_string();
-            reply(&state.service.done(req, from).await)
-        }
-        Err(refused) => refused,
-    }
-}
-
-async fn status<S: PeerService>(State(state): State<Shared<S>>) -> Response {
-    reply(&state.service.status())
+    Reply::ok(&answer)
 }
 
 /// The leader is shutting down and picked this peer to take over.
-async fn handoff<S: PeerService>(
-    State(state): State<Shared<S>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(resp) = decode::<S, ()>(&state, &body) {
-        return resp;
-    }
-    let from = header(&headers, protocol::FROM_HEADER).to_string();
-    match state.service.handoff(node_id(&from)).await {
-        Ok(()) => reply(&()),
+async fn handoff<S: PeerService>(state: &PeerServer<S>, from: &str) -> Reply {
+    match state.service.handoff(node_id(from)).await {
+        Ok(()) => Reply::ok(&()),
         Err(HandoffRefused::NotMyLeader) => {
             let detail = format!("{from:?} is not this peer's leader; hand-off refused");
-            refuse(&state, StatusCode::CONFLICT, "handoff", detail)
+            state.refuse(StatusCode::CONFLICT, "handoff", detail)
         }
         Err(e @ (HandoffRefused::CannotCampaign(_) | HandoffRefused::Unwilling(_))) => {
-            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
+            Reply::text(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
     }
 }

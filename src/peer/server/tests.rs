@@ -6,6 +6,8 @@ use std::time::Duration;
 use axum::http::Request;
 use tower::ServiceExt;
 
+use tokio_util::sync::CancellationToken;
+
 use super::*;
 use crate::peer::auth::MIN_SECRET;
 
@@ -133,7 +135,8 @@ fn server(fake: &Arc<Fake>, secret: bool) -> (Router, Arc<Metrics>) {
         metrics: metrics.clone(),
         auth,
     };
-    (router(admission, fake.clone()), metrics)
+    let streams = Streams::new(CancellationToken::new(), Duration::from_millis(200));
+    (router(admission, fake.clone(), streams), metrics)
 }
 
 /// A request as peer `from` of `election` sends it now, signed when `secret` is given.

@@ -1,0 +1,350 @@
+//! The opening side of peer streams: one long-lived connection to each peer, made on the
+//! first call and made again when it breaks, carrying every call to that peer as frames
+//! ([`super::frames`]) instead of one HTTP request each.
+//!
+//! A connection starts with the handshake of [`super::server::stream`]: an HTTP/1.1 upgrade
+//! signed like any peer request. A peer of a release before streams answers 404, and is then
+//! spoken to over HTTP ([`Routed::Http`]) until the upgrade is tried again a minute later (it
+//! may have been upgraded meanwhile). The peer's name is resolved at every connection, never
+//! kept. A connection that cannot be made is tried again after a backoff, from 20 ms doubling
+//! to 500 ms; until then calls fail at once. A connection that stalls (calls wait and nothing
+//! comes back: a ping is sent after half the stall bound, and the connection is dropped once
+//! the whole bound passed in silence) is dropped and its calls fail; the next call connects
+//! anew. An idle connection sends nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use hyper::header;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::auth::{self, PeerAuth, Signed};
+use super::frames::{self, Ends, Head, Session};
+use super::protocol;
+use super::server::stream::{codec, send_within};
+use crate::raft::PeerNode;
+
+/// How long a peer that refused the upgrade is spoken to over HTTP before it is asked again.
+const HTTP_FOR: Duration = Duration::from_secs(60);
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// Calls queued for one connection before callers wait.
+const QUEUE: usize = 256;
+
+/// What became of a call offered to a stream.
+#[derive(Debug)]
+pub enum Routed {
+    /// The peer's answer: status and body, as over HTTP.
+    Answer(u16, Bytes),
+    /// The peer does not speak streams (or not now): send it (the call's body, given back)
+    /// over HTTP.
+    Http(Vec<u8>),
+    /// No answer: the connection could not be made, broke, or the answer took too long.
+    Failed(String),
+}
+
+/// Who the streams speak for.
+pub struct LinkOptions {
+    pub election: String,
+    pub me: String,
+    pub connect_timeout: Duration,
+    /// A connection whose calls get no byte back for this long is dropped.
+    pub stall: Duration,
+    pub auth: Option<Arc<PeerAuth>>,
+}
+
+/// The streams of one peer to all others.
+pub struct Links {
+    options: LinkOptions,
+    links: Mutex<HashMap<String, Arc<Link>>>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// The stream to one peer.
+struct Link {
+    addr: String,
+    state: tokio::sync::Mutex<LinkState>,
+}
+
+#[derive(Default)]
+struct LinkState {
+    calls: Option<mpsc::Sender<Call>>,
+    /// Over HTTP until then.
+    http_until: Option<Instant>,
+    /// No connection attempt before then.
+    retry_at: Option<Instant>,
+    backoff: Option<Duration>,
+}
+
+/// One call handed to a connection.
+struct Call {
+    path: String,
+    body: Vec<u8>,
+    answer: oneshot::Sender<(u16, Bytes)>,
+}
+
+impl Links {
+    pub fn new(options: LinkOptions) -> Self {
+        Links {
+            options,
+            links: Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// Ends every connection and waits for their tasks.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    fn link(&self, to: &PeerNode) -> Arc<Link> {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        match links.get(&to.name) {
+            Some(link) if link.addr == to.addr => link.clone(),
+            _ => {
+                let link = Arc::new(Link {
+                    addr: to.addr.clone(),
+                    state: tokio::sync::Mutex::new(LinkState::default()),
+                });
+                links.insert(to.name.clone(), link.clone());
+                link
+            }
+        }
+    }
+
+    /// Sends a call (what an HTTP request to `path` would carry) to peer `to` over its
+    /// stream, connecting first when needed.
+    pub async fn call(&self, to: &PeerNode, path: &str, body: Vec<u8>, timeout: Duration) -> Routed {
+        let deadline = Instant::now() + timeout;
+        let calls = match tokio::time::timeout_at(deadline, self.connected(to)).await {
+            Ok(Ok(Some(calls))) => calls,
+            Ok(Ok(None)) => return Routed::Http(body),
+            Ok(Err(why)) => return Routed::Failed(why),
+            Err(_) => return Routed::Failed(format!("no connection within {timeout:?}")),
+        };
+        let (answer, answered) = oneshot::channel();
+        let call = Call {
+            path: path.to_string(),
+            body,
+            answer,
+        };
+        if calls.send(call).await.is_err() {
+            return Routed::Failed("the connection closed".into());
+        }
+        match tokio::time::timeout_at(deadline, answered).await {
+            Ok(Ok((status, body))) => Routed::Answer(status, body),
+            Ok(Err(_)) => Routed::Failed("the connection broke before the answer".into()),
+            Err(_) => Routed::Failed(format!("no answer within {timeout:?}")),
+        }
+    }
+
+    /// The queue of the live connection to `to`, made if needed; `None` to use HTTP.
+    async fn connected(&self, to: &PeerNode) -> Result<Option<mpsc::Sender<Call>>, String> {
+        let link = self.link(to);
+        let mut state = link.state.lock().await;
+        if let Some(calls) = state.calls.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(Some(calls.clone()));
+        }
+        state.calls = None;
+        let now = Instant::now();
+        if state.http_until.is_some_and(|t| now < t) {
+            return Ok(None);
+        }
+        if let Some(at) = state.retry_at.filter(|at| now < *at) {
+            return Err(format!(
+                "not connected; trying again in {:?}",
+                at.duration_since(now)
+            ));
+        }
+        match self.open(to).await {
+            Ok(Opened::Stream(framed, session)) => {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                let (stop, stall) = (self.stop.clone(), self.options.stall);
+                let peer = to.name.clone();
+                self.tracker.spawn(async move {
+                    let why = run(framed, session, rx, stop, stall).await;
+                    tracing::debug!(peer, why, "peer stream closed");
+                });
+                *state = LinkState {
+                    calls: Some(tx.clone()),
+                    ..LinkState::default()
+                };
+                Ok(Some(tx))
+            }
+            Ok(Opened::Refused(status)) => {
+                tracing::debug!(peer = %to.name, status, "peer refused a stream; speaking HTTP to it");
+                state.http_until = Some(now + HTTP_FOR);
+                Ok(None)
+            }
+            Err(why) => {
+                let backoff = state
+                    .backoff
+                    .map_or(FIRST_BACKOFF, |b| (b * 2).min(MAX_BACKOFF));
+                state.backoff = Some(backoff);
+                state.retry_at = Some(Instant::now() + backoff);
+                Err(why)
+            }
+        }
+    }
+
+    /// Connects to `to` and makes the handshake.
+    async fn open(&self, to: &PeerNode) -> Result<Opened, String> {
+        let o = &self.options;
+        let limit = o.connect_timeout;
+        let tcp = match tokio::time::timeout(limit, TcpStream::connect(&to.addr)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(format!("cannot connect to {}: {e}", to.addr)),
+            Err(_) => return Err(format!("cannot connect to {} within {limit:?}", to.addr)),
+        };
+        let _ = tcp.set_nodelay(true);
+        match tokio::time::timeout(limit, self.handshake(tcp, to)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no handshake with {} within {limit:?}", to.addr)),
+        }
+    }
+
+    async fn handshake(&self, tcp: TcpStream, to: &PeerNode) -> Result<Opened, String> {
+        let o = &self.options;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| format!("handshake with {}: {e}", to.addr))?;
+        let mut conn = std::pin::pin!(conn.with_upgrades());
+        let client_nonce = frames::nonce();
+        let path = format!("{}?nonce={}", protocol::STREAM_PATH, hex::encode(client_nonce));
+        let time_ms = auth::now_ms();
+        let mut req = hyper::Request::get(&path)
+            .header(header::HOST, &to.addr)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, protocol::STREAM_UPGRADE)
+            .header(protocol::ELECTION_HEADER, &o.election)
+            .header(protocol::FROM_HEADER, &o.me)
+            .header(protocol::PROTOCOL_HEADER, protocol::PROTOCOL_VERSION)
+            .header(auth::TO_HEADER, &to.name)
+            .header(auth::TIME_HEADER, time_ms.to_string());
+        if let Some(a) = &o.auth {
+            let signed = Signed {
+                method: "GET",
+                path: &path,
+                election: &o.election,
+                from: &o.me,
+                to: &to.name,
+                time_ms,
+            };
+            req = req.header(auth::MAC_HEADER, a.sign(&signed, b""));
+        }
+        let req = req
+            .body(axum::body::Body::empty())
+            .map_err(|e| format!("handshake request: {e}"))?;
+        let resp = tokio::select! {
+            resp = sender.send_request(req) => resp.map_err(|e| format!("handshake with {}: {e}", to.addr))?,
+            _ = conn.as_mut() => return Err(format!("{} closed the connection during the handshake", to.addr)),
+        };
+        if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(Opened::Refused(resp.status().as_u16()));
+        }
+        let server_nonce = resp
+            .headers()
+            .get(protocol::NONCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(frames::parse_nonce)
+            .ok_or_else(|| format!("{} accepted a stream without a nonce", to.addr))?;
+        let (_, upgraded) = tokio::join!(conn, hyper::upgrade::on(resp));
+        let io = upgraded.map_err(|e| format!("upgrade with {}: {e}", to.addr))?;
+        let session = Session::client(
+            o.auth.as_deref(),
+            &Ends {
+                election: &o.election,
+                client: &o.me,
+                server: &to.name,
+                client_nonce: &client_nonce,
+                server_nonce: &server_nonce,
+            },
+        );
+        Ok(Opened::Stream(Framed::new(TokioIo::new(io), codec()), session))
+    }
+}
+
+type Stream = Framed<TokioIo<hyper::upgrade::Upgraded>, LengthDelimitedCodec>;
+
+enum Opened {
+    Stream(Stream, Session),
+    /// The peer answered the handshake with this status (404: a release before streams).
+    Refused(u16),
+}
+
+/// Runs one connection: sends the queued calls, hands each answer to its caller, pings when
+/// calls wait in silence. Returns why it ended.
+async fn run(
+    mut framed: Stream,
+    mut session: Session,
+    mut calls: mpsc::Receiver<Call>,
+    stop: CancellationToken,
+    stall: Duration,
+) -> &'static str {
+    let mut waiting: BTreeMap<u64, oneshot::Sender<(u16, Bytes)>> = BTreeMap::new();
+    let mut next_id = 0u64;
+    // Since when calls have waited with nothing heard, and whether a ping went out since.
+    let mut silent_since = Instant::now();
+    let mut pinged = false;
+    loop {
+        let check_at = silent_since + if pinged { stall } else { stall / 2 };
+        tokio::select! {
+            _ = stop.cancelled() => return "stopping",
+            call = calls.recv() => {
+                let Some(call) = call else { return "no longer used" };
+                if waiting.is_empty() {
+                    (silent_since, pinged) = (Instant::now(), false);
+                }
+                next_id += 1;
+                waiting.insert(next_id, call.answer);
+                let frame = session.seal(&Head::Call { id: next_id, path: call.path }, &call.body);
+                if !send_within(&mut framed, frame, stall).await {
+                    return "the peer stopped reading";
+                }
+            }
+            frame = framed.next() => {
+                let bytes = match frame {
+                    None => return "closed by the peer",
+                    Some(Err(_)) => return "unreadable frame",
+                    Some(Ok(bytes)) => bytes,
+                };
+                (silent_since, pinged) = (Instant::now(), false);
+                match session.open(&bytes) {
+                    Ok((Head::Answer { id, status }, body)) => {
+                        if let Some(answer) = waiting.remove(&id) {
+                            let _ = answer.send((status, body));
+                        }
+                    }
+                    Ok((Head::Pong, _)) => {}
+                    Ok(_) => return "unexpected frame from the peer",
+                    Err(_) => return "a frame failed its check",
+                }
+            }
+            // Calls whose callers gave up still count: the peer answers every call, so a
+            // connection that owes answers and stays silent is dead.
+            _ = tokio::time::sleep_until(check_at), if !waiting.is_empty() => {
+                if pinged {
+                    return "stalled: calls waited and nothing came back";
+                }
+                pinged = true;
+                let ping = session.seal(&Head::Ping, &[]);
+                if !send_within(&mut framed, ping, stall).await {
+                    return "the peer stopped reading";
+                }
+            }
+        }
+    }
+}

@@ -248,9 +248,21 @@ impl Links {
         let req = req
             .body(axum::body::Body::empty())
             .map_err(|e| format!("handshake request: {e}"))?;
-        let resp = tokio::select! {
-            resp = sender.send_request(req) => resp.map_err(|e| format!("handshake with {}: {e}", to.addr))?,
-            _ = conn.as_mut() => return Err(format!("{} closed the connection during the handshake", to.addr)),
+        // The connection's future ends once it has read the 101 (it hands the connection
+        // over), possibly before the answer's future is polled: it is then left done.
+        let answer = sender.send_request(req);
+        let mut answer = std::pin::pin!(answer);
+        let mut conn_done = false;
+        let resp = loop {
+            tokio::select! {
+                resp = answer.as_mut() => {
+                    break resp.map_err(|e| format!("handshake with {}: {e}", to.addr))?
+                }
+                done = conn.as_mut(), if !conn_done => {
+                    done.map_err(|e| format!("handshake with {}: {e}", to.addr))?;
+                    conn_done = true;
+                }
+            }
         };
         if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
             return Ok(Opened::Refused(resp.status().as_u16()));
@@ -261,7 +273,10 @@ impl Links {
             .and_then(|v| v.to_str().ok())
             .and_then(frames::parse_nonce)
             .ok_or_else(|| format!("{} accepted a stream without a nonce", to.addr))?;
-        let (_, upgraded) = tokio::join!(conn, hyper::upgrade::on(resp));
+        let upgraded = match conn_done {
+            true => hyper::upgrade::on(resp).await,
+            false => tokio::join!(conn, hyper::upgrade::on(resp)).1,
+        };
         let io = upgraded.map_err(|e| format!("upgrade with {}: {e}", to.addr))?;
         let session = Session::client(
             o.auth.as_deref(),

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub peer_requests_refused: Family<RefusedLabels, Counter>,
     pub quorum_ack_age_seconds: Gauge<f64, AtomicU64>,
     pub last_log_index: Gauge,
+    /// Peer streams this peer serves now (one per peer that opened one to it).
+    pub peer_streams: Gauge,
     pub snapshot_index: Gauge,
     pub purged_index: Gauge,
     pub handoffs: Counter,
@@ -106,6 +108,7 @@ impl Metrics {
             peer_requests_refused: Family::default(),
             quorum_ack_age_seconds: Gauge::default(),
             last_log_index: Gauge::default(),
+            peer_streams: Gauge::default(),
             snapshot_index: Gauge::default(),
             purged_index: Gauge::default(),
             handoffs: Counter::default(),
@@ -171,6 +174,11 @@ impl Metrics {
             "quorum_ack_age_seconds",
             "Leader only: age of the newest heartbeat a quorum acknowledged (NaN when none)",
             m.quorum_ack_age_seconds.clone(),
+        );
+        registry.register(
+            "peer_streams",
+            "Peer streams this peer serves now: one per peer that opened one to it",
+            m.peer_streams.clone(),
         );
         registry.register(
             "last_log_index",

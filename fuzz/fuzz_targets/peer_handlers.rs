@@ -89,9 +89,9 @@ fn fixture() -> &'static Fixture {
             };
             let config = Arc::new(config);
             let changes = Arc::new(Changes::new(raft.clone(), config.clone(), client.clone(), leadership.clone()));
-            let jobs = Arc::new(Jobs::new(raft.clone(), config.clone(), client, leadership.clone(), ledger, metrics));
+            let jobs = Arc::new(Jobs::new(raft.clone(), config.clone(), client, leadership.clone(), ledger, metrics.clone()));
             let local = LocalPeer { raft, log, leadership, config, changes, jobs };
-            let streams = server::Streams::new(Default::default(), Duration::from_millis(200));
+            let streams = server::Streams::new(Default::default(), Duration::from_millis(200), metrics.clone());
             server::router(admission, local, streams)
         });
         Fixture { rt, router, _dir: dir }

@@ -201,7 +201,7 @@ impl Node {
         let client_for_stop = client.clone();
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let streams = Streams::new(stop.clone(), config.timing.election_max);
+        let streams = Streams::new(stop.clone(), config.timing.election_max, metrics.clone());
         let admission = Admission {
             election: config.election.clone(),
             me: config.me.name.clone(),

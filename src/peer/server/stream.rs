@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{dispatch, PeerService, Reply, Shared};
+use crate::metrics::Metrics;
 use crate::peer::frames::{self, Ends, Head, Session};
 use crate::peer::protocol;
 
@@ -52,6 +53,7 @@ pub struct Streams {
     stall: Duration,
     open: Mutex<HashMap<String, (u64, CancellationToken)>>,
     next: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 /// One admitted stream's place in [`Streams`].
@@ -62,13 +64,14 @@ struct Slot {
 }
 
 impl Streams {
-    pub fn new(stop: CancellationToken, stall: Duration) -> Arc<Self> {
+    pub fn new(stop: CancellationToken, stall: Duration, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Streams {
             stop,
             tracker: TaskTracker::new(),
             stall,
             open: Mutex::new(HashMap::new()),
             next: AtomicU64::new(0),
+            metrics,
         })
     }
 
@@ -98,6 +101,7 @@ impl Streams {
         let generation = self.next.fetch_add(1, Ordering::Relaxed);
         let ended = self.stop.child_token();
         open.insert(from.to_string(), (generation, ended.clone()));
+        self.metrics.peer_streams.set(open.len() as i64);
         Some(Slot {
             from: from.into(),
             generation,
@@ -110,6 +114,7 @@ impl Streams {
         if open.get(&*slot.from).is_some_and(|(g, _)| *g == slot.generation) {
             open.remove(&*slot.from);
         }
+        self.metrics.peer_streams.set(open.len() as i64);
     }
 }
 

@@ -135,7 +135,11 @@ fn server(fake: &Arc<Fake>, secret: bool) -> (Router, Arc<Metrics>) {
         metrics: metrics.clone(),
         auth,
     };
-    let streams = Streams::new(CancellationToken::new(), Duration::from_millis(200));
+    let streams = Streams::new(
+        CancellationToken::new(),
+        Duration::from_millis(200),
+        metrics.clone(),
+    );
     (router(admission, fake.clone(), streams), metrics)
 }
 

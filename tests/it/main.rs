@@ -27,6 +27,7 @@ mod recover;
 mod restart;
 mod schedules;
 mod shutdown;
+mod streams;
 mod upgrade;
 mod while_leader;
 mod witness;

@@ -35,10 +35,16 @@ pub const NONCE_LEN: usize = 16;
 pub enum Head {
     /// A request of the peer that opened the connection, as it would have been sent over
     /// HTTP to `path` (with its query); the body follows.
-    Call { id: u64, path: String },
+    Call {
+        id: u64,
+        path: String,
+    },
     /// The answer to call `id`: with status 200 the body is the bincode answer, with any other
     /// the body is a one-line reason.
-    Answer { id: u64, status: u16 },
+    Answer {
+        id: u64,
+        status: u16,
+    },
     /// "Are you there?": sent by the opening peer while it waits for answers and hears
     /// nothing; answered at once by [`Head::Pong`]. An idle connection sends neither.
     Ping,

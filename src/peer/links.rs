@@ -127,7 +127,13 @@ impl Links {
 
     /// Sends a call (what an HTTP request to `path` would carry) to peer `to` over its
     /// stream, connecting first when needed.
-    pub async fn call(&self, to: &PeerNode, path: &str, body: Vec<u8>, timeout: Duration) -> Routed {
+    pub async fn call(
+        &self,
+        to: &PeerNode,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Routed {
         let deadline = Instant::now() + timeout;
         let calls = match tokio::time::timeout_at(deadline, self.connected(to)).await {
             Ok(Ok(Some(calls))) => calls,
@@ -170,7 +176,8 @@ impl Links {
             ));
         }
         match self.open(to).await {
-            Ok(Opened::Stream(framed, session)) => {
+            Ok(Opened::Stream(opened)) => {
+                let (framed, session) = *opened;
                 let (tx, rx) = mpsc::channel(QUEUE);
                 let (stop, stall) = (self.stop.clone(), self.options.stall);
                 let peer = to.name.clone();
@@ -223,7 +230,11 @@ impl Links {
             .map_err(|e| format!("handshake with {}: {e}", to.addr))?;
         let mut conn = std::pin::pin!(conn.with_upgrades());
         let client_nonce = frames::nonce();
-        let path = format!("{}?nonce={}", protocol::STREAM_PATH, hex::encode(client_nonce));
+        let path = format!(
+            "{}?nonce={}",
+            protocol::STREAM_PATH,
+            hex::encode(client_nonce)
+        );
         let time_ms = auth::now_ms();
         let mut req = hyper::Request::get(&path)
             .header(header::HOST, &to.addr)
@@ -288,14 +299,17 @@ impl Links {
                 server_nonce: &server_nonce,
             },
         );
-        Ok(Opened::Stream(Framed::new(TokioIo::new(io), codec()), session))
+        Ok(Opened::Stream(
+            Framed::new(TokioIo::new(io), codec()),
+            session,
+        ))
     }
 }
 
 type Stream = Framed<TokioIo<hyper::upgrade::Upgraded>, LengthDelimitedCodec>;
 
 enum Opened {
-    Stream(Stream, Session),
+    Stream(Box<(Stream, Session)>),
     /// The peer answered the handshake with this status (404: a release before streams).
     Refused(u16),
 }

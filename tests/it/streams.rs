@@ -275,5 +275,8 @@ async fn a_hostile_stream_is_cut_off_and_counted_and_the_election_stays_put() {
         (leader, term)
     );
     let a = c.ask(target).await.expect("the target answers");
-    assert_eq!((a.name.as_str(), a.term), (c.peers[leader].name.as_str(), term));
+    assert_eq!(
+        (a.name.as_str(), a.term),
+        (c.peers[leader].name.as_str(), term)
+    );
 }

@@ -220,7 +220,12 @@ pub struct RunArgs {
     /// peer carrying framed messages (a peer of an earlier release is spoken to over HTTP), or
     /// `http`, one HTTP request per message as earlier releases do. Either way this peer
     /// accepts both.
-    #[arg(long, env = "RAFT_ELECTOR_PEER_TRANSPORT", default_value = "stream", value_name = "TRANSPORT")]
+    #[arg(
+        long,
+        env = "RAFT_ELECTOR_PEER_TRANSPORT",
+        default_value = "stream",
+        value_name = "TRANSPORT"
+    )]
     pub peer_transport: PeerTransport,
 
     /// Build a snapshot and purge the log every this many log entries (each election adds one),

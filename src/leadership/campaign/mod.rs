@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use crate::config::Timing;
 
 /// How often the step wants to run while no leader is fresh and this peer does not lead, so
-/// that a campaign starts close to its chosen moment.
+/// that a campaign starts close to its chosen moment. (Following a fresh leader, it sleeps
+/// until that leader would go stale; leading, half the minimum election timeout.)
 const POLL: Duration = Duration::from_millis(5);
 
 /// A witness campaigns (as a caretaker) only after no leader's append-entries reached it for
@@ -239,9 +240,12 @@ impl Controller {
             self.gate.next_round = round.finished + t.heartbeat;
         }
         let mut a = Actions {
+            // Each wake-up costs a context switch: an idle peer should have few. A follower
+            // of a fresh leader has nothing to decide until that leader goes stale, and a
+            // leader's check-quorum counts in election timeouts.
             sleep: match (i.state, i.fresh_leader) {
-                (RaftState::Leader, _) => t.heartbeat,
-                (_, Some(left)) => left.min(t.heartbeat),
+                (RaftState::Leader, _) => t.heartbeat.max(t.election_min / 2),
+                (_, Some(left)) => left,
                 _ => POLL,
             },
             ..Actions::default()

@@ -120,7 +120,7 @@ fn a_leader_never_asks_for_pre_votes_and_keeps_elections_off() {
         assert_eq!(
             p.step(p.leader(n, true), true),
             Actions {
-                sleep: ms(30),
+                sleep: ms(50),
                 ..Actions::default()
             }
         );
@@ -389,15 +389,16 @@ fn nothing_is_switched_once_relinquished() {
 }
 
 #[test]
-fn the_loop_sleeps_a_heartbeat_as_leader_until_a_fresh_leader_goes_stale_and_5_ms_otherwise() {
+fn the_loop_sleeps_half_an_election_timeout_as_leader_until_a_fresh_leader_goes_stale_and_5_ms_otherwise(
+) {
     let mut p = Peer::new();
-    assert_eq!(p.step(p.leader(0, true), true).sleep, ms(30));
+    assert_eq!(p.step(p.leader(0, true), true).sleep, ms(50));
     let fresh = |p: &Peer, n, left| Inputs {
         fresh_leader: Some(ms(left)),
         ..p.at(n)
     };
     assert_eq!(p.step(fresh(&p, 10, 12), true).sleep, ms(12));
-    assert_eq!(p.step(fresh(&p, 20, 100), true).sleep, ms(30));
+    assert_eq!(p.step(fresh(&p, 20, 100), true).sleep, ms(100));
     assert_eq!(p.step(p.at(30), true).sleep, ms(5));
 }
 

@@ -16,6 +16,9 @@ use crate::raft::RaftStatus;
 
 /// How often the leader's controller looks at the membership.
 const TICK: Duration = Duration::from_millis(100);
+/// How often it looks, at most, while this peer does not lead (it wakes when Raft's server
+/// state changes).
+const NOT_LEADING_TICK: Duration = Duration::from_secs(1);
 
 /// A joint membership unchanged this long has no change running to finish it.
 const STUCK_JOINT: Duration = Duration::from_secs(1);
@@ -39,18 +42,22 @@ pub async fn run(
     let mut leading_since: Option<(u64, Instant)> = None;
     // The joint membership seen, and since when.
     let mut joint_since: Option<(Option<u64>, Instant)> = None;
+    let mut server = changes.raft.server_metrics();
+    let mut elected = false;
     loop {
+        // Not elected, it has nothing to do until this peer's Raft state changes (checked
+        // again every second all the same): an idle follower wakes seldom.
+        let wait = if elected { TICK } else { NOT_LEADING_TICK };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(TICK) => {}
+            _ = tokio::time::sleep(wait) => {}
+            changed = server.changed(), if !elected => if changed.is_err() { return },
         }
         let m = changes.raft.metrics().borrow().clone();
         let status = RaftStatus::from_metrics(&m);
         let now = Instant::now();
-        if !status.elected(me)
-            || leadership.relinquished()
-            || !leadership.may_claim(status.term, now)
-        {
+        elected = status.elected(me);
+        if !elected || leadership.relinquished() || !leadership.may_claim(status.term, now) {
             leading_since = None;
             continue;
         }

@@ -416,7 +416,11 @@ pub async fn dispatch<S: PeerService>(
 }
 
 /// A join or leave was refused for good: counted and logged like every refusal.
-fn membership_reply<S>(state: &PeerServer<S>, what: &'static str, answer: MembershipAnswer) -> Reply {
+fn membership_reply<S>(
+    state: &PeerServer<S>,
+    what: &'static str,
+    answer: MembershipAnswer,
+) -> Reply {
     if let MembershipAnswer::Refused { code, reason } = &answer {
         state.admission.metrics.membership_refused(what, code);
         tracing::warn!(code = %code, reason = %reason, "refused a {what}");

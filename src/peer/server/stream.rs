@@ -111,7 +111,10 @@ impl Streams {
 
     fn release(&self, slot: &Slot) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if open.get(&*slot.from).is_some_and(|(g, _)| *g == slot.generation) {
+        if open
+            .get(&*slot.from)
+            .is_some_and(|(g, _)| *g == slot.generation)
+        {
             open.remove(&*slot.from);
         }
         self.metrics.peer_streams.set(open.len() as i64);

@@ -299,10 +299,8 @@ impl Links {
                 server_nonce: &server_nonce,
             },
         );
-        Ok(Opened::Stream(
-            Framed::new(TokioIo::new(io), codec()),
-            session,
-        ))
+        let framed = Framed::new(TokioIo::new(io), codec());
+        Ok(Opened::Stream(Box::new((framed, session))))
     }
 }
 

@@ -98,7 +98,8 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-const PATHS: [&str; 14] = [
+const PATHS: [&str; 15] = [
+    "/raft/v2/stream",
     "/raft/v1/append",
     "/raft/v1/vote",
     "/raft/v1/snapshot",
@@ -119,7 +120,17 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
     let f = fixture();
     let path = PATHS[(selector as usize) % PATHS.len()];
-    let mut req = Request::builder().method(if selector & 8 == 0 { "POST" } else { "GET" }).uri(path);
+    let mut req = Request::builder().method(if selector & 8 == 0 { "POST" } else { "GET" });
+    if path == "/raft/v2/stream" {
+        // A stream's handshake: its query (the nonce) and upgrade header from the input.
+        let query: String = body.iter().map(|&b| b as char).filter(|c| c.is_ascii_alphanumeric() || "=&%-_".contains(*c)).collect();
+        req = req.uri(format!("{path}?{query}"));
+        if selector & 4 == 0 {
+            req = req.header("upgrade", "raft-elector-frames/1").header("connection", "upgrade");
+        }
+    } else {
+        req = req.uri(path);
+    }
     // Mostly well-formed admission headers, sometimes not, so both sides are exercised.
     if selector & 0x10 == 0 {
         req = req.header("x-raft-elector-election", "fuzz");

@@ -151,10 +151,20 @@ impl PeerClient {
             source,
         };
         let req = self.request(method, to, path, body);
-        let resp = req.timeout(timeout).send().await.map_err(transport)?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(transport)?;
-        Ok((status, body))
+        let sent = async {
+            let resp = req.timeout(timeout).send().await?;
+            let status = resp.status().as_u16();
+            Ok((status, resp.bytes().await?))
+        };
+        match sent.await {
+            Ok(answer) => Ok(answer),
+            Err(e) => {
+                if let Some(links) = &self.links {
+                    links.unreachable_over_http(to).await;
+                }
+                Err(transport(e))
+            }
+        }
     }
 
     async fn send<T: DeserializeOwned>(

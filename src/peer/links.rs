@@ -4,8 +4,9 @@
 //!
 //! A connection starts with the handshake of [`super::server::stream`]: an HTTP/1.1 upgrade
 //! signed like any peer request. A peer of a release before streams answers 404, and is then
-//! spoken to over HTTP ([`Routed::Http`]) until the upgrade is tried again a minute later (it
-//! may have been upgraded meanwhile). The peer's name is resolved at every connection, never
+//! spoken to over HTTP ([`Routed::Http`]) until the upgrade is tried again: 5 s later,
+//! or as soon as an HTTP request to it fails to get through (it may be restarting as a newer
+//! release). The peer's name is resolved at every connection, never
 //! kept. A connection that cannot be made is tried again after a backoff, from 20 ms doubling
 //! to 500 ms; until then calls fail at once. A connection that stalls (calls wait and nothing
 //! comes back: a ping is sent after half the stall bound, and the connection is dropped once
@@ -34,7 +35,7 @@ use super::server::stream::{codec, send_within};
 use crate::raft::PeerNode;
 
 /// How long a peer that refused the upgrade is spoken to over HTTP before it is asked again.
-const HTTP_FOR: Duration = Duration::from_secs(60);
+const HTTP_FOR: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// Calls queued for one connection before callers wait.
@@ -123,6 +124,13 @@ impl Links {
                 link
             }
         }
+    }
+
+    /// Peer `to` could not be reached over HTTP: it may be restarting, perhaps as a release
+    /// that speaks streams, so the next call tries the upgrade again.
+    pub async fn unreachable_over_http(&self, to: &PeerNode) {
+        let link = self.link(to);
+        link.state.lock().await.http_until = None;
     }
 
     /// Sends a call (what an HTTP request to `path` would carry) to peer `to` over its

@@ -18,6 +18,10 @@ pub const BEFORE_LEDGER: &str = "41df9f080cf2a5a5b5744310cb6f94e4eff2194d";
 /// tokens above the entry's index: batches begin once every member runs a release after it.
 pub const BEFORE_BATCHES: &str = "c623d88c1d00571e5ff214374b060d3dc68d2136";
 
+/// The last release before peer streams (issue 15): every peer request is an HTTP request of
+/// its own, and the stream's handshake is answered 404.
+pub const BEFORE_STREAMS: &str = "f07553ecfe01d703156c3363fe2e8d30ffc33e35";
+
 /// Builds (or finds) the previous release's binary. `repo` is this repository's checkout
 /// (its history must hold [`PREVIOUS_RELEASE`]: a full clone, not a shallow one), `work` a
 /// directory the build may keep (the tests' `CARGO_TARGET_TMPDIR`).

@@ -213,3 +213,70 @@ async fn a_peer_of_the_release_before_batches_installs_a_snapshot_of_this_one_wi
         "the log was not purged (up to {purged}): no snapshot was needed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_upgrade_from_http_peers_keeps_one_leader_and_ends_with_every_peer_on_streams() {
+    let before = testkit::release::release_exe(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        testkit::release::BEFORE_STREAMS,
+    );
+    let mut c = Cluster::new(spec(3));
+    for p in &mut c.peers {
+        p.exe = Some(before.clone());
+    }
+    c.spawn_all();
+    let all = c.all();
+    let (first, first_term) = c.agreed_leader(&all, STEP).await;
+    assert_eq!(
+        c.metric(first, "raft_elector_peer_streams").await,
+        None,
+        "peer-{first} serves streams: it is not the release before them"
+    );
+    let addrs: Vec<SocketAddr> = c.peers.iter().map(|p| p.http).collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = timeline::sample(addrs, done.clone(), Answer::parse);
+    let mut steps = vec![format!(
+        "release before streams: peer-{first} leads in term {first_term}"
+    )];
+    // Highest ordinal first, as a StatefulSet does; between steps the cluster mixes peers
+    // that send streams with peers that answer their handshake 404 and send HTTP.
+    for i in (0..3).rev() {
+        let sent = Instant::now();
+        c.signal(i, Signal::SIGTERM);
+        let stopped = c.expect_stopped(i, sent).await;
+        c.peers[i].exe = None;
+        c.spawn(i);
+        let (leader, term) = c.agreed_leader(&all, STEP).await;
+        steps.push(format!(
+            "peer-{i} upgraded (stopped in {stopped:?}): peer-{leader} leads in term {term}"
+        ));
+    }
+    // Every peer now runs this release: the leader's requests reach each follower over a
+    // stream (a peer found speaking HTTP is asked again once it could not be reached).
+    let (leader, _) = c.agreed_leader(&all, STEP).await;
+    let deadline = Instant::now() + STEP;
+    for i in c.all_but(leader) {
+        while c.metric(i, "raft_elector_peer_streams").await < Some(1.0) {
+            assert!(
+                Instant::now() < deadline,
+                "peer-{i} serves no stream after the upgrade\n  {}",
+                steps.join("\n  ")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    let samples = sampler.await.expect("sampler");
+    let summary = timeline::check(&samples).unwrap_or_else(|broken| {
+        panic!("upgrade to streams: {broken}\n  {}", steps.join("\n  "))
+    });
+    eprintln!(
+        "upgrade to streams: {} samples, {} with a claim, never two; claimants by term {:?}\n  {}",
+        summary.samples,
+        summary.with_leader,
+        summary.claimants,
+        steps.join("\n  ")
+    );
+    assert!(summary.samples >= 10, "too few samples: {}", summary.samples);
+}

@@ -383,3 +383,90 @@ async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A peer that accepts every stream's handshake, then never answers a call.
+    async fn silent_peer() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0u8; 1];
+                    if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
+                        break;
+                    }
+                    head.push(byte[0]);
+                }
+                let answer = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: {}\r\n{}: {}\r\n\r\n",
+                    protocol::STREAM_UPGRADE,
+                    protocol::NONCE_HEADER,
+                    hex::encode(frames::nonce())
+                );
+                let _ = tcp.write_all(answer.as_bytes()).await;
+                held.push(tcp);
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_owes_answers_and_stays_silent_is_dropped_and_the_next_call_reconnects() {
+        let (addr, accepted) = silent_peer().await;
+        let stall = Duration::from_millis(200);
+        let links = Links::new(LinkOptions {
+            election: "jobs".into(),
+            me: "web-0".into(),
+            connect_timeout: Duration::from_secs(1),
+            stall,
+            auth: None,
+        });
+        let to = PeerNode {
+            name: "web-1".into(),
+            addr,
+        };
+        // The caller waits longer than the stall bound: the connection gives up first.
+        let started = Instant::now();
+        match links
+            .call(
+                &to,
+                protocol::STATUS_PATH,
+                Vec::new(),
+                Duration::from_secs(5),
+            )
+            .await
+        {
+            Routed::Failed(why) => assert!(why.contains("broke"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let waited = started.elapsed();
+        assert!(
+            waited >= stall && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        let again = links.call(
+            &to,
+            protocol::STATUS_PATH,
+            Vec::new(),
+            Duration::from_millis(50),
+        );
+        assert!(matches!(again.await, Routed::Failed(_)));
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "no new connection");
+        links.shutdown().await;
+    }
+}

@@ -268,9 +268,8 @@ async fn a_rolling_upgrade_from_http_peers_keeps_one_leader_and_ends_with_every_
     }
     done.store(true, Ordering::SeqCst);
     let samples = sampler.await.expect("sampler");
-    let summary = timeline::check(&samples).unwrap_or_else(|broken| {
-        panic!("upgrade to streams: {broken}\n  {}", steps.join("\n  "))
-    });
+    let summary = timeline::check(&samples)
+        .unwrap_or_else(|broken| panic!("upgrade to streams: {broken}\n  {}", steps.join("\n  ")));
     eprintln!(
         "upgrade to streams: {} samples, {} with a claim, never two; claimants by term {:?}\n  {}",
         summary.samples,
@@ -278,5 +277,9 @@ async fn a_rolling_upgrade_from_http_peers_keeps_one_leader_and_ends_with_every_
         summary.claimants,
         steps.join("\n  ")
     );
-    assert!(summary.samples >= 10, "too few samples: {}", summary.samples);
+    assert!(
+        summary.samples >= 10,
+        "too few samples: {}",
+        summary.samples
+    );
 }

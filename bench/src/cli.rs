@@ -44,6 +44,9 @@ pub(crate) struct Args {
     /// were granted in all, then measure the data directories (0: skip; 2,000 with --quick).
     #[arg(long, default_value_t = 1_000_000)]
     pub(crate) claim_total: u64,
+    /// Seconds of agreement sampling per CPU limit in the throttled section.
+    #[arg(long, default_value_t = 600)]
+    pub(crate) throttle_secs: u64,
     /// Seconds of idle CPU measurement (at most 10 per cluster size in membership).
     #[arg(long, default_value_t = 30)]
     pub(crate) idle_secs: u64,
@@ -84,6 +87,7 @@ impl Args {
             args.idle_secs = args.idle_secs.min(5);
             args.claim_secs = args.claim_secs.min(2);
             args.claim_total = args.claim_total.min(2_000);
+            args.throttle_secs = args.throttle_secs.min(20);
         }
         for s in &args.only {
             if !SECTIONS.contains(&s.as_str()) {

@@ -15,10 +15,11 @@
 //!   claims joined into one entry by [`batcher`]);
 //!   [`scheduler`]: the leader firing `--job`s at their times, with catch-up.
 //! * [`service`]: what this peer does with its peers' requests; [`start`]: starting openraft
-//!   under these policies.
+//!   under these policies; [`beat`]: the shared beat of the periodic loops.
 
 pub mod app_health;
 pub mod batcher;
+pub mod beat;
 pub mod bootstrap;
 pub mod campaign;
 pub mod caretaker;

@@ -129,9 +129,13 @@ pub async fn run(
                 tracing::warn!(error = %e, "cannot campaign");
             }
         }
+        let wake = match actions.on_beat {
+            true => super::beat::next(actions.sleep),
+            false => tokio::time::Instant::now() + actions.sleep,
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(actions.sleep) => {}
+            _ = tokio::time::sleep_until(wake) => {}
         }
     }
 }

@@ -12,6 +12,7 @@ mod footprint;
 mod membership;
 mod notify;
 mod partition;
+mod throttled;
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "disk",
     "etcd",
     "etcd-elect",
+    "throttled",
 ];
 
 /// A duration in milliseconds.
@@ -92,6 +94,7 @@ pub(crate) async fn measure(name: &str, exe: &Path, args: &Args) -> Result<Value
         "disk" => disk::disk(exe, args).await,
         "etcd" => etcd::etcd_failovers(args).await,
         "etcd-elect" => etcd::etcd_elect(args).await,
+        "throttled" => throttled::throttled(args).await,
         _ => Err(format!("unknown section {name:?}")),
     }
 }

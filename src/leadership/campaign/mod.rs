@@ -79,6 +79,9 @@ pub struct Actions {
     pub events: Vec<Event>,
     /// How long to sleep after carrying the actions out.
     pub sleep: Duration,
+    /// The sleep is a period, not a deadline: wake on the shared beat
+    /// ([`crate::leadership::beat`]) with the other periodic loops.
+    pub on_beat: bool,
 }
 
 /// A decision worth a log line.
@@ -248,6 +251,7 @@ impl Controller {
                 (_, Some(left)) => left,
                 _ => POLL,
             },
+            on_beat: i.state == RaftState::Leader,
             ..Actions::default()
         };
         if let Some(beat) = self.quorum.step(i, t.election_max) {

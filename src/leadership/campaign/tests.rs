@@ -121,6 +121,7 @@ fn a_leader_never_asks_for_pre_votes_and_keeps_elections_off() {
             p.step(p.leader(n, true), true),
             Actions {
                 sleep: ms(50),
+                on_beat: true,
                 ..Actions::default()
             }
         );

@@ -50,7 +50,7 @@ pub async fn run(
         let wait = if elected { TICK } else { NOT_LEADING_TICK };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+            _ = crate::leadership::beat::sleep(wait) => {}
             changed = server.changed(), if !elected => if changed.is_err() { return },
         }
         let m = changes.raft.metrics().borrow().clone();
@@ -121,7 +121,7 @@ pub async fn probe(changes: Arc<Changes>, contacts: Arc<Contacts>, stop: Cancell
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(PROBE_EVERY) => {}
+            _ = crate::leadership::beat::sleep(PROBE_EVERY) => {}
         }
         let members = Members::from_metrics(&changes.raft.metrics().borrow());
         let quiet: Vec<_> = members

@@ -11,7 +11,7 @@ use crate::config::Timing;
 
 /// How often the step wants to run while no leader is fresh and this peer does not lead, so
 /// that a campaign starts close to its chosen moment. (Following a fresh leader, it sleeps
-/// until that leader would go stale; leading, half the minimum election timeout.)
+/// until that leader would go stale; leading, half the maximum election timeout.)
 const POLL: Duration = Duration::from_millis(5);
 
 /// A witness campaigns (as a caretaker) only after no leader's append-entries reached it for
@@ -245,9 +245,10 @@ impl Controller {
         let mut a = Actions {
             // Each wake-up costs a context switch: an idle peer should have few. A follower
             // of a fresh leader has nothing to decide until that leader goes stale, and a
-            // leader's check-quorum counts in election timeouts.
+            // leader's check-quorum counts in election timeouts (it silences heartbeats
+            // between 2 and 2.5 of them after the lease lapsed).
             sleep: match (i.state, i.fresh_leader) {
-                (RaftState::Leader, _) => t.heartbeat.max(t.election_min / 2),
+                (RaftState::Leader, _) => t.heartbeat.max(t.election_max / 2),
                 (_, Some(left)) => left,
                 _ => POLL,
             },

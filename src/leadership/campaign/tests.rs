@@ -120,7 +120,7 @@ fn a_leader_never_asks_for_pre_votes_and_keeps_elections_off() {
         assert_eq!(
             p.step(p.leader(n, true), true),
             Actions {
-                sleep: ms(50),
+                sleep: ms(100),
                 on_beat: true,
                 ..Actions::default()
             }
@@ -393,7 +393,7 @@ fn nothing_is_switched_once_relinquished() {
 fn the_loop_sleeps_half_an_election_timeout_as_leader_until_a_fresh_leader_goes_stale_and_5_ms_otherwise(
 ) {
     let mut p = Peer::new();
-    assert_eq!(p.step(p.leader(0, true), true).sleep, ms(50));
+    assert_eq!(p.step(p.leader(0, true), true).sleep, ms(100));
     let fresh = |p: &Peer, n, left| Inputs {
         fresh_leader: Some(ms(left)),
         ..p.at(n)

@@ -136,6 +136,17 @@ impl Timing {
         self.election_max * 4
     }
 
+    /// How long a peer stream may owe answers in silence before it is dropped (a ping goes
+    /// out after half of it), and how long an answer may wait to be written: five maximum
+    /// election timeouts (1 s at the defaults). A peer that is only slow, busy with a large
+    /// append or throttled by a CPU limit, must not lose its connection (reconnecting costs
+    /// it more); a dead connection is not what failover waits for (a crashed peer's
+    /// connections close at once; a lost leader is noticed by its followers' freshness
+    /// window), only what a healed or re-addressed peer waits for before it hears again.
+    pub fn stream_stall(&self) -> Duration {
+        self.election_max * 5
+    }
+
     /// How long a follower keeps naming a leader it has not heard from. The same as the
     /// leader's own lease: past it, the leader may have been replaced.
     pub fn follower_window(&self) -> Duration {

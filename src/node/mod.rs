@@ -154,9 +154,7 @@ impl Node {
             me: config.me.name.clone(),
             connect_timeout: config.timing.election_max,
             auth: auth.clone(),
-            // A stream that owes answers and stays silent this long is dropped: a peer's
-            // failure is noticed within the election timeout.
-            stream_stall: config.peer_streams.then_some(config.timing.election_max),
+            stream_stall: config.peer_streams.then_some(config.timing.stream_stall()),
         })?;
         let network = NetworkFactory::new(
             client.clone(),
@@ -201,7 +199,7 @@ impl Node {
         let client_for_stop = client.clone();
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let streams = Streams::new(stop.clone(), config.timing.election_max, metrics.clone());
+        let streams = Streams::new(stop.clone(), config.timing.stream_stall(), metrics.clone());
         let admission = Admission {
             election: config.election.clone(),
             me: config.me.name.clone(),

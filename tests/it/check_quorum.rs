@@ -13,24 +13,46 @@ use crate::proxied_spec;
 /// later heartbeats stop, one more and the followers elect), far below "never".
 const NEW_LEADER_WITHIN: Duration = Duration::from_secs(10);
 
+/// How the peers send their requests, and so what ends the old leadership.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// Peer streams (the default): a stream whose answers do not come back stalls and is
+    /// dropped, and none can be opened again through a link that holds the answers (the
+    /// handshake needs one), so the followers stop hearing the old leader by themselves.
+    Streams,
+    /// One HTTP request per message: requests keep arriving whatever happens to the answers,
+    /// so the followers elect only once check-quorum silenced the old leader, which it logs.
+    Http,
+}
+
 /// Starts three peers behind proxies, lets `fault` degrade the links of the leader (its index
 /// and its followers'), then asks every peer, round after round: at most one claims to lead
 /// in any round, the followers agree on a new leader of a higher term within
-/// [`NEW_LEADER_WITHIN`], and for a second after it the old leader never claims. The old
-/// leader logs that check-quorum stopped its heartbeats; once healed, all agree again.
-async fn the_followers_replace_a_leader_whose_link(fault: impl FnOnce(&Net, usize, &[usize])) {
-    the_followers_replace_a_leader_after(0, |c, old, followers| fault(c.proxies(), old, followers))
-        .await
+/// [`NEW_LEADER_WITHIN`], and for a second after it the old leader never claims. Over HTTP the
+/// old leader logs that check-quorum stopped its heartbeats; once healed, all agree again.
+async fn the_followers_replace_a_leader_whose_link(
+    transport: Transport,
+    fault: impl FnOnce(&Net, usize, &[usize]),
+) {
+    the_followers_replace_a_leader_after(0, transport, |c, old, followers| {
+        fault(c.proxies(), old, followers)
+    })
+    .await
 }
 
 /// As [`the_followers_replace_a_leader_whose_link`], with `spares` more peers that are not of
 /// the first cluster (the last ones) and a fault that may also start them.
 async fn the_followers_replace_a_leader_after(
     spares: usize,
+    transport: Transport,
     fault: impl FnOnce(&mut Cluster, usize, &[usize]),
 ) {
     let mut spec = proxied_spec(3 + spares);
     spec.spares = spares;
+    if transport == Transport::Http {
+        spec.flags
+            .extend(["--peer-transport".into(), "http".into()]);
+    }
     let mut c = Cluster::new(spec);
     let first: Vec<usize> = (0..3).collect();
     c.first_cluster(&first);
@@ -85,10 +107,12 @@ async fn the_followers_replace_a_leader_after(
         tokio::time::sleep(c.spec.poll).await;
     }
     let log = &c.log_text(old)[logged..];
-    assert!(
-        log.contains("heartbeats stopped"),
-        "check-quorum did not silence the old leader:\n{log}"
-    );
+    if transport == Transport::Http {
+        assert!(
+            log.contains("heartbeats stopped"),
+            "check-quorum did not silence the old leader:\n{log}"
+        );
+    }
 
     c.proxies().heal();
     c.agreed_leader(&all, Duration::from_secs(10)).await;
@@ -96,8 +120,17 @@ async fn the_followers_replace_a_leader_after(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_round_trips_outlast_its_lease_is_replaced() {
-    // 100 ms each way: a 200 ms round trip, above the 150 ms lease.
-    the_followers_replace_a_leader_whose_link(|net, leader, _| {
+    // 100 ms each way: a 200 ms round trip, above the 150 ms lease. Answers do come back (in
+    // time for the stall bound), so the stream stays up and check-quorum must act.
+    the_followers_replace_a_leader_whose_link(Transport::Http, |net, leader, _| {
+        net.slow(leader, Duration::from_millis(100))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_round_trips_outlast_its_lease_is_replaced_over_streams() {
+    the_followers_replace_a_leader_whose_link(Transport::Streams, |net, leader, _| {
         net.slow(leader, Duration::from_millis(100))
     })
     .await;
@@ -106,7 +139,17 @@ async fn a_leader_whose_round_trips_outlast_its_lease_is_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_hears_no_answers_is_replaced() {
     // Everything the followers send the leader is lost; its heartbeats still arrive.
-    the_followers_replace_a_leader_whose_link(|net, leader, followers| {
+    the_followers_replace_a_leader_whose_link(Transport::Http, |net, leader, followers| {
+        for &f in followers {
+            net.lose(f, leader, true);
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_streams_get_no_answers_is_replaced() {
+    the_followers_replace_a_leader_whose_link(Transport::Streams, |net, leader, followers| {
         for &f in followers {
             net.lose(f, leader, true);
         }
@@ -119,14 +162,16 @@ async fn a_leader_that_hears_no_answers_while_it_has_entries_to_send_is_replaced
     // As above, and a new peer then asks the old leader to join: the leader appends the change
     // and openraft sends it again and again, since no follower's acknowledgement arrives. Those
     // retries must not keep the followers from electing another leader.
-    the_followers_replace_a_leader_after(1, |c, leader, followers| {
-        for &f in followers {
-            c.proxies().lose(f, leader, true);
-        }
-        c.join_later(3, &[leader]);
-        c.spawn(3);
-    })
-    .await;
+    for transport in [Transport::Http, Transport::Streams] {
+        the_followers_replace_a_leader_after(1, transport, |c, leader, followers| {
+            for &f in followers {
+                c.proxies().lose(f, leader, true);
+            }
+            c.join_later(3, &[leader]);
+            c.spawn(3);
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,33 @@ pub(super) fn footprint(o: &mut String, r: &Value) {
     idle_table(o, r);
     idle_cpu_by_setting(o, r);
     sizes(o, r);
+    throttled(o, r);
+}
+
+/// Agreement of three containers under tight CPU limits.
+fn throttled(o: &mut String, r: &Value) {
+    let t = &r["sections"]["throttled"];
+    let Some(runs) = t["runs"].as_array() else {
+        return;
+    };
+    let _ = writeln!(o, "
+### Under a tight CPU limit
+
+Three containers of the image as a StatefulSet, each limited with `docker update --cpus` (the CFS quota of a Kubernetes CPU limit), asked who leads one sample after the other (about every 100 ms):
+
+| limit | seconds | samples | all three agreed | new terms |
+|---|---|---|---|---|");
+    for run in runs {
+        let millicores = run["cpus"]
+            .as_str()
+            .and_then(|c| c.parse::<f64>().ok())
+            .map_or(f64::NAN, |c| c * 1000.0);
+        let _ = writeln!(
+            o,
+            "| {millicores:.0} millicores | {} | {} | {} ({} %) | {} |",
+            run["seconds"], run["samples"], run["agreed"], run["agreed_percent"], run["new_terms"]
+        );
+    }
 }
 
 /// RSS and CPU of each idle peer, and of etcd's members for comparison.

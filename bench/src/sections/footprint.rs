@@ -65,6 +65,10 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
             "defaults with a peer secret (HMAC on every peer request)",
             &["--peer-secret", "bench-secret-0123456789abcdef"][..],
         ),
+        (
+            "defaults, one HTTP request per message (--peer-transport http, as before streams)",
+            &["--peer-transport", "http"][..],
+        ),
     ] {
         let Ok((c, cur)) = started(exe, 3, flags, false).await else {
             variants.push(json!({ "label": label, "error": "no leader" }));

@@ -88,6 +88,12 @@ impl PeerClient {
         })
     }
 
+    /// Whether requests to peer `name` would go over an open stream now (always `false`
+    /// without streams, or when the peer speaks only HTTP).
+    pub fn has_stream(&self, name: &str) -> bool {
+        self.links.as_ref().is_none_or(|l| l.is_open(name))
+    }
+
     /// Closes the peer streams and waits for their tasks.
     pub async fn shutdown(&self) {
         if let Some(links) = &self.links {

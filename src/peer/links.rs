@@ -126,6 +126,27 @@ impl Links {
         }
     }
 
+    /// Whether a connection to peer `name` is open, or the peer speaks only HTTP for now
+    /// (nothing to open then).
+    pub fn is_open(&self, name: &str) -> bool {
+        let link = {
+            let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+            match links.get(name) {
+                Some(link) => link.clone(),
+                None => return false,
+            }
+        };
+        let open = match link.state.try_lock() {
+            Ok(state) => {
+                state.calls.as_ref().is_some_and(|c| !c.is_closed())
+                    || state.http_until.is_some_and(|t| Instant::now() < t)
+            }
+            // Being connected right now.
+            Err(_) => true,
+        };
+        open
+    }
+
     /// Peer `to` could not be reached over HTTP: it may be restarting, perhaps as a release
     /// that speaks streams, so the next call tries the upgrade again.
     pub async fn unreachable_over_http(&self, to: &PeerNode) {

@@ -115,7 +115,10 @@ pub async fn run(
     }
 }
 
-/// Every peer: asks the members it has not heard from lately what they are.
+/// Every peer: asks the members it has not heard from lately what they are, and those it
+/// has no peer stream to: a follower hears its leader all the time but sends it nothing, and
+/// the first request it sends (a vote, in a hand-off or a failover) should not wait for a
+/// connection to be made.
 pub async fn probe(changes: Arc<Changes>, contacts: Arc<Contacts>, stop: CancellationToken) {
     let config = changes.config.clone();
     loop {
@@ -128,7 +131,9 @@ pub async fn probe(changes: Arc<Changes>, contacts: Arc<Contacts>, stop: Cancell
             .nodes
             .iter()
             .filter(|(id, node)| {
-                **id != config.me.id && contacts.age(&node.name).is_none_or(|age| age > QUIET)
+                **id != config.me.id
+                    && (contacts.age(&node.name).is_none_or(|age| age > QUIET)
+                        || !changes.client.has_stream(&node.name))
             })
             .map(|(id, node)| (*id, node.clone()))
             .collect();

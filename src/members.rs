@@ -69,6 +69,12 @@ impl Members {
             .collect()
     }
 
+    /// Whether `id` is not a voter of the configuration being moved to (the last one): a
+    /// leader in that state is being removed and still leads until the change is committed.
+    pub fn removing(&self, id: NodeId) -> bool {
+        self.configs.last().is_some_and(|c| !c.contains(&id))
+    }
+
     pub fn is_voter(&self, id: NodeId) -> bool {
         self.configs.iter().any(|c| c.contains(&id))
     }
@@ -148,6 +154,17 @@ mod tests {
         assert!(!m.quorum(|id| [1, 2, 3].contains(&id)), "old half only");
         assert!(!m.quorum(|id| [1, 4, 5].contains(&id)), "new half only");
         assert!(m.quorum(|id| [1, 2, 4].contains(&id)));
+    }
+
+    #[test]
+    fn a_member_is_being_removed_when_the_configuration_moved_to_leaves_it_out() {
+        let joint = members(&[&[1, 2, 3], &[1, 3]], &[]);
+        assert!(joint.removing(2), "left out of the new half");
+        assert!(!joint.removing(1));
+        let after = members(&[&[1, 3]], &[]);
+        assert!(after.removing(2), "the final configuration appended");
+        assert!(!members(&[&[1, 2, 3]], &[]).removing(2));
+        assert!(!Members::default().removing(2), "nothing in force yet");
     }
 
     #[test]

@@ -73,6 +73,45 @@ pub enum ConfigError {
     Schedule(#[from] ScheduleError),
     #[error("--job-history must be between 1 and {max}, not {0}", max = crate::ledger::MAX_HISTORY)]
     BadJobHistory(u32),
+    #[error("--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together; {0} missing")]
+    PartialTls(String),
+    #[error(
+        "peer TLS carries peer streams only: drop --peer-transport http or the --peer-tls-* flags"
+    )]
+    TlsOverHttp,
+}
+
+/// Checks the `--peer-tls-*` flags (empty values count as not set): all three or none, and
+/// only with peer streams. The files themselves are read when the peer starts.
+pub fn validate_peer_tls(
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+    ca: Option<&std::path::Path>,
+    streams: bool,
+) -> Result<Option<crate::peer::tls::TlsFiles>, ConfigError> {
+    fn given(p: Option<&std::path::Path>) -> Option<&std::path::Path> {
+        p.filter(|p| !p.as_os_str().is_empty())
+    }
+    let (cert, key, ca) = (given(cert), given(key), given(ca));
+    let missing: Vec<&str> = [
+        (cert.is_none(), "--peer-tls-cert"),
+        (key.is_none(), "--peer-tls-key"),
+        (ca.is_none(), "--peer-tls-ca"),
+    ]
+    .iter()
+    .filter(|(absent, _)| *absent)
+    .map(|(_, flag)| *flag)
+    .collect();
+    match (cert, key, ca) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) if streams => Ok(Some(crate::peer::tls::TlsFiles {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            ca: ca.to_path_buf(),
+        })),
+        (Some(_), Some(_), Some(_)) => Err(ConfigError::TlsOverHttp),
+        _ => Err(ConfigError::PartialTls(missing.join(" and "))),
+    }
 }
 
 /// Checks `--job-history`.
@@ -312,6 +351,8 @@ pub struct Config {
     /// Peer requests travel over one long-lived connection per peer (`--peer-transport
     /// stream`, the default); `false`: one HTTP request each, as releases before streams.
     pub peer_streams: bool,
+    /// `--peer-tls-*`: peers speak only TLS 1.3 with certificates of this CA (off when `None`).
+    pub peer_tls: Option<crate::peer::tls::TlsFiles>,
     /// `--app-health`: leadership follows the application's health (off when `None`).
     pub app_health: Option<AppHealthCheck>,
     /// Push streams (SSE) and blocking queries open at once on the application API; more are
@@ -351,6 +392,22 @@ impl Config {
                         .is_some_and(|ord| canonical_ordinal(ord).is_some())
             }
         }
+    }
+
+    /// The names a certificate of peer `name` may carry under `--peer-tls-*`: its id and its
+    /// DNS name (a configured peer's host, or with `--replicas` the StatefulSet's
+    /// `NAME.DOMAIN`, the domain this peer's own address has).
+    pub fn tls_names(&self, name: &str) -> Vec<String> {
+        use crate::peer::tls::{host_of, names_of};
+        let host = match self.peers.iter().find(|p| p.name == name) {
+            Some(p) => Some(host_of(&p.addr).to_string()),
+            None => self.membership.statefulset.as_ref().and_then(|_| {
+                let own = host_of(&self.me.addr);
+                let domain = own.strip_prefix(self.me.name.as_str())?.strip_prefix('.')?;
+                Some(format!("{name}.{domain}"))
+            }),
+        };
+        names_of(name, host.as_deref())
     }
 
     /// The other configured peers.

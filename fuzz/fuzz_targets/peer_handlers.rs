@@ -43,6 +43,7 @@ fn fixture() -> &'static Fixture {
                 connect_timeout: Duration::from_millis(50),
                 auth: None,
                 stream_stall: None,
+                tls: None,
             })
             .expect("client");
             let contacts = Arc::new(Contacts::default());
@@ -74,6 +75,7 @@ fn fixture() -> &'static Fixture {
                 peer_secret: None,
                 peer_auth_window: Duration::from_secs(30),
                 peer_streams: false,
+                peer_tls: None,
                 max_streams: 16,
                 app_health: None,
                 job_history: 10,
@@ -86,6 +88,7 @@ fn fixture() -> &'static Fixture {
                 contacts,
                 metrics: metrics.clone(),
                 auth: None,
+                tls_names: None,
             };
             let config = Arc::new(config);
             let changes = Arc::new(Changes::new(raft.clone(), config.clone(), client.clone(), leadership.clone()));

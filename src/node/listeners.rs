@@ -5,6 +5,7 @@
 //! `axum::serve` offers none of these knobs, so connections are served with hyper directly; the
 //! routers stay plain axum.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::Instrument;
+
+use crate::metrics::Metrics;
+use crate::peer::tls::{PeerCertificate, PeerTls};
 
 /// Bounds of one listener.
 #[derive(Debug, Clone, Copy)]
@@ -103,7 +107,7 @@ pub fn serve_apart(
             let stop = stop.clone();
             async move {
                 match TcpListener::from_std(listener) {
-                    Ok(listener) => serve(listener, router, stop, limits).await,
+                    Ok(listener) => serve(listener, router, stop, limits, None).await,
                     Err(e) => tracing::error!(error = %e, "cannot serve the application API"),
                 }
             }
@@ -144,10 +148,43 @@ async fn time_limit(
     }
 }
 
+/// Peer TLS on a listener: every connection must complete a TLS 1.3 handshake with a
+/// client certificate of the CA first; those that do not are closed and counted (`tls`).
+#[derive(Clone)]
+pub struct Tls {
+    pub tls: Arc<PeerTls>,
+    pub metrics: Arc<Metrics>,
+    /// Last time (unix seconds) a refused handshake was logged.
+    pub last_log: Arc<AtomicU64>,
+}
+
+impl Tls {
+    fn refused(&self, why: &str) {
+        self.metrics.refused("tls");
+        let now = crate::peer::auth::now_ms() / 1000;
+        let last = self.last_log.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .last_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(why, "refused a peer connection's TLS handshake (logged at most every 10 s; see raft_elector_peer_requests_refused_total, reason tls)");
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `stop` fires, then lets in-flight requests finish for
 /// at most `limits.drain`. Connections may be upgraded (peer streams): an upgraded one is
-/// the router's to serve and no longer counts here.
-pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken, limits: Limits) {
+/// the router's to serve and no longer counts here. With `tls`, every connection is TLS and
+/// each request carries the client's certificate ([`PeerCertificate`]).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+    limits: Limits,
+    tls: Option<Tls>,
+) {
     let router = limited(router, limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
@@ -174,21 +211,24 @@ pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToke
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(|req: Request<Incoming>| req.map(Body::new));
-        let conn = http
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-            .with_upgrades();
-        let stop = stop.clone();
+        let (router, http, stop, tls) = (router.clone(), http.clone(), stop.clone(), tls.clone());
         connections.spawn(
             async move {
-                let mut conn = std::pin::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = stop.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
+                match tls {
+                    None => connection(TokioIo::new(stream), router, None, &http, stop).await,
+                    Some(tls) => {
+                        let accept = tls.tls.acceptor().accept(stream);
+                        match tokio::time::timeout(limits.header_timeout, accept).await {
+                            Ok(Ok(stream)) => {
+                                let cert = stream.get_ref().1.peer_certificates().and_then(|c| {
+                                    c.first()
+                                        .map(|c| PeerCertificate(Arc::new(c.clone().into_owned())))
+                                });
+                                connection(TokioIo::new(stream), router, cert, &http, stop).await
+                            }
+                            Ok(Err(e)) => tls.refused(&e.to_string()),
+                            Err(_) => tls.refused("no handshake within the header timeout"),
+                        }
                     }
                 }
                 drop(slot);
@@ -199,4 +239,34 @@ pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToke
     drop(listener);
     connections.close();
     let _ = tokio::time::timeout(limits.drain, connections.wait()).await;
+}
+
+/// Serves one connection until it ends, or until `stop` and then its graceful shutdown.
+async fn connection<I>(
+    io: I,
+    router: Router,
+    cert: Option<PeerCertificate>,
+    http: &hyper::server::conn::http1::Builder,
+    stop: CancellationToken,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = router.map_request(move |req: Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        if let Some(cert) = &cert {
+            req.extensions_mut().insert(cert.clone());
+        }
+        req
+    });
+    let conn = http
+        .serve_connection(io, TowerToHyperService::new(service))
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }

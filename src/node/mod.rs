@@ -33,6 +33,7 @@ use crate::peer::auth::{AuthError, PeerAuth};
 use crate::peer::client::{ClientOptions, PeerClient};
 use crate::peer::contacts::Contacts;
 use crate::peer::server::{self as peer_server, Admission, Streams};
+use crate::peer::tls::{PeerTls, TlsError};
 use crate::raft::{NodeId, Raft, RaftMetrics};
 use crate::store::{self, StoreError};
 pub use listeners::{BindError, Limits};
@@ -55,6 +56,8 @@ pub enum NodeError {
     Thread(std::io::Error),
     #[error("peer authentication: {0}")]
     Auth(#[from] AuthError),
+    #[error("peer TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// How `--shutdown-timeout` is shared between the steps of a shutdown. The steps run one
@@ -127,6 +130,10 @@ impl Node {
     pub async fn start(config: Config, span: tracing::Span) -> Result<Node, NodeError> {
         let config = Arc::new(config);
         let budget = ShutdownBudget::new(config.shutdown_timeout);
+        let tls = match &config.peer_tls {
+            Some(files) => Some(Arc::new(PeerTls::load(files.clone())?)),
+            None => None,
+        };
         let (log_store, state_machine, opened) =
             store::open(&config.data_dir, &config.election, &config.me.name)?;
         let peer_listener = listeners::bind("peer traffic", config.peer_listen).await?;
@@ -155,6 +162,7 @@ impl Node {
             connect_timeout: config.timing.election_max,
             auth: auth.clone(),
             stream_stall: config.peer_streams.then_some(config.timing.stream_stall()),
+            tls: tls.clone(),
         })?;
         let network = NetworkFactory::new(
             client.clone(),
@@ -210,6 +218,11 @@ impl Node {
             contacts: contacts.clone(),
             metrics: metrics.clone(),
             auth,
+            tls_names: tls.as_ref().map(|_| {
+                let config = config.clone();
+                Arc::new(move |name: &str| config.tls_names(name))
+                    as Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>
+            }),
         };
         let local = LocalPeer {
             raft: raft.clone(),
@@ -225,6 +238,11 @@ impl Node {
                 peer_server::router(admission, local, streams.clone()),
                 stop.clone(),
                 Limits::peer(budget.drain),
+                tls.map(|tls| listeners::Tls {
+                    tls,
+                    metrics: metrics.clone(),
+                    last_log: Default::default(),
+                }),
             )
             .in_current_span(),
         );

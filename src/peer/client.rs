@@ -14,6 +14,7 @@ use super::protocol::{
     self, AppHealthAnswer, ClaimRequest, DoneRequest, Features, JobAnswer, JoinRequest,
     LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest, PreVoteResponse,
 };
+use super::tls::PeerTls;
 use crate::raft::PeerNode;
 use crate::wire::{self, DecodeError};
 
@@ -50,6 +51,9 @@ pub struct ClientOptions {
     /// Speak over one long-lived stream per peer ([`super::links`]), dropping a connection
     /// whose calls get nothing back for this long; `None`: one HTTP request per call.
     pub stream_stall: Option<Duration>,
+    /// Peer TLS: streams then open only over TLS ([`super::tls`]), and never fall back to
+    /// HTTP.
+    pub tls: Option<Arc<PeerTls>>,
 }
 
 /// An HTTP client for peer requests, shared by everything that talks to other peers.
@@ -77,6 +81,7 @@ impl PeerClient {
                 connect_timeout: options.connect_timeout,
                 stall,
                 auth: options.auth.clone(),
+                tls: options.tls.clone(),
             }))
         });
         Ok(PeerClient {

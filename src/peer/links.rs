@@ -32,6 +32,7 @@ use super::auth::{self, PeerAuth, Signed};
 use super::frames::{self, Ends, Head, Session};
 use super::protocol;
 use super::server::stream::{codec, send_within};
+use super::tls::{self, PeerTls};
 use crate::raft::PeerNode;
 
 /// How long a peer that refused the upgrade is spoken to over HTTP before it is asked again.
@@ -61,6 +62,9 @@ pub struct LinkOptions {
     /// A connection whose calls get no byte back for this long is dropped.
     pub stall: Duration,
     pub auth: Option<Arc<PeerAuth>>,
+    /// Peer TLS: connections are TLS, made again when the files change; a peer that refuses
+    /// the upgrade is not spoken to over HTTP.
+    pub tls: Option<Arc<PeerTls>>,
 }
 
 /// The streams of one peer to all others.
@@ -85,6 +89,8 @@ struct LinkState {
     /// No connection attempt before then.
     retry_at: Option<Instant>,
     backoff: Option<Duration>,
+    /// The reading of the TLS files the open connection was made with.
+    generation: u64,
 }
 
 /// One call handed to a connection.
@@ -189,9 +195,13 @@ impl Links {
     /// The queue of the live connection to `to`, made if needed; `None` to use HTTP.
     async fn connected(&self, to: &PeerNode) -> Result<Option<mpsc::Sender<Call>>, String> {
         let link = self.link(to);
+        let generation = self.options.tls.as_ref().map_or(0, |t| t.generation());
         let mut state = link.state.lock().await;
         if let Some(calls) = state.calls.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(Some(calls.clone()));
+            if state.generation == generation {
+                return Ok(Some(calls.clone()));
+            }
+            tracing::debug!(peer = %to.name, "the TLS files changed; connecting anew");
         }
         state.calls = None;
         let now = Instant::now();
@@ -216,9 +226,17 @@ impl Links {
                 });
                 *state = LinkState {
                     calls: Some(tx.clone()),
+                    generation,
                     ..LinkState::default()
                 };
                 Ok(Some(tx))
+            }
+            Ok(Opened::Refused(status)) if self.options.tls.is_some() => {
+                self.back_off(&mut state);
+                Err(format!(
+                    "{} refused the stream ({status}); with peer TLS there is no HTTP to fall back to",
+                    to.addr
+                ))
             }
             Ok(Opened::Refused(status)) => {
                 tracing::debug!(peer = %to.name, status, "peer refused a stream; speaking HTTP to it");
@@ -226,14 +244,18 @@ impl Links {
                 Ok(None)
             }
             Err(why) => {
-                let backoff = state
-                    .backoff
-                    .map_or(FIRST_BACKOFF, |b| (b * 2).min(MAX_BACKOFF));
-                state.backoff = Some(backoff);
-                state.retry_at = Some(Instant::now() + backoff);
+                self.back_off(&mut state);
                 Err(why)
             }
         }
+    }
+
+    fn back_off(&self, state: &mut LinkState) {
+        let backoff = state
+            .backoff
+            .map_or(FIRST_BACKOFF, |b| (b * 2).min(MAX_BACKOFF));
+        state.backoff = Some(backoff);
+        state.retry_at = Some(Instant::now() + backoff);
     }
 
     /// Connects to `to` and makes the handshake.
@@ -246,15 +268,32 @@ impl Links {
             Err(_) => return Err(format!("cannot connect to {} within {limit:?}", to.addr)),
         };
         let _ = tcp.set_nodelay(true);
-        match tokio::time::timeout(limit, self.handshake(tcp, to)).await {
+        let opened = async {
+            match &o.tls {
+                None => self.handshake(tcp, to).await,
+                Some(tls) => {
+                    let names = tls::names_of(&to.name, Some(tls::host_of(&to.addr)));
+                    let (connector, name) = tls.connector(&names)?;
+                    let io = connector
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| format!("TLS with {} ({}): {e}", to.name, to.addr))?;
+                    self.handshake(io, to).await
+                }
+            }
+        };
+        match tokio::time::timeout(limit, opened).await {
             Ok(result) => result,
             Err(_) => Err(format!("no handshake with {} within {limit:?}", to.addr)),
         }
     }
 
-    async fn handshake(&self, tcp: TcpStream, to: &PeerNode) -> Result<Opened, String> {
+    async fn handshake<I>(&self, io: I, to: &PeerNode) -> Result<Opened, String>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let o = &self.options;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| format!("handshake with {}: {e}", to.addr))?;
         let mut conn = std::pin::pin!(conn.with_upgrades());
@@ -455,6 +494,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             stall,
             auth: None,
+            tls: None,
         });
         let to = PeerNode {
             name: "web-1".into(),

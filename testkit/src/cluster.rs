@@ -24,6 +24,7 @@ use crate::metrics::metric;
 use crate::ports::free_addr;
 use crate::procs::Procs;
 use crate::proxy::{Net, Proxies};
+use crate::tls::{TestCa, TlsPaths, Validity};
 
 /// The header in which every peer request names its sender: what the fault proxies read
 /// ([`Spec::sender_header`]).
@@ -66,6 +67,9 @@ pub struct Spec {
     /// Some peers may run the previous release ([`Peer::exe`]): answers in its contract
     /// (without `voters`) are accepted too.
     pub previous_release: bool,
+    /// Peer TLS: a CA of the test issues each peer a certificate for its name
+    /// ([`Cluster::tls_paths`]); the proxies then find senders by process.
+    pub tls: bool,
 }
 
 impl Spec {
@@ -126,6 +130,8 @@ pub struct Cluster {
     /// The fault proxies, when [`Spec::sender_header`] asked for them.
     pub net: Option<Net>,
     pub client: reqwest::Client,
+    /// The CA of the peers' certificates, with [`Spec::tls`].
+    pub ca: Option<TestCa>,
 }
 
 impl Cluster {
@@ -147,6 +153,7 @@ impl Cluster {
             Net::start(Proxies {
                 names: names.clone(),
                 sender_header: header.clone(),
+                by_process: spec.tls,
                 listen: peers.iter().map(Peer::listed_addr).collect(),
                 target: peers.iter().map(|p| p.peer_addr).collect(),
             })
@@ -156,13 +163,27 @@ impl Cluster {
         procs.keep_failed = spec.keep_failed;
         procs.die_with_parent = spec.die_with_parent;
         let client = http::client(spec.ask_timeout);
-        Cluster {
+        let mut c = Cluster {
             spec,
             peers,
             procs,
             net,
             client,
+            ca: None,
+        };
+        if c.spec.tls {
+            let ca = TestCa::new("raft-elector test CA");
+            for i in 0..c.len() {
+                ca.write(&c.tls_paths(i), &[&c.peers[i].name], Validity::Now, None);
+            }
+            c.ca = Some(ca);
         }
+        c
+    }
+
+    /// Where peer `i`'s TLS files are (written by [`Cluster::new`] with [`Spec::tls`]).
+    pub fn tls_paths(&self, i: usize) -> TlsPaths {
+        TlsPaths::under(&self.dir().join("tls"), &self.peers[i].name)
     }
 
     /// Prepares the peers and starts them all.
@@ -316,6 +337,10 @@ impl Cluster {
             .arg(self.data_dir(i))
             .args(["--http", &p.http.to_string()])
             .args(&self.spec.flags)
+            .args(match self.spec.tls {
+                true => self.tls_paths(i).flags(),
+                false => Vec::new(),
+            })
             .args(&p.extra)
             .env_remove("HOSTNAME");
         match &self.spec.log_filter {

@@ -11,6 +11,7 @@
 //! * [`raw`]: raw TCP exchanges for hostile-client tests: bytes as they are, trickled heads,
 //!   and whether the server closed a connection the client kept open.
 //! * [`rng`]: the seeded random generator (SplitMix64) that makes schedules replayable.
+//! * [`tls`]: a CA made at run time and the certificates it issues (peer TLS).
 //! * [`logs`]: the tail of a log, under a heading, as a failing test prints it.
 //! * [`metrics`]: one sample out of a Prometheus text.
 //! * [`answer`]: [`Answer`], the JSON contract of `GET /v1/leader`.
@@ -51,6 +52,7 @@ pub mod rng;
 pub mod sse;
 pub mod target;
 pub mod timeline;
+pub mod tls;
 
 pub use agree::{agreement, Agreed, Ask};
 pub use answer::{Answer, Role};

@@ -19,6 +19,10 @@
 //!
 //! The links are keyed by sender name rather than by address because the addresses a peer
 //! dials come from the Raft membership, written by whichever peer bootstrapped the cluster.
+//!
+//! Over peer TLS no header can be read: the proxy then finds the sender by its socket
+//! ([`Proxies::by_process`]): the connection's source port in `/proc/net/tcp` gives the
+//! socket, and the process holding it (`/proc/PID/fd`) names itself with `--id`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +59,7 @@ impl LinkState {
 struct Shared {
     names: Vec<String>,
     sender_header: String,
+    by_process: bool,
     /// `links[from][to]`.
     links: Vec<Vec<watch::Sender<LinkState>>>,
     /// `lost[from][to]`: every byte `from` sends to `to` is held.
@@ -75,6 +80,9 @@ pub struct Proxies {
     pub names: Vec<String>,
     /// The request header that carries the sender's name.
     pub sender_header: String,
+    /// Find the sender by the process that holds the connection's other end instead (peer
+    /// TLS: headers are encrypted).
+    pub by_process: bool,
     /// Where the proxy in front of peer `i` listens.
     pub listen: Vec<SocketAddr>,
     /// Where peer `i` itself listens.
@@ -94,6 +102,7 @@ impl Net {
         let shared = Arc::new(Shared {
             names: proxies.names,
             sender_header: proxies.sender_header,
+            by_process: proxies.by_process,
             links,
             lost,
         });
@@ -228,6 +237,71 @@ async fn read_sender(stream: &mut TcpStream, shared: &Shared) -> Option<(Vec<u8>
     }
 }
 
+/// The sender of a connection, by the process that holds its other end: the socket of the
+/// source port (`/proc/net/tcp`), then the process with that socket open and an `--id` of
+/// one of the peers. Tried for up to a second (the table may lag the accept a moment).
+async fn sender_process(stream: &TcpStream, shared: &Shared) -> Option<usize> {
+    let source = stream.peer_addr().ok()?;
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        if let Some(found) = socket_inode(source).and_then(|inode| owner(inode, &shared.names)) {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The inode of the local socket bound to `addr` (IPv4), from `/proc/net/tcp`.
+fn socket_inode(addr: SocketAddr) -> Option<u64> {
+    let SocketAddr::V4(v4) = addr else {
+        return None;
+    };
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str()))
+            .then(|| fields.get(9)?.parse().ok())
+            .flatten()
+    })
+}
+
+/// The index in `names` of the process (`--id NAME`) that holds socket `inode`.
+fn owner(inode: u64, names: &[String]) -> Option<usize> {
+    let wanted = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let pid = entry.path();
+        let Ok(cmdline) = std::fs::read(pid.join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let Some(index) = args
+            .windows(2)
+            .find(|w| w[0] == b"--id")
+            .and_then(|w| names.iter().position(|n| n.as_bytes() == w[1]))
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(pid.join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str())
+        });
+        if holds {
+            return Some(index);
+        }
+    }
+    None
+}
+
 /// Closes with a reset (linger 0), as a refused or broken connection would.
 fn reset(stream: TcpStream) {
     let _ = stream.set_zero_linger();
@@ -235,7 +309,13 @@ fn reset(stream: TcpStream) {
 
 async fn connection(mut inbound: TcpStream, to: usize, target: SocketAddr, shared: Arc<Shared>) {
     let _ = inbound.set_nodelay(true);
-    let Some((first, from)) = read_sender(&mut inbound, &shared).await else {
+    let sender = match shared.by_process {
+        false => read_sender(&mut inbound, &shared).await,
+        true => sender_process(&inbound, &shared)
+            .await
+            .map(|from| (Vec::new(), from)),
+    };
+    let Some((first, from)) = sender else {
         return;
     };
     let mut link = shared.links[from][to].subscribe();

@@ -28,6 +28,7 @@ mod restart;
 mod schedules;
 mod shutdown;
 mod streams;
+mod tls;
 mod upgrade;
 mod while_leader;
 mod witness;

@@ -228,6 +228,21 @@ pub struct RunArgs {
     )]
     pub peer_transport: PeerTransport,
 
+    /// This peer's TLS certificate (PEM, leaf first). With --peer-tls-key and --peer-tls-ca,
+    /// peers speak only TLS 1.3 with each other, each presenting a certificate of that CA for
+    /// its id or its StatefulSet DNS name. The files are read again when they change (a
+    /// rotated Secret): new connections use them, no restart needed.
+    #[arg(long, env = "RAFT_ELECTOR_PEER_TLS_CERT", value_name = "PATH")]
+    pub peer_tls_cert: Option<PathBuf>,
+
+    /// The private key of --peer-tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "RAFT_ELECTOR_PEER_TLS_KEY", value_name = "PATH")]
+    pub peer_tls_key: Option<PathBuf>,
+
+    /// The CA certificate(s) (PEM) every peer's certificate must chain to.
+    #[arg(long, env = "RAFT_ELECTOR_PEER_TLS_CA", value_name = "PATH")]
+    pub peer_tls_ca: Option<PathBuf>,
+
     /// Build a snapshot and purge the log every this many log entries (each election adds one),
     /// so that disk use stays flat.
     #[arg(long, env = "RAFT_ELECTOR_SNAPSHOT_LOGS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..), value_name = "N")]
@@ -379,6 +394,12 @@ impl RunArgs {
             peer_secret: self.secret()?,
             peer_auth_window: self.peer_auth_window,
             peer_streams: self.peer_transport == PeerTransport::Stream,
+            peer_tls: config::validate_peer_tls(
+                self.peer_tls_cert.as_deref(),
+                self.peer_tls_key.as_deref(),
+                self.peer_tls_ca.as_deref(),
+                self.peer_transport == PeerTransport::Stream,
+            )?,
             // An empty value means "not set", as for the secret.
             app_health: config::validate_app_health(
                 self.app_health.as_deref().filter(|u| !u.trim().is_empty()),

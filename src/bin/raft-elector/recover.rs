@@ -118,6 +118,7 @@ pub async fn run(args: RecoverArgs) -> Result<(), RecoverError> {
         auth,
         // A handful of one-off questions: HTTP each.
         stream_stall: None,
+        tls: None,
     })?;
 
     // Held open (and locked) from here until the membership is written or refused.

@@ -28,6 +28,7 @@ use super::protocol::{
     self, AppHealthAnswer, ClaimRequest, DoneRequest, Features, JobAnswer, JoinRequest,
     LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest, PreVoteResponse,
 };
+use super::tls::{self, PeerCertificate};
 use crate::metrics::Metrics;
 use crate::raft::{
     node_id, AppendRequest, AppendResponse, InstallSnapshotError, NodeId, RaftError,
@@ -112,6 +113,9 @@ pub struct Admission {
     pub metrics: Arc<Metrics>,
     /// Checks every request's MAC when the election has a peer secret.
     pub auth: Option<Arc<PeerAuth>>,
+    /// With peer TLS: the names a sender's certificate may carry ([`crate::peer::tls`]); a
+    /// request whose connection's certificate carries none of its sender's is refused.
+    pub tls_names: Option<Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>>,
 }
 
 /// The handlers' state: the admission rules, the local peer and the peer streams served.
@@ -269,6 +273,16 @@ async fn admit<S: PeerService>(
     if !(a.senders)(&from) || from == a.me {
         let detail = format!("{from:?} is not another peer of election {:?}", a.election);
         return refuse(StatusCode::FORBIDDEN, "sender", detail);
+    }
+    if let Some(names) = &a.tls_names {
+        let cert = req.extensions().get::<PeerCertificate>();
+        if !cert.is_some_and(|c| tls::valid_for(&c.0, &names(&from))) {
+            let detail = format!(
+                "the connection's certificate is not {from:?}'s (it must carry one of {:?})",
+                names(&from)
+            );
+            return refuse(StatusCode::FORBIDDEN, "tls-name", detail);
+        }
     }
     let Some(peer_auth) = &a.auth else {
         a.contacts.heard(&from);

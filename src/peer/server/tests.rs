@@ -134,6 +134,7 @@ fn server(fake: &Arc<Fake>, secret: bool) -> (Router, Arc<Metrics>) {
         contacts: Arc::new(Contacts::default()),
         metrics: metrics.clone(),
         auth,
+        tls_names: None,
     };
     let streams = Streams::new(
         CancellationToken::new(),

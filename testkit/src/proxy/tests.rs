@@ -33,6 +33,7 @@ async fn echo_behind_proxy_heard() -> (Net, SocketAddr, mpsc::UnboundedReceiver<
     let net = Net::start(Proxies {
         names: vec!["a".into(), "b".into()],
         sender_header: HEADER.into(),
+        by_process: false,
         listen: vec![crate::ports::free_addr(), listen],
         target: vec![crate::ports::free_addr(), target],
     })

@@ -113,13 +113,22 @@ for a in "${arches[@]}"; do
     echo "build.sh: installing the Rust target $target" >&2
     rustup target add "$target" >&2
   fi
+  # ring (rustls' crypto) compiles C for its target: aarch64 needs a cross compiler
+  # (.cargo/config.toml names Debian's; another one can be given with CC_aarch64_unknown_linux_musl).
+  if [ "$a" = arm64 ] && [ "$host_arch" != arm64 ] && [ -z "${CC_aarch64_unknown_linux_musl:-}" ] \
+    && ! command -v aarch64-linux-gnu-gcc >/dev/null 2>&1; then
+    echo "build.sh: building for arm64 needs a C cross compiler for ring: apt-get install" \
+      "gcc-aarch64-linux-gnu (or set CC_aarch64_unknown_linux_musl)" >&2
+    exit 1
+  fi
 
   # Size over build speed for the shipped binary: symbols stripped, whole-program LTO, one
   # codegen unit, optimized for size (opt-level s: the amd64 image was 8.9 MB at opt-level 3;
   # an elector spends its CPU waiting, not computing). Set through cargo's environment so the
   # shared [profile.release] is untouched.
   # The musl targets link statically (their own libc and crt objects ship with the Rust
-  # target); aarch64 links with Rust's bundled rust-lld (.cargo/config.toml), no cross gcc.
+  # target); aarch64 links with Rust's bundled rust-lld (.cargo/config.toml); only ring's C
+  # needs a cross compiler.
   # tests/it/arm64.rs builds the arm64 binary with the same settings.
   CARGO_PROFILE_RELEASE_STRIP=symbols \
   CARGO_PROFILE_RELEASE_LTO=true \

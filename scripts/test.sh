@@ -44,8 +44,10 @@ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || 
 [ -e /usr/share/java/spring3-context.jar ] || debs+=(libspring-context-java)
 [ -e /usr/share/java/spring3-web.jar ] || debs+=(libspring-web-java)
 [ -e /usr/share/java/jackson-databind.jar ] || debs+=(libjackson2-databind-java)
-# The arm64 test (tests/it/arm64.rs) runs the aarch64 binary under qemu-user.
+# The arm64 test (tests/it/arm64.rs) runs the aarch64 binary under qemu-user; building it
+# compiles ring's C code for aarch64 with Debian's cross compiler (.cargo/config.toml).
 command -v qemu-aarch64-static >/dev/null 2>&1 || debs+=(qemu-user-static)
+command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || debs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 if [ ${#debs[@]} -gt 0 ]; then
   echo "installing Debian packages the tests need: ${debs[*]}" >&2
   sudo_cmd=()

@@ -381,3 +381,177 @@ impl ServerCertVerifier for PeerVerifier {
             .supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use testkit::tls::{TestCa, TlsPaths, Validity};
+
+    use super::*;
+
+    fn loaded(dir: &Path, ca: &TestCa, names: &[&str]) -> (PeerTls, TlsPaths) {
+        let paths = TlsPaths::under(dir, "p");
+        ca.write(&paths, names, Validity::Now, None);
+        let files = TlsFiles {
+            cert: paths.cert.clone(),
+            key: paths.key.clone(),
+            ca: paths.ca.clone(),
+        };
+        (PeerTls::load(files).expect("load"), paths)
+    }
+
+    fn der(paths: &TlsPaths) -> CertificateDer<'static> {
+        let pem = std::fs::read(&paths.cert).expect("read");
+        CertificateDer::from_pem_slice(&pem).expect("a certificate")
+    }
+
+    fn due(tls: &PeerTls) {
+        let mut state = tls.state.lock().expect("lock");
+        state.checked = Instant::now() - RECHECK;
+    }
+
+    #[test]
+    fn a_certificate_counts_for_the_names_it_carries_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = TestCa::new("ca");
+        let (_, paths) = loaded(
+            dir.path(),
+            &ca,
+            &["web-1", "web-1.web.jobs.svc.cluster.local"],
+        );
+        let cert = der(&paths);
+        assert!(valid_for(&cert, &["web-1".into()]));
+        assert!(valid_for(
+            &cert,
+            &["x".into(), "web-1.web.jobs.svc.cluster.local".into()]
+        ));
+        assert!(!valid_for(
+            &cert,
+            &["web-2".into(), "web-2.web.jobs.svc.cluster.local".into()]
+        ));
+        assert!(!valid_for(
+            &CertificateDer::from(vec![1, 2, 3]),
+            &["web-1".into()]
+        ));
+    }
+
+    #[test]
+    fn a_peer_is_known_by_its_id_and_its_dns_name_never_by_an_address() {
+        assert_eq!(
+            names_of("web-0", Some("web-0.web.ns.svc")),
+            ["web-0", "web-0.web.ns.svc"]
+        );
+        assert_eq!(names_of("web-0", Some("127.0.0.1")), ["web-0"]);
+        assert_eq!(names_of("web-0", Some("web-0")), ["web-0"]);
+        assert_eq!(names_of("web-0", None), ["web-0"]);
+        assert_eq!(host_of("web-0.web:7001"), "web-0.web");
+        assert_eq!(host_of("nohost"), "nohost");
+    }
+
+    #[test]
+    fn changed_files_are_read_when_due_and_bad_ones_keep_the_previous() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = TestCa::new("ca");
+        let (tls, paths) = loaded(dir.path(), &ca, &["a"]);
+        assert_eq!(tls.generation(), 1);
+        // Unchanged files: same generation even when due.
+        due(&tls);
+        assert_eq!(tls.generation(), 1);
+        // New files: read only once due.
+        ca.write(&paths, &["a"], Validity::Now, None);
+        assert_eq!(tls.generation(), 1);
+        due(&tls);
+        assert_eq!(tls.generation(), 2);
+        // A key that does not go with the certificate: kept the previous reading.
+        let other = ca.issue(&["a"], Validity::Now);
+        std::fs::write(&paths.key, other.key).expect("write");
+        due(&tls);
+        assert_eq!(tls.generation(), 2);
+        // A missing file: the same.
+        std::fs::remove_file(&paths.ca).expect("remove");
+        due(&tls);
+        assert_eq!(tls.generation(), 2);
+    }
+
+    /// A TLS handshake in memory between an opener for `names` and an acceptor.
+    async fn handshake(
+        opener: &PeerTls,
+        acceptor: &PeerTls,
+        names: &[String],
+    ) -> Result<(), String> {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (connector, name) = opener.connector(names)?;
+        let acceptor = acceptor.acceptor();
+        let (client, server) = tokio::join!(connector.connect(name, a), acceptor.accept(b));
+        // The end that refused says why; the other got an alert.
+        match (client, server) {
+            (Ok(_), Ok(_)) => Ok(()),
+            (Err(c), Err(s)) => Err(format!("opener: {c}; acceptor: {s}")),
+            (Err(c), Ok(_)) => Err(format!("opener: {c}")),
+            (Ok(_), Err(s)) => Err(format!("acceptor: {s}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn both_ends_check_the_chain_and_the_opener_checks_the_name() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = TestCa::new("ca");
+        let (a, _) = loaded(&dir.path().join("a"), &ca, &["a"]);
+        let (b, _) = loaded(&dir.path().join("b"), &ca, &["b"]);
+        handshake(&a, &b, &["b".into()])
+            .await
+            .expect("same CA, right name");
+        let wrong = handshake(&a, &b, &["c".into()])
+            .await
+            .expect_err("another name");
+        assert!(
+            wrong.starts_with("opener") && wrong.contains("not valid for name"),
+            "{wrong}"
+        );
+
+        // A certificate of another CA: refused by the opener, and as an opener's by the
+        // acceptor (this one trusts the right CA, so only its own certificate is wrong).
+        let other = TestCa::new("other");
+        let (x, _) = loaded(&dir.path().join("x"), &other, &["b"]);
+        let foreign = handshake(&a, &x, &["b".into()])
+            .await
+            .expect_err("another CA");
+        assert!(
+            foreign.starts_with("opener") && foreign.to_lowercase().contains("issuer"),
+            "{foreign}"
+        );
+        let y_paths = TlsPaths::under(&dir.path().join("y"), "p");
+        other.write(&y_paths, &["a"], Validity::Now, Some(&ca.pem()));
+        let y = PeerTls::load(TlsFiles {
+            cert: y_paths.cert.clone(),
+            key: y_paths.key.clone(),
+            ca: y_paths.ca.clone(),
+        })
+        .expect("load");
+        let foreign = handshake(&y, &b, &["b".into()])
+            .await
+            .expect_err("another CA");
+        assert!(
+            foreign.contains("acceptor") && foreign.to_lowercase().contains("issuer"),
+            "{foreign}"
+        );
+
+        let expired = TlsPaths::under(&dir.path().join("e"), "p");
+        ca.write(&expired, &["b"], Validity::Expired, None);
+        let files = TlsFiles {
+            cert: expired.cert.clone(),
+            key: expired.key.clone(),
+            ca: expired.ca.clone(),
+        };
+        let e = PeerTls::load(files).expect("an expired certificate still loads");
+        let old = handshake(&a, &e, &["b".into()]).await.expect_err("expired");
+        assert!(
+            old.starts_with("opener") && old.to_lowercase().contains("expired"),
+            "{old}"
+        );
+        let old = handshake(&e, &b, &["b".into()]).await.expect_err("expired");
+        assert!(
+            old.contains("acceptor") && old.to_lowercase().contains("expired"),
+            "{old}"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! The arm64 binary (`aarch64-unknown-linux-musl`, what the arm64 image ships) run under
-//! qemu-user on this machine: a 3-peer cluster on loopback elects, fails over after kill -9
+//! qemu-user on this machine: a 3-peer cluster on loopback, its peers speaking mutual TLS
+//! (ring's aarch64 code: handshakes, signatures, ciphers), elects, fails over after kill -9
 //! and hands off on SIGTERM (exit 0).
 //!
 //! The binary is built by the test with the settings of docker/build.sh (stripped, LTO, one
@@ -77,6 +78,7 @@ async fn arm64_binary_under_qemu_elects_fails_over_and_hands_off() {
     s.ask_timeout = Duration::from_secs(5);
     s.poll = Duration::from_millis(50);
     s.dir_prefix = "raft-elector-arm64-".into();
+    s.tls = true;
     let mut c = Cluster::start(s);
 
     // 1. One leader, agreed by all three.

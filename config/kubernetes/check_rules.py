@@ -1,7 +1,9 @@
 """Deployment rules the JSON schemas cannot see: names and labels that must match across the
 manifests, the raft-elector sidecar's configuration, the first cluster every peer of an
 election must agree on, the restricted security context, probes and resources on every
-container, and nothing relying on the `default` namespace.
+container, nothing relying on the `default` namespace, and peer TLS: the three files from a
+volume that holds them, certificates that carry the peers' names, and cert-manager's own objects
+(Certificates, Issuers), which no Kubernetes schema covers.
 
 validate.sh runs it on each rendering of the kustomize base and of every overlay (one file of
 several documents each). Every StatefulSet is checked with the objects that serve it (the
@@ -204,6 +206,106 @@ def check_sidecar(p, svc):
          f"{n}: terminationGracePeriodSeconds must cover the shutdown timeout (hand-off and leave) with margin")
 
 
+TLS_FLAGS = ("RAFT_ELECTOR_PEER_TLS_CERT", "RAFT_ELECTOR_PEER_TLS_KEY", "RAFT_ELECTOR_PEER_TLS_CA")
+CSI_DRIVER = "csi.cert-manager.io"
+# The files the csi-driver writes unless its *-file attributes rename them.
+CSI_FILES = {"RAFT_ELECTOR_PEER_TLS_CERT": ("certificate-file", "tls.crt"),
+             "RAFT_ELECTOR_PEER_TLS_KEY": ("privatekey-file", "tls.key"),
+             "RAFT_ELECTOR_PEER_TLS_CA": ("ca-file", "ca.crt")}
+ISSUER_TYPES = ("selfSigned", "ca", "acme", "vault", "venafi")
+CERTIFICATE_FIELDS = {
+    "secretName", "commonName", "dnsNames", "ipAddresses", "uris", "emailAddresses", "duration",
+    "renewBefore", "usages", "privateKey", "issuerRef", "isCA", "subject", "secretTemplate",
+    "keystores", "revisionHistoryLimit", "additionalOutputFormats", "literalSubject",
+    "encodeUsagesInRequest", "nameConstraints", "otherNames", "renewBeforePercentage",
+    "signatureAlgorithm",
+}
+
+
+def both_auth_usages(usages):
+    """Peers are servers and clients both: usages, when given, must allow either."""
+    return not usages or {"server auth", "client auth"} <= {u.strip() for u in usages}
+
+
+def check_cert_manager(docs):
+    """cert-manager's own objects, which no Kubernetes schema covers: the fields of a
+    Certificate, one kind of Issuer, and references that resolve within these manifests."""
+    issuers = {name_of(d): d for d in docs if d.get("kind") in ("Issuer", "ClusterIssuer")}
+    certificates = [d for d in docs if d.get("kind") == "Certificate"]
+    for d in docs:
+        if d.get("kind") in ("Issuer", "ClusterIssuer", "Certificate"):
+            rule(d.get("apiVersion") == "cert-manager.io/v1", f"{d.get('kind')} {name_of(d)}: apiVersion must be cert-manager.io/v1")
+    for name, d in issuers.items():
+        types = [t for t in ISSUER_TYPES if t in d.get("spec", {})]
+        rule(len(types) == 1, f"Issuer {name}: exactly one of {', '.join(ISSUER_TYPES)}")
+        ca = d.get("spec", {}).get("ca")
+        if ca is not None:
+            secret = ca.get("secretName")
+            rule(any(c.get("spec", {}).get("secretName") == secret and c["spec"].get("isCA") for c in certificates)
+                 or not certificates,
+                 f"Issuer {name}: its CA secret {secret!r} is no CA Certificate's (isCA) secretName")
+    for c in certificates:
+        spec, name = c.get("spec", {}), name_of(c)
+        unknown = sorted(set(spec) - CERTIFICATE_FIELDS)
+        rule(not unknown, f"Certificate {name}: unknown fields {unknown}")
+        rule(bool(spec.get("secretName")), f"Certificate {name}: secretName is required")
+        ref = spec.get("issuerRef", {}).get("name")
+        rule(ref in issuers, f"Certificate {name}: its issuer {ref!r} is not in these manifests")
+        rule(both_auth_usages(spec.get("usages")), f"Certificate {name}: usages must include server auth and client auth")
+
+
+def check_peer_tls(p, docs):
+    """--peer-tls-*: all three files or none, each a file of a volume that holds them (a Secret
+    or cert-manager's csi-driver), with names the peers' certificates must carry."""
+    n, value = p.name, p.value
+    given = [f for f in TLS_FLAGS if value(f)]
+    rule(len(given) in (0, 3), f"{n}: {', '.join(TLS_FLAGS)} go together (given: {given})")
+    if len(given) != 3:
+        return
+    rule((value("RAFT_ELECTOR_PEER_TRANSPORT") or "stream") == "stream",
+         f"{n}: peer TLS carries peer streams only (RAFT_ELECTOR_PEER_TRANSPORT must stay stream)")
+    mounts = {m["name"]: m["mountPath"].rstrip("/") for m in p.side.get("volumeMounts", [])}
+    volumes = {v.get("name"): v for v in p.pod.get("volumes", [])}
+    service = p.spec.get("serviceName")
+    secrets = set()
+    for flag in TLS_FLAGS:
+        path = value(flag)
+        holder = next((v for v, m in mounts.items() if path.startswith(m + "/")), None)
+        volume = volumes.get(holder, {})
+        rule("secret" in volume or volume.get("csi", {}).get("driver") == CSI_DRIVER,
+             f"{n}: {flag} must be a file of a mounted Secret or {CSI_DRIVER} volume")
+        file = path[len(mounts.get(holder, "")) + 1:]
+        if "csi" in volume:
+            attrs = volume["csi"].get("volumeAttributes", {})
+            attr, default = CSI_FILES[flag]
+            rule(file == attrs.get(f"{CSI_DRIVER}/{attr}", default),
+                 f"{n}: {flag} names {file!r}, which the csi-driver does not write")
+            issuer = attrs.get(f"{CSI_DRIVER}/issuer-name")
+            kind = attrs.get(f"{CSI_DRIVER}/issuer-kind", "Issuer")
+            rule(any(d.get("kind") == kind and name_of(d) == issuer for d in docs),
+                 f"{n}: the csi-driver's issuer {kind} {issuer!r} is not in these manifests")
+            names = [x.strip() for x in attrs.get(f"{CSI_DRIVER}/dns-names", "").split(",")]
+            rule("${POD_NAME}" in names or any(x.startswith(f"${{POD_NAME}}.{service}.") for x in names),
+                 f"{n}: the csi-driver's dns-names must carry the peer's id (${{POD_NAME}}) or its "
+                 f"StatefulSet DNS name (${{POD_NAME}}.{service}...)")
+            usages = attrs.get(f"{CSI_DRIVER}/key-usages")
+            rule(both_auth_usages(usages.split(",") if usages else None),
+                 f"{n}: the csi-driver's key-usages must include server auth and client auth")
+        elif "secret" in volume:
+            secret = volume["secret"].get("secretName")
+            items = volume["secret"].get("items")
+            rule(items is None or any(i.get("path") == file for i in items),
+                 f"{n}: {flag} names {file!r}, which the Secret volume does not project")
+            secrets.add(secret)
+    namespace = p.sts.get("metadata", {}).get("namespace")
+    domain = (value("RAFT_ELECTOR_PEER_DOMAIN") or "").replace("$(POD_NAMESPACE)", namespace or "$(POD_NAMESPACE)")
+    for c in [d for d in docs if d.get("kind") == "Certificate" and d.get("spec", {}).get("secretName") in secrets]:
+        names = c["spec"].get("dnsNames", [])
+        rule(f"*.{domain}" in names or any(x.startswith(f"{p.name}-") for x in names),
+             f"{n}: Certificate {name_of(c)} must carry the peers' names (*.{domain} or "
+             f"{p.name}-N), or every peer refuses it")
+
+
 def check_statefulset(p, services):
     n, spec = p.name, p.spec
     rule(spec.get("podManagementPolicy") == "Parallel", f"{n}: podManagementPolicy must be Parallel")
@@ -363,7 +465,9 @@ def main(paths):
     for p in sets.values():
         elections.setdefault(p.election, []).append(p)
     served = set()
+    check_cert_manager(docs)
     for p in sets.values():
+        check_peer_tls(p, docs)
         served.add(id(check_statefulset(p, services)))
         budgets = [d for d in pdbs if selects(d.get("spec", {}).get("selector", {}).get("matchLabels"), p.labels)]
         rule(len(budgets) == 1, f"{p.name}: {len(budgets)} PodDisruptionBudgets select the pods, not one "

@@ -139,7 +139,8 @@ impl Target for Cluster {
 
     fn describe(&self) -> String {
         format!(
-            "processes on loopback behind fault proxies ({})",
+            "processes on loopback behind fault proxies{} ({})",
+            if self.spec.tls { ", peer TLS" } else { "" },
             self.spec.exe.display()
         )
     }

@@ -14,11 +14,15 @@ use std::process::{Command, Output};
 use testkit::docker::repo;
 
 /// Every rendering validate.sh checks, with its objects and what check_rules.py reports.
-const RENDERINGS: [(&str, usize, &str); 4] = [
+/// (cert-manager's Certificates and Issuers have no Kubernetes schema: kubernetes-validate
+/// warns and counts only the others; check_rules.py checks them.)
+const RENDERINGS: [(&str, usize, &str); 6] = [
     ("base", 4, "(1 StatefulSet, 1 election)"),
     ("overlays/autoscaled", 5, "(1 StatefulSet, 1 election)"),
     ("overlays/prometheus", 5, "(1 StatefulSet, 1 election)"),
     ("overlays/witness", 6, "(2 StatefulSets, 1 election)"),
+    ("overlays/peer-tls", 4, "(1 StatefulSet, 1 election)"),
+    ("overlays/peer-tls-secret", 4, "(1 StatefulSet, 1 election)"),
 ];
 
 fn validate(args: &[&str]) -> Output {
@@ -262,6 +266,44 @@ fn the_rules_hold_the_autoscaler_the_budget_the_witness_and_the_metrics_policy_t
         ),
         // The metrics policy admitting the peer port to the monitoring namespace.
         ("overlays/prometheus/networkpolicy-metrics.yaml", "        - port: probe", "        - port: peer", prom, "admits more than the election's pods"),
+    ] {
+        expect_caught(file, from, to, render, Some(complaint));
+    }
+}
+
+#[test]
+fn the_rules_hold_peer_tls_to_its_files_names_and_issuer() {
+    let (csi, secret) = ("overlays/peer-tls", "overlays/peer-tls-secret");
+    for (file, from, to, render, complaint) in [
+        // All three files or none.
+        (
+            "overlays/peer-tls/kustomization.yaml",
+            "name: RAFT_ELECTOR_PEER_TLS_KEY",
+            "name: RAFT_ELECTOR_PEER_TLS_KEY_UNUSED",
+            csi,
+            "go together",
+        ),
+        // A file the csi-driver does not write.
+        ("overlays/peer-tls/kustomization.yaml", "/etc/raft-elector-tls/ca.crt", "/etc/raft-elector-tls/ca.pem", csi, "does not write"),
+        // A certificate without the pod's names: every peer would refuse it.
+        (
+            "overlays/peer-tls/kustomization.yaml",
+            "dns-names: ${POD_NAME},${POD_NAME}.web-peers.",
+            "dns-names: web.",
+            csi,
+            "dns-names must carry the peer's id",
+        ),
+        ("overlays/peer-tls/kustomization.yaml", "digital signature,server auth,client auth", "digital signature,server auth", csi, "key-usages"),
+        ("overlays/peer-tls/kustomization.yaml", "issuer-name: web-peer-ca", "issuer-name: web-peer-cb", csi, "not in these manifests"),
+        // Files that no volume of the sidecar holds.
+        ("overlays/peer-tls/kustomization.yaml", "mountPath: /etc/raft-elector-tls", "mountPath: /etc/tls", csi, "must be a file of a mounted Secret"),
+        // cert-manager's objects: fields, one kind of issuer, references.
+        ("overlays/peer-tls/ca/issuer.yaml", "  isCA: true", "  isCA: true\n  renewBfore: 24h", csi, "unknown fields"),
+        ("overlays/peer-tls/ca/issuer.yaml", "  isCA: true", "  isCA: false", csi, "no CA Certificate"),
+        ("overlays/peer-tls/ca/issuer.yaml", "  selfSigned: {}", "  selfSigned: {}\n  ca:\n    secretName: x", csi, "exactly one of"),
+        ("overlays/peer-tls-secret/certificate.yaml", "    - client auth\n", "", secret, "server auth and client auth"),
+        ("overlays/peer-tls-secret/certificate.yaml", "*.web-peers.jobs.svc", "*.web-peers.other.svc", secret, "must carry the peers' names"),
+        ("overlays/peer-tls-secret/certificate.yaml", "    name: web-peer-ca", "    name: nowhere", secret, "not in these manifests"),
     ] {
         expect_caught(file, from, to, render, Some(complaint));
     }

@@ -19,7 +19,8 @@
 //!   reject its history.
 //!
 //! `NEMESIS_SEED=<n>` replays the fault schedule of an earlier run; `NEMESIS_KINDS` (e.g.
-//! `"slow peer,pause leader"`) limits the long run to some kinds of fault.
+//! `"slow peer,pause leader"`) limits the long run to some kinds of fault; `NEMESIS_TLS=1`
+//! makes the long run's peers speak mutual TLS (`short_run_3_peers` always does).
 //!
 //! The clusters, their fault proxies and the [`testkit::Target`] they offer the nemesis come
 //! from the shared test kit (testkit/).
@@ -78,8 +79,8 @@ const SPARES: usize = 2;
 
 /// The plan's processes of `exe` on loopback: its first cluster and its spares, which are not
 /// of the first cluster (they join when started), every peer behind a fault proxy that knows
-/// the sender by the header each peer request carries; the plan's witness started with
-/// `--witness`.
+/// the sender by the header each peer request carries (by its process over TLS); the plan's
+/// witness started with `--witness`.
 fn processes(plan: &Plan, exe: &Path) -> Cluster {
     let schedule = plan.schedule.clone();
     let (peers, spares) = (plan.peers, plan.spares);
@@ -88,6 +89,8 @@ fn processes(plan: &Plan, exe: &Path) -> Cluster {
     spec.election = "nemesis".into();
     spec.log_filter = Some("info,openraft=off".into());
     spec.sender_header = Some("x-raft-elector-from".into());
+    // Over TLS the proxies find each connection's sender by its process.
+    spec.tls = plan.tls;
     spec.dir_prefix = "raft-elector-nemesis-".into();
     // A failing run says where its logs and data are.
     spec.keep_failed = true;
@@ -139,25 +142,27 @@ fn plan(label: &str, size: &str, faults: usize, seed: u64) -> Plan {
     plan
 }
 
-async fn short_run(size: &str) {
-    let plan = plan("short", size, 14, seed());
+async fn short_run(size: &str, tls: bool) {
+    let mut plan = plan("short", size, 14, seed());
+    plan.tls = tls;
     let outcome = run(&plan, processes(&plan, &exe())).await;
     assert_clean(&outcome);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_run_3_peers() {
-    short_run("3").await;
+    // Over peer TLS: every suite run puts the TLS transport through the faults.
+    short_run("3", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_run_5_peers() {
-    short_run("5").await;
+    short_run("5", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_run_2_peers_and_a_witness() {
-    short_run("3w").await;
+    short_run("3w", false).await;
 }
 
 /// 3 -> 5 -> 3 -> 1 -> 3 as a StatefulSet is scaled (the scaling test), checked by every
@@ -204,6 +209,7 @@ async fn long_run() {
     for (k, size) in sizes.iter().enumerate() {
         let mut plan = plan("long", size, faults, seed.wrapping_add(k as u64));
         plan.kinds = kinds.clone();
+        plan.tls = std::env::var("NEMESIS_TLS").is_ok_and(|v| v == "1");
         let outcome = run(&plan, processes(&plan, &exe())).await;
         let failures = outcome.failures();
         if !failures.is_empty() {

@@ -40,6 +40,8 @@ pub struct Plan {
     pub schedule: Option<Arc<crate::schedule::Endpoint>>,
     /// Every peer's client claims job slots (rules 13-15).
     pub claims: bool,
+    /// The peers speak mutual TLS (process clusters).
+    pub tls: bool,
 }
 
 /// The product's default timings, as the checker's bounds.
@@ -81,6 +83,7 @@ impl Plan {
             keep_failed: true,
             schedule: None,
             claims: true,
+            tls: false,
         }
     }
 }

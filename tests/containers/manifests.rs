@@ -284,7 +284,13 @@ fn the_rules_hold_peer_tls_to_its_files_names_and_issuer() {
             "go together",
         ),
         // A file the csi-driver does not write.
-        ("overlays/peer-tls/kustomization.yaml", "/etc/raft-elector-tls/ca.crt", "/etc/raft-elector-tls/ca.pem", csi, "does not write"),
+        (
+            "overlays/peer-tls/kustomization.yaml",
+            "/etc/raft-elector-tls/ca.crt",
+            "/etc/raft-elector-tls/ca.pem",
+            csi,
+            "does not write",
+        ),
         // A certificate without the pod's names: every peer would refuse it.
         (
             "overlays/peer-tls/kustomization.yaml",
@@ -293,17 +299,71 @@ fn the_rules_hold_peer_tls_to_its_files_names_and_issuer() {
             csi,
             "dns-names must carry the peer's id",
         ),
-        ("overlays/peer-tls/kustomization.yaml", "digital signature,server auth,client auth", "digital signature,server auth", csi, "key-usages"),
-        ("overlays/peer-tls/kustomization.yaml", "issuer-name: web-peer-ca", "issuer-name: web-peer-cb", csi, "not in these manifests"),
+        (
+            "overlays/peer-tls/kustomization.yaml",
+            "digital signature,server auth,client auth",
+            "digital signature,server auth",
+            csi,
+            "key-usages",
+        ),
+        (
+            "overlays/peer-tls/kustomization.yaml",
+            "issuer-name: web-peer-ca",
+            "issuer-name: web-peer-cb",
+            csi,
+            "not in these manifests",
+        ),
         // Files that no volume of the sidecar holds.
-        ("overlays/peer-tls/kustomization.yaml", "mountPath: /etc/raft-elector-tls", "mountPath: /etc/tls", csi, "must be a file of a mounted Secret"),
+        (
+            "overlays/peer-tls/kustomization.yaml",
+            "mountPath: /etc/raft-elector-tls",
+            "mountPath: /etc/tls",
+            csi,
+            "must be a file of a mounted Secret",
+        ),
         // cert-manager's objects: fields, one kind of issuer, references.
-        ("overlays/peer-tls/ca/issuer.yaml", "  isCA: true", "  isCA: true\n  renewBfore: 24h", csi, "unknown fields"),
-        ("overlays/peer-tls/ca/issuer.yaml", "  isCA: true", "  isCA: false", csi, "no CA Certificate"),
-        ("overlays/peer-tls/ca/issuer.yaml", "  selfSigned: {}", "  selfSigned: {}\n  ca:\n    secretName: x", csi, "exactly one of"),
-        ("overlays/peer-tls-secret/certificate.yaml", "    - client auth\n", "", secret, "server auth and client auth"),
-        ("overlays/peer-tls-secret/certificate.yaml", "*.web-peers.jobs.svc", "*.web-peers.other.svc", secret, "must carry the peers' names"),
-        ("overlays/peer-tls-secret/certificate.yaml", "    name: web-peer-ca", "    name: nowhere", secret, "not in these manifests"),
+        (
+            "overlays/peer-tls/ca/issuer.yaml",
+            "  isCA: true",
+            "  isCA: true\n  renewBfore: 24h",
+            csi,
+            "unknown fields",
+        ),
+        (
+            "overlays/peer-tls/ca/issuer.yaml",
+            "  isCA: true",
+            "  isCA: false",
+            csi,
+            "no CA Certificate",
+        ),
+        (
+            "overlays/peer-tls/ca/issuer.yaml",
+            "  selfSigned: {}",
+            "  selfSigned: {}\n  ca:\n    secretName: x",
+            csi,
+            "exactly one of",
+        ),
+        (
+            "overlays/peer-tls-secret/certificate.yaml",
+            "    - client auth\n",
+            "",
+            secret,
+            "server auth and client auth",
+        ),
+        (
+            "overlays/peer-tls-secret/certificate.yaml",
+            "*.web-peers.jobs.svc",
+            "*.web-peers.other.svc",
+            secret,
+            "must carry the peers' names",
+        ),
+        (
+            "overlays/peer-tls-secret/certificate.yaml",
+            "    name: web-peer-ca",
+            "    name: nowhere",
+            secret,
+            "not in these manifests",
+        ),
     ] {
         expect_caught(file, from, to, render, Some(complaint));
     }

@@ -312,3 +312,52 @@ fn tls_flags_or_files_that_cannot_work_stop_the_peer_at_start_with_what_to_fix()
     assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("do not make a usable certificate"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_restarted_with_tls_keeps_its_state_and_elects_again() {
+    // Certificates are written, but the first run speaks plain peer traffic.
+    let mut c = Cluster::new(tls_spec(3));
+    c.spec.tls = false;
+    c.spawn_all();
+    let (_, term) = c
+        .settled_leader(
+            &c.all(),
+            Duration::from_millis(300),
+            Duration::from_secs(15),
+        )
+        .await;
+    for i in c.all() {
+        let stopped = c.terminate(i, Duration::from_secs(10)).await;
+        assert!(stopped.is_some(), "peer {i} did not stop");
+    }
+    // All restarted together with TLS, on the same data.
+    c.spec.tls = true;
+    c.spawn_all();
+    // (The term may stay: the last peer to stop could not leave, and alone in the
+    // membership it leads again on its own.)
+    let (_, again) = c.agreed_leader(&c.all(), Duration::from_secs(20)).await;
+    assert!(
+        again >= term,
+        "term {again} after a restart from term {term}"
+    );
+    // The membership comes back to all three (peers that left on SIGTERM join again).
+    let all = c.all();
+    c.members_converge(&all, &all, &[], Duration::from_secs(30))
+        .await;
+    // And the peer ports now speak TLS only: a plain request gets no HTTP answer.
+    let request = raw::get_request(
+        "/raft/v1/status",
+        "x-raft-elector-election: test\r\nx-raft-elector-from: peer-1\r\nx-raft-elector-protocol: 1\r\n",
+    );
+    for i in c.all() {
+        let answer = raw::exchange(
+            c.peers[i].peer_addr,
+            request.as_bytes(),
+            Duration::from_secs(2),
+        );
+        assert!(
+            !answer.starts_with("HTTP/"),
+            "peer {i} answered plain HTTP: {answer:?}"
+        );
+    }
+}

@@ -27,7 +27,12 @@ pub enum CallError {
         source: reqwest::Error,
     },
     #[error("cannot reach peer at {addr} over its stream: {reason}")]
-    Stream { addr: String, reason: String },
+    Stream {
+        addr: String,
+        reason: String,
+        /// Nothing accepted a connection there.
+        unreachable: bool,
+    },
     #[error("peer at {addr} refused the request ({status}): {reason}")]
     Refused {
         addr: String,
@@ -36,6 +41,19 @@ pub enum CallError {
     },
     #[error("undecodable answer from peer at {addr}: {source}")]
     Decode { addr: String, source: DecodeError },
+}
+
+impl CallError {
+    /// Whether nothing accepted a connection at the peer's address (refused, no route, no such
+    /// name, timed out): the peer is not running there. Anything else (a connection closed
+    /// unanswered, a failed TLS handshake, a refusal) means something listens.
+    pub fn nothing_listens(&self) -> bool {
+        match self {
+            CallError::Transport { source, .. } => source.is_connect(),
+            CallError::Stream { unreachable, .. } => *unreachable,
+            CallError::Refused { .. } | CallError::Decode { .. } => false,
+        }
+    }
 }
 
 /// Who this client speaks for, and how.
@@ -151,7 +169,21 @@ impl PeerClient {
                 Routed::Answer(status, body) => return Ok((status, body)),
                 Routed::Failed(reason) => {
                     let addr = to.addr.clone();
-                    return Err(CallError::Stream { addr, reason });
+                    let unreachable = false;
+                    return Err(CallError::Stream {
+                        addr,
+                        reason,
+                        unreachable,
+                    });
+                }
+                Routed::Unreachable(reason) => {
+                    let addr = to.addr.clone();
+                    let unreachable = true;
+                    return Err(CallError::Stream {
+                        addr,
+                        reason,
+                        unreachable,
+                    });
                 }
                 Routed::Http(body) => body,
             },

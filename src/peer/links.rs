@@ -50,8 +50,25 @@ pub enum Routed {
     /// The peer does not speak streams (or not now): send it (the call's body, given back)
     /// over HTTP.
     Http(Vec<u8>),
-    /// No answer: the connection could not be made, broke, or the answer took too long.
+    /// No answer: the connection broke, its handshake failed, or the answer took too long.
     Failed(String),
+    /// No answer: nothing accepted a connection at the peer's address (refused, no route,
+    /// no such name, or no connection within the timeout), now or at the last attempt.
+    Unreachable(String),
+}
+
+/// Why no connection is open.
+enum LinkFailure {
+    /// The TCP connection itself could not be made.
+    Unreachable(String),
+    /// It was made, then the TLS or stream handshake failed.
+    Failed(String),
+}
+
+impl From<String> for LinkFailure {
+    fn from(why: String) -> Self {
+        LinkFailure::Failed(why)
+    }
 }
 
 /// Who the streams speak for.
@@ -91,6 +108,8 @@ struct LinkState {
     backoff: Option<Duration>,
     /// The reading of the TLS files the open connection was made with.
     generation: u64,
+    /// The last attempt could not even connect.
+    unreachable: bool,
 }
 
 /// One call handed to a connection.
@@ -173,8 +192,9 @@ impl Links {
         let calls = match tokio::time::timeout_at(deadline, self.connected(to)).await {
             Ok(Ok(Some(calls))) => calls,
             Ok(Ok(None)) => return Routed::Http(body),
-            Ok(Err(why)) => return Routed::Failed(why),
-            Err(_) => return Routed::Failed(format!("no connection within {timeout:?}")),
+            Ok(Err(LinkFailure::Failed(why))) => return Routed::Failed(why),
+            Ok(Err(LinkFailure::Unreachable(why))) => return Routed::Unreachable(why),
+            Err(_) => return Routed::Unreachable(format!("no connection within {timeout:?}")),
         };
         let (answer, answered) = oneshot::channel();
         let call = Call {
@@ -193,7 +213,7 @@ impl Links {
     }
 
     /// The queue of the live connection to `to`, made if needed; `None` to use HTTP.
-    async fn connected(&self, to: &PeerNode) -> Result<Option<mpsc::Sender<Call>>, String> {
+    async fn connected(&self, to: &PeerNode) -> Result<Option<mpsc::Sender<Call>>, LinkFailure> {
         let link = self.link(to);
         let generation = self.options.tls.as_ref().map_or(0, |t| t.generation());
         let mut state = link.state.lock().await;
@@ -209,10 +229,14 @@ impl Links {
             return Ok(None);
         }
         if let Some(at) = state.retry_at.filter(|at| now < *at) {
-            return Err(format!(
+            let why = format!(
                 "not connected; trying again in {:?}",
                 at.duration_since(now)
-            ));
+            );
+            return Err(match state.unreachable {
+                true => LinkFailure::Unreachable(why),
+                false => LinkFailure::Failed(why),
+            });
         }
         match self.open(to).await {
             Ok(Opened::Stream(opened)) => {
@@ -232,11 +256,11 @@ impl Links {
                 Ok(Some(tx))
             }
             Ok(Opened::Refused(status)) if self.options.tls.is_some() => {
-                self.back_off(&mut state);
-                Err(format!(
+                self.back_off(&mut state, false);
+                Err(LinkFailure::Failed(format!(
                     "{} refused the stream ({status}); with peer TLS there is no HTTP to fall back to",
                     to.addr
-                ))
+                )))
             }
             Ok(Opened::Refused(status)) => {
                 tracing::debug!(peer = %to.name, status, "peer refused a stream; speaking HTTP to it");
@@ -244,13 +268,14 @@ impl Links {
                 Ok(None)
             }
             Err(why) => {
-                self.back_off(&mut state);
+                self.back_off(&mut state, matches!(why, LinkFailure::Unreachable(_)));
                 Err(why)
             }
         }
     }
 
-    fn back_off(&self, state: &mut LinkState) {
+    fn back_off(&self, state: &mut LinkState, unreachable: bool) {
+        state.unreachable = unreachable;
         let backoff = state
             .backoff
             .map_or(FIRST_BACKOFF, |b| (b * 2).min(MAX_BACKOFF));
@@ -259,13 +284,19 @@ impl Links {
     }
 
     /// Connects to `to` and makes the handshake.
-    async fn open(&self, to: &PeerNode) -> Result<Opened, String> {
+    async fn open(&self, to: &PeerNode) -> Result<Opened, LinkFailure> {
         let o = &self.options;
         let limit = o.connect_timeout;
         let tcp = match tokio::time::timeout(limit, TcpStream::connect(&to.addr)).await {
             Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(format!("cannot connect to {}: {e}", to.addr)),
-            Err(_) => return Err(format!("cannot connect to {} within {limit:?}", to.addr)),
+            Ok(Err(e)) => {
+                let why = format!("cannot connect to {}: {e}", to.addr);
+                return Err(LinkFailure::Unreachable(why));
+            }
+            Err(_) => {
+                let why = format!("cannot connect to {} within {limit:?}", to.addr);
+                return Err(LinkFailure::Unreachable(why));
+            }
         };
         let _ = tcp.set_nodelay(true);
         let opened = async {
@@ -283,8 +314,11 @@ impl Links {
             }
         };
         match tokio::time::timeout(limit, opened).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("no handshake with {} within {limit:?}", to.addr)),
+            Ok(result) => result.map_err(LinkFailure::Failed),
+            Err(_) => Err(LinkFailure::Failed(format!(
+                "no handshake with {} within {limit:?}",
+                to.addr
+            ))),
         }
     }
 

@@ -285,3 +285,60 @@ async fn two_survivors_of_five_recover_together() {
     assert!(survivors.contains(&now));
     assert!(now_term > term, "term {now_term} not above {term}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_peer_tls_recover_asks_with_the_files_and_never_mistakes_a_tls_peer_for_a_gone_one() {
+    let mut spec = spec(3);
+    spec.tls = true;
+    let mut c = Cluster::start(spec);
+    let (leader, _) = c.agreed_leader(&c.all(), AGREE).await;
+    let survivor = (leader + 1) % 3;
+    c.kill(survivor);
+    let me = list(&c, &[survivor]);
+    let base = ["--peers", me.as_str(), "--force-new-membership"];
+
+    // Without the TLS files the other two cannot be asked, but they do accept connections:
+    // they run, so nothing is changed.
+    let run = recover(&c, survivor, &base).await;
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    assert!(
+        run.stderr.contains("majority is still there")
+            && run.stdout.contains("answers, unreadable"),
+        "{}",
+        run.show()
+    );
+    assert!(!run.stdout.contains("FORCED"), "{}", run.show());
+
+    // With them, it asks over TLS and finds the majority there.
+    let tls = c.tls_paths(survivor).flags();
+    let with_tls: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(tls.iter().map(String::as_str))
+        .collect();
+    let run = recover(&c, survivor, &with_tls).await;
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    assert!(
+        run.stderr.contains("majority is still there"),
+        "{}",
+        run.show()
+    );
+    assert!(!run.stdout.contains("unreadable"), "{}", run.show());
+
+    // Once the other two are gone, it recovers, and the survivor leads over TLS alone.
+    for i in c.all_but(survivor) {
+        c.kill(i);
+    }
+    let run = recover(&c, survivor, &with_tls).await;
+    assert_eq!(run.code, Some(0), "{}", run.show());
+    assert!(
+        run.stdout.contains("FORCED A NEW MEMBERSHIP"),
+        "{}",
+        run.show()
+    );
+    let mut cmd = command_with(&c, survivor, &[survivor]);
+    cmd.args(&tls);
+    c.procs.spawn(survivor, cmd);
+    let (now, _) = c.agreed_leader(&[survivor], AGREE).await;
+    assert_eq!(now, survivor);
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use raft_elector::config::{self, Config, ConfigError, Timing};
+use raft_elector::peer::tls::TlsFiles;
 
 /// Leader election for the pods of a StatefulSet, by their own Raft consensus.
 ///
@@ -54,6 +55,49 @@ pub enum PeerTransport {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The peer TLS files (of a peer, and of `recover`, which asks the other peers).
+#[derive(Debug, Args)]
+pub struct PeerTlsArgs {
+    /// This peer's TLS certificate (PEM, leaf first). With --peer-tls-key and --peer-tls-ca,
+    /// peers speak only TLS 1.3 with each other, each presenting a certificate of that CA for
+    /// its id or its StatefulSet DNS name. The files are read again when they change (a
+    /// rotated Secret): new connections use them, no restart needed.
+    #[arg(
+        long = "peer-tls-cert",
+        env = "RAFT_ELECTOR_PEER_TLS_CERT",
+        value_name = "PATH"
+    )]
+    pub cert: Option<PathBuf>,
+
+    /// The private key of --peer-tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long = "peer-tls-key",
+        env = "RAFT_ELECTOR_PEER_TLS_KEY",
+        value_name = "PATH"
+    )]
+    pub key: Option<PathBuf>,
+
+    /// The CA certificate(s) (PEM) every peer's certificate must chain to.
+    #[arg(
+        long = "peer-tls-ca",
+        env = "RAFT_ELECTOR_PEER_TLS_CA",
+        value_name = "PATH"
+    )]
+    pub ca: Option<PathBuf>,
+}
+
+impl PeerTlsArgs {
+    /// The files, checked as a set (all three or none; only with peer streams).
+    pub fn files(&self, streams: bool) -> Result<Option<TlsFiles>, ConfigError> {
+        config::validate_peer_tls(
+            self.cert.as_deref(),
+            self.key.as_deref(),
+            self.ca.as_deref(),
+            streams,
+        )
+    }
 }
 
 /// Flags of a peer.
@@ -228,20 +272,8 @@ pub struct RunArgs {
     )]
     pub peer_transport: PeerTransport,
 
-    /// This peer's TLS certificate (PEM, leaf first). With --peer-tls-key and --peer-tls-ca,
-    /// peers speak only TLS 1.3 with each other, each presenting a certificate of that CA for
-    /// its id or its StatefulSet DNS name. The files are read again when they change (a
-    /// rotated Secret): new connections use them, no restart needed.
-    #[arg(long, env = "RAFT_ELECTOR_PEER_TLS_CERT", value_name = "PATH")]
-    pub peer_tls_cert: Option<PathBuf>,
-
-    /// The private key of --peer-tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, env = "RAFT_ELECTOR_PEER_TLS_KEY", value_name = "PATH")]
-    pub peer_tls_key: Option<PathBuf>,
-
-    /// The CA certificate(s) (PEM) every peer's certificate must chain to.
-    #[arg(long, env = "RAFT_ELECTOR_PEER_TLS_CA", value_name = "PATH")]
-    pub peer_tls_ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub peer_tls: PeerTlsArgs,
 
     /// Build a snapshot and purge the log every this many log entries (each election adds one),
     /// so that disk use stays flat.
@@ -394,12 +426,9 @@ impl RunArgs {
             peer_secret: self.secret()?,
             peer_auth_window: self.peer_auth_window,
             peer_streams: self.peer_transport == PeerTransport::Stream,
-            peer_tls: config::validate_peer_tls(
-                self.peer_tls_cert.as_deref(),
-                self.peer_tls_key.as_deref(),
-                self.peer_tls_ca.as_deref(),
-                self.peer_transport == PeerTransport::Stream,
-            )?,
+            peer_tls: self
+                .peer_tls
+                .files(self.peer_transport == PeerTransport::Stream)?,
             // An empty value means "not set", as for the secret.
             app_health: config::validate_app_health(
                 self.app_health.as_deref().filter(|u| !u.trim().is_empty()),
@@ -543,6 +572,10 @@ pub struct RecoverArgs {
     /// How long to wait for each other peer's answer.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+
+    /// The peer TLS files, to ask the other peers of an election that speaks TLS.
+    #[command(flatten)]
+    pub peer_tls: PeerTlsArgs,
 }
 
 impl RecoverArgs {

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use raft_elector::config::{self, ConfigError, Peer};
 use raft_elector::peer::auth::{AuthError, PeerAuth};
-use raft_elector::peer::client::{CallError, ClientOptions, PeerClient};
+use raft_elector::peer::client::{ClientOptions, PeerClient};
 use raft_elector::peer::protocol::PeerStatus;
+use raft_elector::peer::tls::PeerTls;
 use raft_elector::raft::{vote_for, vote_term, LogId, NodeId, PeerNode, StoredMembership};
 use raft_elector::store::{ForceReport, Recovery, RecoveryError, Stored};
 
@@ -36,6 +37,8 @@ pub enum RecoverError {
     Config(#[from] ConfigError),
     #[error("invalid peer secret: {0}")]
     Auth(#[from] AuthError),
+    #[error("peer TLS: {0}")]
+    Tls(#[from] raft_elector::peer::tls::TlsError),
     #[error("cannot build the peer client: {0}")]
     Client(#[from] reqwest::Error),
     #[error("nothing was changed: {0}")]
@@ -44,7 +47,7 @@ pub enum RecoverError {
              use the normal scale-down/leave instead, or stop them first if they are really to be left out")]
     QuorumReachable { reachable: String },
     #[error("refusing to recover, nothing was changed: {peer} answers but its status cannot be read ({reason}); \
-             pass the election's peer secret, or stop it if it is to be left out")]
+             pass the election's peer secret (and its --peer-tls-* files if it speaks TLS), or stop it if it is to be left out")]
     Unreadable { peer: String, reason: String },
     #[error("refusing to recover, nothing was changed: {peer} is at term {theirs}, newer than this peer's stored vote (term {mine}); \
              it may know a newer membership: recover from it (or a peer as recent), not from this one")]
@@ -111,14 +114,19 @@ pub async fn run(args: RecoverArgs) -> Result<(), RecoverError> {
         Some(secret) => Some(Arc::new(PeerAuth::new(&secret, Duration::from_secs(30))?)),
         None => None,
     };
+    // A handful of one-off questions: HTTP each, or over TLS streams when the election
+    // speaks TLS (it then accepts nothing else).
+    let tls = match args.peer_tls.files(true)? {
+        Some(files) => Some(Arc::new(PeerTls::load(files)?)),
+        None => None,
+    };
     let client = PeerClient::new(ClientOptions {
         election: args.election.clone(),
         me: me.name.clone(),
         connect_timeout: args.timeout,
         auth,
-        // A handful of one-off questions: HTTP each.
-        stream_stall: None,
-        tls: None,
+        stream_stall: tls.as_ref().map(|_| args.timeout),
+        tls,
     })?;
 
     // Held open (and locked) from here until the membership is written or refused.
@@ -168,7 +176,9 @@ async fn ask_others(
     let asks = targets.into_iter().map(|(id, node)| async move {
         let outcome = match client.status(&node, timeout).await {
             Ok(status) => Outcome::Status(status),
-            Err(e @ CallError::Transport { .. }) => Outcome::Unreachable(e.to_string()),
+            // A peer port that accepts the connection and then closes it (it speaks TLS, and
+            // this run was given no TLS files) is a peer that runs: never "unreachable".
+            Err(e) if e.nothing_listens() => Outcome::Unreachable(e.to_string()),
             Err(e) => Outcome::Unreadable(e.to_string()),
         };
         Probe { id, node, outcome }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use testkit::{Ask, Cluster};
 
-use super::{ms, started};
+use super::{cluster_with, ms, started, started_cluster};
 use crate::cli::Args;
 use crate::{stats, sys};
 
@@ -36,9 +36,9 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
         .collect();
     let rtt = loopback_rtt(&c, cur.leader).await;
     drop(c);
-    // What the idle cost depends on: the heartbeat rate, and peer authentication.
+    // What the idle cost depends on: the heartbeat rate, peer authentication, the transport.
     let mut variants = Vec::new();
-    for (label, flags) in [
+    for (label, flags, tls) in [
         (
             "heartbeat 50 ms, election timeout 167-333 ms",
             &[
@@ -49,6 +49,7 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
                 "--election-timeout-max",
                 "333ms",
             ][..],
+            false,
         ),
         (
             "heartbeat 100 ms, election timeout 333-667 ms",
@@ -60,17 +61,31 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
                 "--election-timeout-max",
                 "667ms",
             ][..],
+            false,
         ),
         (
             "defaults with a peer secret (HMAC on every peer request)",
             &["--peer-secret", "bench-secret-0123456789abcdef"][..],
+            false,
         ),
         (
             "defaults, one HTTP request per message (--peer-transport http, as before streams)",
             &["--peer-transport", "http"][..],
+            false,
+        ),
+        (
+            "defaults with peer TLS (--peer-tls-*: mutual TLS 1.3, ECDSA P-256 certificates)",
+            &[][..],
+            true,
+        ),
+        (
+            "defaults with peer TLS and a peer secret",
+            &["--peer-secret", "bench-secret-0123456789abcdef"][..],
+            true,
         ),
     ] {
-        let Ok((c, cur)) = started(exe, 3, flags, false).await else {
+        let cluster = cluster_with(exe, 3, flags, false, tls);
+        let Ok((c, cur)) = started_cluster(cluster).await else {
             variants.push(json!({ "label": label, "error": "no leader" }));
             continue;
         };
@@ -83,7 +98,11 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
                 "follower"
             });
         }
-        variants.push(json!({ "label": label, "flags": flags.join(" "), "peers": peers }));
+        let mut flags = flags.join(" ");
+        if tls {
+            flags = format!("--peer-tls-cert/-key/-ca {flags}").trim_end().to_string();
+        }
+        variants.push(json!({ "label": label, "flags": flags, "peers": peers }));
     }
     let binary = std::fs::metadata(exe).map(|m| m.len()).unwrap_or(0);
     let stripped = stripped_size(exe);

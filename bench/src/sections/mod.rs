@@ -47,7 +47,13 @@ fn ms(d: Duration) -> f64 {
 /// `n` peers of `exe` (not started) with `flags`, asked every 5 ms; with `proxied`, behind
 /// fault proxies so that links can be cut. Peers die with the benchmark.
 fn cluster(exe: &Path, n: usize, flags: &[&str], proxied: bool) -> Cluster {
+    cluster_with(exe, n, flags, proxied, false)
+}
+
+/// [`cluster`], its peers speaking mutual TLS when `tls` (certificates made by the kit).
+fn cluster_with(exe: &Path, n: usize, flags: &[&str], proxied: bool, tls: bool) -> Cluster {
     let mut spec = Spec::new(exe, n);
+    spec.tls = tls;
     spec.election = "bench".into();
     spec.flags = flags.iter().map(|f| f.to_string()).collect();
     spec.sender_header = proxied.then(|| "x-raft-elector-from".into());
@@ -65,7 +71,12 @@ async fn started(
     flags: &[&str],
     proxied: bool,
 ) -> Result<(Cluster, Agreed), String> {
-    let mut c = cluster(exe, n, flags, proxied);
+    started_cluster(cluster(exe, n, flags, proxied)).await
+}
+
+/// Starts the peers of `c`, once they agree on a first leader (within 30 s).
+async fn started_cluster(mut c: Cluster) -> Result<(Cluster, Agreed), String> {
+    let n = c.len();
     c.spawn_all();
     match c.agreed(&c.all(), Duration::from_secs(30)).await {
         Some(first) => Ok((c, first)),

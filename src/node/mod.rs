@@ -220,8 +220,7 @@ impl Node {
             auth,
             tls_names: tls.as_ref().map(|_| {
                 let config = config.clone();
-                Arc::new(move |name: &str| config.tls_names(name))
-                    as Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>
+                Arc::new(move |name: &str| config.tls_names(name)) as peer_server::TlsNames
             }),
         };
         let local = LocalPeer {

@@ -100,7 +100,9 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
         }
         let mut flags = flags.join(" ");
         if tls {
-            flags = format!("--peer-tls-cert/-key/-ca {flags}").trim_end().to_string();
+            flags = format!("--peer-tls-cert/-key/-ca {flags}")
+                .trim_end()
+                .to_string();
         }
         variants.push(json!({ "label": label, "flags": flags, "peers": peers }));
     }

@@ -98,6 +98,9 @@ pub trait PeerService: Send + Sync + 'static {
     fn handoff(&self, from: NodeId) -> impl Future<Output = Result<(), HandoffRefused>> + Send;
 }
 
+/// The names a sender's certificate may carry ([`crate::config::Config::tls_names`]).
+pub type TlsNames = Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>;
+
 /// Who may talk to this peer.
 pub struct Admission {
     pub election: String,
@@ -115,7 +118,7 @@ pub struct Admission {
     pub auth: Option<Arc<PeerAuth>>,
     /// With peer TLS: the names a sender's certificate may carry ([`crate::peer::tls`]); a
     /// request whose connection's certificate carries none of its sender's is refused.
-    pub tls_names: Option<Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>>,
+    pub tls_names: Option<TlsNames>,
 }
 
 /// The handlers' state: the admission rules, the local peer and the peer streams served.

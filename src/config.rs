@@ -81,6 +81,32 @@ pub enum ConfigError {
     TlsOverHttp,
 }
 
+/// Where the peer TLS files are (`--peer-tls-cert`, `--peer-tls-key`, `--peer-tls-ca`, PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// This peer's certificate (chain), leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// The CA certificate(s) every peer's certificate must chain to.
+    pub ca: PathBuf,
+}
+
+/// The names a peer's certificate may carry: its id and, when known, its DNS name (the host
+/// of its address, or `NAME.DOMAIN` in a StatefulSet). IP addresses do not count.
+pub fn names_of(name: &str, host: Option<&str>) -> Vec<String> {
+    let mut names = vec![name.to_string()];
+    if let Some(host) = host.filter(|h| *h != name && h.parse::<std::net::IpAddr>().is_err()) {
+        names.push(host.to_string());
+    }
+    names
+}
+
+/// The host of a `host:port` address.
+pub fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(host, _)| host)
+}
+
 /// Checks the `--peer-tls-*` flags (empty values count as not set): all three or none, and
 /// only with peer streams. The files themselves are read when the peer starts.
 pub fn validate_peer_tls(
@@ -88,7 +114,7 @@ pub fn validate_peer_tls(
     key: Option<&std::path::Path>,
     ca: Option<&std::path::Path>,
     streams: bool,
-) -> Result<Option<crate::peer::tls::TlsFiles>, ConfigError> {
+) -> Result<Option<TlsFiles>, ConfigError> {
     fn given(p: Option<&std::path::Path>) -> Option<&std::path::Path> {
         p.filter(|p| !p.as_os_str().is_empty())
     }
@@ -104,7 +130,7 @@ pub fn validate_peer_tls(
     .collect();
     match (cert, key, ca) {
         (None, None, None) => Ok(None),
-        (Some(cert), Some(key), Some(ca)) if streams => Ok(Some(crate::peer::tls::TlsFiles {
+        (Some(cert), Some(key), Some(ca)) if streams => Ok(Some(TlsFiles {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
             ca: ca.to_path_buf(),
@@ -352,7 +378,7 @@ pub struct Config {
     /// stream`, the default); `false`: one HTTP request each, as releases before streams.
     pub peer_streams: bool,
     /// `--peer-tls-*`: peers speak only TLS 1.3 with certificates of this CA (off when `None`).
-    pub peer_tls: Option<crate::peer::tls::TlsFiles>,
+    pub peer_tls: Option<TlsFiles>,
     /// `--app-health`: leadership follows the application's health (off when `None`).
     pub app_health: Option<AppHealthCheck>,
     /// Push streams (SSE) and blocking queries open at once on the application API; more are
@@ -398,7 +424,6 @@ impl Config {
     /// DNS name (a configured peer's host, or with `--replicas` the StatefulSet's
     /// `NAME.DOMAIN`, the domain this peer's own address has).
     pub fn tls_names(&self, name: &str) -> Vec<String> {
-        use crate::peer::tls::{host_of, names_of};
         let host = match self.peers.iter().find(|p| p.name == name) {
             Some(p) => Some(host_of(&p.addr).to_string()),
             None => self.membership.statefulset.as_ref().and_then(|_| {

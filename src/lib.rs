@@ -15,7 +15,7 @@
 //! | 5 node | [`node`] | wiring one peer: start, wait, the one exit path; the listeners and their limits; the view the API reads |
 //! | 4 api | [`api`] | the application-facing HTTP, against the [`api::view::NodeView`] and [`api::jobs::JobsView`] interfaces it declares |
 //! | 3 leadership | [`leadership`] | the policies openraft 0.9 lacks: lease, pre-vote and campaigns, check-quorum, hand-off, bootstrap, membership (joins, leaves, learners, witnesses); the job ledger's claims as the leader appends them, and the scheduler; the network adapter that feeds the lease |
-//! | 2 peer | [`peer`] | all that peers say to each other: messages, authentication, the outgoing client and the incoming handlers (against [`peer::server::PeerService`]) |
+//! | 2 peer | [`peer`] | all that peers say to each other: messages, authentication, the streams that carry them and optional mutual TLS under them, the outgoing client and the incoming handlers (against [`peer::server::PeerService`]) |
 //! | 1 state | [`store`], [`config`], [`metrics`] | the sled store; the validated configuration; the Prometheus registry |
 //! | 0 base | [`raft`], [`members`], [`ledger`], [`wire`], [`errors`] | openraft's type configuration and ids; the membership in force as openraft holds it; the job ledger's pure rules (who holds a slot); the bincode encoding shared by peer messages and disk records; error chains |
 //!

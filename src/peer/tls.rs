@@ -26,19 +26,10 @@ use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+pub use crate::config::{host_of, names_of, TlsFiles};
+
 /// How often the files are read again at most (only when a connection is made).
 pub const RECHECK: Duration = Duration::from_secs(5);
-
-/// Where the PEM files are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// This peer's certificate (chain), leaf first.
-    pub cert: PathBuf,
-    /// Its private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-    /// The CA certificate(s) every peer's certificate must chain to.
-    pub ca: PathBuf,
-}
 
 /// Why the TLS files cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -283,21 +274,6 @@ impl PeerTls {
         .map_err(|e| e.to_string())?;
         Ok((TlsConnector::from(Arc::new(config)), first))
     }
-}
-
-/// The names a peer's certificate may carry: its id and, when known, its DNS name (the host
-/// of its address, or `NAME.DOMAIN` in a StatefulSet). IP addresses do not count.
-pub fn names_of(name: &str, host: Option<&str>) -> Vec<String> {
-    let mut names = vec![name.to_string()];
-    if let Some(host) = host.filter(|h| *h != name && h.parse::<std::net::IpAddr>().is_err()) {
-        names.push(host.to_string());
-    }
-    names
-}
-
-/// The host of a `host:port` address.
-pub fn host_of(addr: &str) -> &str {
-    addr.rsplit_once(':').map_or(addr, |(host, _)| host)
 }
 
 /// Whether `cert` carries one of `names` (its chain was checked by the handshake).

@@ -242,34 +242,55 @@ async fn read_sender(stream: &mut TcpStream, shared: &Shared) -> Option<(Vec<u8>
 /// one of the peers. Tried for up to a second (the table may lag the accept a moment).
 async fn sender_process(stream: &TcpStream, shared: &Shared) -> Option<usize> {
     let source = stream.peer_addr().ok()?;
+    let proxy = stream.local_addr().ok()?;
+    let names = shared.names.clone();
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
-        if let Some(found) = socket_inode(source).and_then(|inode| owner(inode, &shared.names)) {
-            return Some(found);
+        // Reading /proc is blocking work (and /proc/net/tcp grows long after many
+        // reconnections): off the runtime's workers, or the proxies' accept loops starve.
+        let names = names.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            socket_inode(source, proxy).and_then(|inode| owner(inode, &names))
+        })
+        .await
+        .ok()
+        .flatten();
+        if found.is_some() {
+            return found;
         }
         if Instant::now() >= deadline {
             return None;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-/// The inode of the local socket bound to `addr` (IPv4), from `/proc/net/tcp`.
-fn socket_inode(addr: SocketAddr) -> Option<u64> {
+/// `/proc/net/tcp`'s form of an IPv4 address and port.
+fn proc_addr(addr: SocketAddr) -> Option<String> {
     let SocketAddr::V4(v4) = addr else {
         return None;
     };
-    let local = format!(
+    Some(format!(
         "{:08X}:{:04X}",
         u32::from_le_bytes(v4.ip().octets()),
         v4.port()
-    );
+    ))
+}
+
+/// The inode of the live socket from `source` to `proxy` (IPv4), from `/proc/net/tcp`. The
+/// same source port may also appear in sockets of earlier connections (TIME_WAIT, inode 0)
+/// or to other destinations: both ends must match.
+fn socket_inode(source: SocketAddr, proxy: SocketAddr) -> Option<u64> {
+    let (local, remote) = (proc_addr(source)?, proc_addr(proxy)?);
     let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.get(1) == Some(&local.as_str()))
-            .then(|| fields.get(9)?.parse().ok())
-            .flatten()
+    // One substring search over the table, then only the matching lines are split.
+    let needle = format!(" {local} {remote} ");
+    table.match_indices(&needle).find_map(|(at, _)| {
+        let end = table[at..].find('\n').map_or(table.len(), |n| at + n);
+        let fields: Vec<&str> = table[at..end].split_whitespace().collect();
+        // local remote state queues timer retransmits uid timeout inode
+        let inode: u64 = fields.get(8)?.parse().ok()?;
+        (inode != 0).then_some(inode)
     })
 }
 

@@ -12,7 +12,7 @@ use openraft::ServerState;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
-use super::campaign::{Controller, Event, Inputs, PreVote, RaftState};
+use super::campaign::{campaign_rank, Controller, Event, Inputs, PreVote, RaftState};
 use super::lease::Leadership;
 use crate::config::Config;
 use crate::members::Members;
@@ -96,7 +96,7 @@ pub async fn run(
     }
     let mut rng = rand::rngs::StdRng::from_entropy();
     loop {
-        let mut inputs = observe(&raft, &leadership, rng.gen());
+        let mut inputs = observe(&raft, &leadership, config.me.id, rng.gen());
         let mut actions = controller.step(&inputs);
         if actions.pre_vote_round {
             let granted = pre_vote_round(&config, &raft, &log, &client).await;
@@ -141,8 +141,23 @@ pub async fn run(
 }
 
 /// The controllers' inputs as of now; `random` is drawn by the caller.
-fn observe(raft: &Raft, leadership: &Leadership, random: f64) -> Inputs {
-    let RaftStatus { state, term, .. } = RaftStatus::of(raft);
+fn observe(raft: &Raft, leadership: &Leadership, me: NodeId, random: f64) -> Inputs {
+    let (
+        RaftStatus {
+            state,
+            term,
+            leader,
+            ..
+        },
+        voters,
+    ) = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        (
+            RaftStatus::from_metrics(&m),
+            Members::from_metrics(&m).voters(),
+        )
+    };
     let now = Instant::now();
     Inputs {
         now,
@@ -160,6 +175,8 @@ fn observe(raft: &Raft, leadership: &Leadership, random: f64) -> Inputs {
         relinquished: leadership.relinquished(),
         may_lead: leadership.app().may_lead(),
         pre_vote: None,
+        // openraft keeps naming the leader of the term until this peer votes in a newer one.
+        rank: campaign_rank(&voters, me, leader, term),
         random,
     }
 }

@@ -5,14 +5,24 @@
 //! elections and heartbeats, campaigns, logs and sleeps. Why each controller exists and what it
 //! prevents: docs/DESIGN.md, "Pre-vote" and "Check-quorum".
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::config::Timing;
+use crate::raft::NodeId;
 
 /// How often the step wants to run while no leader is fresh and this peer does not lead, so
 /// that a campaign starts close to its chosen moment. (Following a fresh leader, it sleeps
 /// until that leader would go stale; leading, half the maximum election timeout.)
 const POLL: Duration = Duration::from_millis(5);
+
+/// The time between two ranks' campaigns ([`campaign_rank`]): long enough for the first
+/// one's vote requests to reach the others before the next one campaigns (a round trip
+/// within a cluster takes about a millisecond), short enough that a rank that cannot campaign
+/// (down, or a witness) costs little. 20 ms at the default timings.
+fn campaign_slot(t: Timing) -> Duration {
+    t.election_min / 5
+}
 
 /// A witness campaigns (as a caretaker) only after no leader's append-entries reached it for
 /// this many maximum election timeouts: the application peers had about two elections' time
@@ -47,8 +57,34 @@ pub struct Inputs {
     pub may_lead: bool,
     /// The outcome of the pre-vote round the previous step asked for; `None` otherwise.
     pub pre_vote: Option<PreVote>,
+    /// This peer's place in the campaign order of `term` ([`campaign_rank`]).
+    pub rank: u32,
     /// A random fraction in [0, 1), drawn afresh for every step.
     pub random: f64,
+}
+
+/// This peer's place (0 first) in the order in which the followers of a lost leader campaign
+/// in `term`: the voters but that leader, by id, rotated by the term so that a peer that
+/// cannot win (its log behind, its links cut) is not first again in the next term. Every
+/// follower that sees the same voters, leader and term draws a different place, so their
+/// campaigns do not collide (a split vote costs a whole election timeout). A peer that is
+/// no voter, or the lost leader itself, comes last.
+pub fn campaign_rank(
+    voters: &BTreeSet<NodeId>,
+    me: NodeId,
+    lost: Option<NodeId>,
+    term: u64,
+) -> u32 {
+    let order: Vec<NodeId> = voters
+        .iter()
+        .copied()
+        .filter(|id| Some(*id) != lost)
+        .collect();
+    let n = order.len() as u64;
+    match order.iter().position(|id| *id == me) {
+        Some(at) => ((at as u64 + n - term % n) % n) as u32,
+        None => n as u32,
+    }
 }
 
 /// The outcome of one pre-vote round.
@@ -138,22 +174,32 @@ impl SplitVoteHold {
     }
 }
 
-/// The fast campaign: the moment a ready follower campaigns, drawn once per wait.
+/// The fast campaign: the moment a ready follower campaigns, its rank's slot after it became
+/// ready, fixed once per wait.
 #[derive(Debug, Clone, Default)]
 struct FastCampaign {
     at: Option<Instant>,
+    /// The term the moment was fixed in.
+    term: u64,
 }
 
 impl FastCampaign {
     /// Whether to campaign now; `ready` says the follower may.
-    fn step(&mut self, ready: bool, i: &Inputs, election_min: Duration) -> bool {
+    fn step(&mut self, ready: bool, i: &Inputs, slot: Duration) -> bool {
         if !ready {
             self.at = None;
             return false;
         }
-        let at = *self
-            .at
-            .get_or_insert_with(|| i.now + election_min.mul_f64(i.random));
+        let at = *self.at.get_or_insert_with(|| {
+            self.term = i.term;
+            i.now + slot * i.rank
+        });
+        // A newer term seen while waiting: a peer ranked before this one campaigned and
+        // this one voted for it. Its campaign goes on; openraft's own election timer (on
+        // since the granted pre-vote) is the fallback if it fails.
+        if i.term != self.term {
+            return false;
+        }
         let now = i.now >= at;
         if now {
             self.at = None;
@@ -272,7 +318,7 @@ impl Controller {
         // Every follower last heard the lost leader at about the same moment as this one.
         let leases_out = i.last_append + t.election_max + t.heartbeat / 5;
         let ready = want && i.state == RaftState::Follower && i.now >= leases_out;
-        if self.campaign.step(ready, i, t.election_min) {
+        if self.campaign.step(ready, i, campaign_slot(t)) {
             a.campaign = true;
             a.events.push(Event::Campaigning);
         }

@@ -40,6 +40,7 @@ impl Peer {
             relinquished: false,
             may_lead: true,
             pre_vote: None,
+            rank: 0,
             random: 0.0,
         }
     }
@@ -76,19 +77,11 @@ impl Peer {
         a
     }
 
-    /// The instants (ms) in `range` at which a follower stepped every ms campaigns.
-    fn campaigns(&mut self, range: std::ops::RangeInclusive<u64>, random: f64) -> Vec<u64> {
+    /// The instants (ms) in `range` at which a follower of campaign rank `rank`, stepped
+    /// every ms, campaigns.
+    fn campaigns(&mut self, range: std::ops::RangeInclusive<u64>, rank: u32) -> Vec<u64> {
         range
-            .filter(|&n| {
-                self.step(
-                    Inputs {
-                        random,
-                        ..self.at(n)
-                    },
-                    true,
-                )
-                .campaign
-            })
+            .filter(|&n| self.step(Inputs { rank, ..self.at(n) }, true).campaign)
             .collect()
     }
 }
@@ -182,7 +175,7 @@ fn elections_are_on_only_after_a_granted_round_while_no_leader_is_fresh() {
 #[test]
 fn a_ready_follower_does_not_campaign_before_every_followers_lease_ran_out() {
     let mut p = Peer::new();
-    assert_eq!(p.campaigns(0..=206, 0.0), [206]);
+    assert_eq!(p.campaigns(0..=206, 0), [206]);
     let mut p = Peer::new();
     let candidate = Inputs {
         state: RaftState::Candidate,
@@ -195,26 +188,89 @@ fn a_ready_follower_does_not_campaign_before_every_followers_lease_ran_out() {
 }
 
 #[test]
-fn a_ready_follower_campaigns_after_the_random_delay() {
-    let mut p = Peer::new();
-    // 0.5 × election_min = 50 ms after the leases ran out.
-    assert_eq!(p.campaigns(0..=256, 0.5), [256]);
+fn a_ready_follower_campaigns_its_rank_times_20_ms_after_the_leases_ran_out() {
+    for (rank, at) in [(0, 206), (1, 226), (3, 266)] {
+        let mut p = Peer::new();
+        assert_eq!(p.campaigns(0..=at, rank), [at], "rank {rank}");
+    }
 }
 
 #[test]
-fn the_campaign_delay_is_drawn_once_per_wait() {
+fn the_campaign_moment_is_fixed_once_per_wait() {
     let mut p = Peer::new();
-    assert!(p.campaigns(0..=206, 0.5).is_empty());
-    // Drawn again, 0 would campaign at once; the delay drawn at 206 ms holds.
-    assert_eq!(p.campaigns(207..=256, 0.0), [256]);
-    // The next wait draws anew: 0.3 × 100 ms from 257 ms.
-    assert!(p.campaigns(257..=257, 0.3).is_empty());
-    assert_eq!(p.campaigns(258..=287, 0.0), [287]);
+    assert!(p.campaigns(0..=206, 2).is_empty());
+    // Ranked first now, it would campaign at once; the moment fixed at 206 ms holds.
+    assert_eq!(p.campaigns(207..=246, 0), [246]);
+    // The next wait fixes its moment anew: rank 1 from 247 ms.
+    assert_eq!(p.campaigns(247..=267, 1), [267]);
     // A wait that ends before its moment (here a refused round) is forgotten.
     let mut p = Peer::new();
-    assert!(p.campaigns(0..=209, 0.5).is_empty());
+    assert!(p.campaigns(0..=209, 2).is_empty());
     assert!(!p.step(p.at(210), false).campaign);
-    assert_eq!(p.campaigns(211..=240, 0.0), [240]);
+    // The next round is due 30 ms after the refused one; granted, a new wait starts.
+    assert_eq!(p.campaigns(211..=260, 1), [260]);
+}
+
+#[test]
+fn a_follower_that_sees_a_newer_term_while_it_waits_leaves_the_campaign_to_that_candidate() {
+    let mut p = Peer::new();
+    assert!(p.campaigns(0..=210, 1).is_empty());
+    // At 211 ms it voted for the peer ranked first, in term 2.
+    let voted = |p: &Peer, n| Inputs {
+        term: 2,
+        rank: 0,
+        ..p.at(n)
+    };
+    for n in 211..=600 {
+        assert!(!p.step(voted(&p, n), true).campaign, "at {n} ms");
+    }
+    // That candidate won: a fresh leader ends the wait; once it is lost the next one
+    // fixes its moment in the new term.
+    let following = Inputs {
+        fresh_leader: Some(ms(100)),
+        ..voted(&p, 601)
+    };
+    assert!(!p.step(following, true).campaign);
+    // (Its pre-vote is granted again at the next round, 630 ms: rounds ran every 30 ms.)
+    assert_eq!(
+        (602..=630)
+            .filter(|&n| p.step(voted(&p, n), true).campaign)
+            .collect::<Vec<_>>(),
+        [630]
+    );
+}
+
+#[test]
+fn every_survivor_of_a_lost_leader_draws_its_own_rank_and_the_order_turns_with_the_term() {
+    let voters: BTreeSet<NodeId> = [1, 2, 3, 4, 5].into();
+    for term in 1..=10 {
+        let ranks: BTreeSet<u32> = [2, 3, 4, 5]
+            .into_iter()
+            .map(|me| campaign_rank(&voters, me, Some(1), term))
+            .collect();
+        assert_eq!(ranks, [0, 1, 2, 3].into(), "term {term}");
+    }
+    let first = |term| {
+        [2, 3, 4, 5]
+            .into_iter()
+            .find(|me| campaign_rank(&voters, *me, Some(1), term) == 0)
+    };
+    let firsts: BTreeSet<_> = (1..=4).map(first).collect();
+    assert_eq!(
+        firsts.len(),
+        4,
+        "each survivor goes first in one of 4 terms"
+    );
+    assert_eq!(
+        campaign_rank(&voters, 1, Some(1), 7),
+        4,
+        "the lost leader last"
+    );
+    assert_eq!(campaign_rank(&voters, 9, Some(1), 7), 4, "a non-voter last");
+    let no_leader: BTreeSet<u32> = (1..=5)
+        .map(|me| campaign_rank(&voters, me, None, 3))
+        .collect();
+    assert_eq!(no_leader, [0, 1, 2, 3, 4].into());
 }
 
 #[test]
@@ -265,18 +321,20 @@ fn the_split_vote_hold_is_taken_once_per_term() {
 #[test]
 fn the_first_campaign_after_a_leader_is_lost_is_never_held() {
     let mut p = Peer::new();
-    for n in 0..300 {
+    for n in 0..266 {
         let a = p.step(
             Inputs {
+                rank: 3,
                 random: 0.99,
                 ..p.at(n)
             },
             true,
         );
         assert_ne!(a.elections, Some(false), "at {n} ms");
+        assert!(!a.campaign, "at {n} ms");
     }
-    // 206 ms + 0.99 × 100 ms: the fast campaign's own delay only.
-    assert_eq!(p.campaigns(300..=305, 0.99), [305]);
+    // Rank 3: due 206 + 3 × 20 ms; nothing held it.
+    assert_eq!(p.campaigns(266..=266, 3), [266]);
     let a = p.step(
         Inputs {
             state: RaftState::Candidate,
@@ -367,10 +425,10 @@ fn nothing_is_switched_once_relinquished() {
     assert_eq!(p.step(last, true), stop);
     // A follower about to campaign, and about to switch elections on.
     let mut p = Peer::new();
-    assert!(p.campaigns(0..=206, 0.5).is_empty());
+    assert!(p.campaigns(0..=206, 2).is_empty());
     let last = Inputs {
         relinquished: true,
-        ..p.at(256)
+        ..p.at(246)
     };
     assert_eq!(p.step(last, true), stop);
     // A peer that relinquished during a pre-vote round.

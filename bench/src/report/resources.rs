@@ -90,6 +90,18 @@ fn idle_table(o: &mut String, r: &Value) {
             p["cpu_percent_of_core"]
         );
     }
+    if let Some(peers) = s["footprint"]["image_peers"]["peers"].as_array() {
+        for (i, p) in peers.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "| container {i} of the image | {} | {:.1} | {:.1} | {} |",
+                p["role"].as_str().unwrap_or("?"),
+                p["rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
+                p["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
+                p["cpu_percent_of_core"]
+            );
+        }
+    }
     if let Some(idle) = s["etcd"]["default"]["idle"].as_array() {
         for (i, p) in idle.iter().enumerate() {
             let _ = writeln!(

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use testkit::docker::{self, Discovery};
 use testkit::{Ask, Cluster};
 
 use super::{cluster_with, ms, started, started_cluster};
@@ -109,6 +110,12 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
     let binary = std::fs::metadata(exe).map(|m| m.len()).unwrap_or(0);
     let stripped = stripped_size(exe);
     let image = args.image.as_deref().and_then(image_size);
+    let containers = match args.image.as_deref() {
+        Some(image) => image_idle(image, args.idle_secs)
+            .await
+            .unwrap_or_else(|e| json!({ "error": e })),
+        None => Value::Null,
+    };
     Ok(json!({
         "peers": peers,
         "idle_secs": args.idle_secs,
@@ -119,7 +126,45 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
         "binary_stripped_bytes": stripped,
         "image": args.image,
         "image_bytes": image,
+        "image_peers": containers,
     }))
+}
+
+/// Idle RSS and CPU of 3 containers of the image (the static musl build pods run), default
+/// settings, read from the host through each container's main process.
+async fn image_idle(image: &str, secs: u64) -> Result<Value, String> {
+    docker::cli::available()?;
+    let spec = docker::Spec {
+        image: image.to_string(),
+        peers: 3,
+        election: "footprint".into(),
+        discovery: Discovery::StatefulSet,
+        log_filter: "info".into(),
+        clients_network: false,
+        ask_timeout: Duration::from_secs(1),
+    };
+    let c = docker::Cluster::start(&spec).await;
+    let all = c.all();
+    let first = c
+        .agreed(&all, Duration::from_secs(60))
+        .await
+        .ok_or("no leader among the containers")?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut pids = Vec::new();
+    for i in all.iter().copied() {
+        pids.push(c.inspect(i, "{{.State.Pid}}").await.trim().parse().ok());
+    }
+    let mut peers = idle_usage(&pids, secs).await;
+    let after = c.agreed(&all, Duration::from_secs(5)).await;
+    for (i, p) in peers.iter_mut().enumerate() {
+        p["role"] = json!(if i == first.leader {
+            "leader"
+        } else {
+            "follower"
+        });
+    }
+    let same = after.is_some_and(|a| a.leader == first.leader && a.term == first.term);
+    Ok(json!({ "peers": peers, "same_leader_throughout": same }))
 }
 
 /// RSS and CPU share of processes over an idle period.

@@ -323,3 +323,42 @@ impl Metrics {
         out
     }
 }
+
+/// Lets a repeated warning (a refused peer request, a failed handshake) through at most once
+/// every [`LogGate::EVERY`] across threads; the counters count every one.
+#[derive(Debug, Default)]
+pub struct LogGate {
+    /// Unix seconds of the last warning let through.
+    last: AtomicU64,
+}
+
+impl LogGate {
+    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Whether to log now.
+    pub fn due(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let last = self.last.load(Ordering::Relaxed);
+        now >= last + Self::EVERY.as_secs()
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogGate;
+
+    #[test]
+    fn a_log_gate_lets_the_first_warning_through_and_holds_the_next_ones() {
+        let gate = LogGate::default();
+        assert!(gate.due());
+        assert!(!gate.due());
+        assert!(!gate.due());
+    }
+}

@@ -5,7 +5,6 @@
 //! `axum::serve` offers none of these knobs, so connections are served with hyper directly; the
 //! routers stay plain axum.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use crate::metrics::Metrics;
+use crate::metrics::{LogGate, Metrics};
 use crate::peer::tls::{PeerCertificate, PeerTls};
 
 /// Bounds of one listener.
@@ -154,21 +153,14 @@ async fn time_limit(
 pub struct Tls {
     pub tls: Arc<PeerTls>,
     pub metrics: Arc<Metrics>,
-    /// Last time (unix seconds) a refused handshake was logged.
-    pub last_log: Arc<AtomicU64>,
+    /// Refused handshakes are logged at most every 10 s.
+    pub log: Arc<LogGate>,
 }
 
 impl Tls {
     fn refused(&self, why: &str) {
         self.metrics.refused("tls");
-        let now = crate::peer::auth::now_ms() / 1000;
-        let last = self.last_log.load(Ordering::Relaxed);
-        if now >= last + 10
-            && self
-                .last_log
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.log.due() {
             tracing::warn!(why, "refused a peer connection's TLS handshake (logged at most every 10 s; see raft_elector_peer_requests_refused_total, reason tls)");
         }
     }

@@ -240,7 +240,7 @@ impl Node {
                 tls.map(|tls| listeners::Tls {
                     tls,
                     metrics: metrics.clone(),
-                    last_log: Default::default(),
+                    log: Default::default(),
                 }),
             )
             .in_current_span(),

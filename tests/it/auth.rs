@@ -5,13 +5,7 @@ use std::time::{Duration, Instant};
 
 use testkit::{metric, Ask, Cluster};
 
-use crate::spec;
-
-fn secret_file(c: &Cluster, name: &str, secret: &str) -> String {
-    let path = c.dir().join(name);
-    std::fs::write(&path, format!("{secret}\n")).expect("write secret");
-    path.to_str().expect("utf-8").to_string()
-}
+use crate::{secret_file, spec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_peers_with_the_secret_take_part() {

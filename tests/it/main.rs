@@ -43,6 +43,13 @@ pub fn spec(n: usize) -> testkit::Spec {
     spec
 }
 
+/// Writes `secret` to a file `name` in the cluster's directory, for `--peer-secret-file`.
+pub fn secret_file(c: &testkit::Cluster, name: &str, secret: &str) -> String {
+    let path = c.dir().join(name);
+    std::fs::write(&path, format!("{secret}\n")).expect("write the secret");
+    path.to_str().expect("utf-8").to_string()
+}
+
 /// Like [`spec`], every peer behind a fault proxy ([`testkit::proxy`]).
 pub fn proxied_spec(n: usize) -> testkit::Spec {
     let mut spec = spec(n);

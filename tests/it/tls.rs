@@ -1,8 +1,9 @@
 //! Peer TLS against real peers, with a CA and certificates made by the test: peers with
 //! certificates of their CA elect and talk over TLS streams only; a peer whose certificate is
 //! of another CA, expired, or for another name is refused and counted, and takes no part;
-//! rotated files (a new CA included) are picked up without a restart; flags and files that
-//! cannot work stop the peer at start with what to fix.
+//! rotated files (a new CA included) are picked up without a restart; with a peer secret as
+//! well, both must hold; flags and files that cannot work stop the peer at start with what to
+//! fix.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use testkit::tls::{write_files, TestCa, TlsPaths, Validity};
 use testkit::{metric, raw, Ask, Cluster};
 
-use crate::{spec, EXE};
+use crate::{secret_file, spec, EXE};
 
 fn tls_spec(n: usize) -> testkit::Spec {
     let mut spec = spec(n);
@@ -73,19 +74,7 @@ async fn peers_with_certificates_of_their_ca_elect_over_tls_streams_and_refuse_p
 
     // A plain HTTP request to a peer port gets no HTTP answer, and is counted.
     let before = refused(&c, leader, "tls").await;
-    let request = raw::get_request(
-        "/raft/v1/status",
-        "x-raft-elector-election: test\r\nx-raft-elector-from: peer-9\r\nx-raft-elector-protocol: 1\r\n",
-    );
-    let answer = raw::exchange(
-        c.peers[leader].peer_addr,
-        request.as_bytes(),
-        Duration::from_secs(2),
-    );
-    assert!(
-        !answer.starts_with("HTTP/"),
-        "a plain request was answered over HTTP: {answer:?}"
-    );
+    assert_no_plain_answer(&c, leader);
     refusals_grow(&c, &[leader], "tls", &[before]).await;
     // Nothing moved.
     assert_eq!(
@@ -135,6 +124,44 @@ async fn a_peer_with_a_certificate_of_another_ca_an_expired_one_or_another_name_
         (leader, term)
     );
     assert!(c.alive(outsider), "the outsider was restarted or died");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_and_a_peer_secret_a_peer_with_a_valid_certificate_but_another_secret_is_refused()
+{
+    let mut c = Cluster::new(tls_spec(3));
+    let good = secret_file(&c, "good-secret", "correct horse battery staple");
+    let bad = secret_file(&c, "bad-secret", "a different secret altogether");
+    let outsider = 2;
+    for i in 0..outsider {
+        c.peers[i].extra = vec!["--peer-secret-file".into(), good.clone()];
+    }
+    c.peers[outsider].extra = vec!["--peer-secret-file".into(), bad];
+    c.spawn_all();
+    let insiders = [0, 1];
+    let (leader, term) = c.agreed_leader(&insiders, Duration::from_secs(15)).await;
+    // Its certificate passes the TLS handshake; its secret fails the peer protocol's MAC.
+    refusals_grow(&c, &insiders, "auth", &[0.0, 0.0]).await;
+    assert_eq!(
+        counts(&c, &insiders, "tls").await,
+        [0.0, 0.0],
+        "the outsider's TLS handshakes were refused: the test would not show the secret's check"
+    );
+    assert_outside(&c, outsider).await;
+
+    // With the election's secret (read at start) it takes part, over TLS.
+    c.kill(outsider);
+    c.peers[outsider].extra = vec!["--peer-secret-file".into(), good];
+    c.spawn(outsider);
+    assert_eq!(
+        c.agreed_leader(&c.all(), Duration::from_secs(30)).await,
+        (leader, term)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.metric(outsider, "raft_elector_peer_streams").await < Some(1.0) {
+        assert!(Instant::now() < deadline, "the outsider serves no stream");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The outsider neither leads nor names a leader.
@@ -345,19 +372,24 @@ async fn a_cluster_restarted_with_tls_keeps_its_state_and_elects_again() {
     c.members_converge(&all, &all, &[], Duration::from_secs(30))
         .await;
     // And the peer ports now speak TLS only: a plain request gets no HTTP answer.
+    for i in c.all() {
+        assert_no_plain_answer(&c, i);
+    }
+}
+
+/// A plain HTTP peer request to peer `i`'s peer port gets no HTTP answer.
+fn assert_no_plain_answer(c: &Cluster, i: usize) {
     let request = raw::get_request(
         "/raft/v1/status",
-        "x-raft-elector-election: test\r\nx-raft-elector-from: peer-1\r\nx-raft-elector-protocol: 1\r\n",
+        "x-raft-elector-election: test\r\nx-raft-elector-from: peer-9\r\nx-raft-elector-protocol: 1\r\n",
     );
-    for i in c.all() {
-        let answer = raw::exchange(
-            c.peers[i].peer_addr,
-            request.as_bytes(),
-            Duration::from_secs(2),
-        );
-        assert!(
-            !answer.starts_with("HTTP/"),
-            "peer {i} answered plain HTTP: {answer:?}"
-        );
-    }
+    let answer = raw::exchange(
+        c.peers[i].peer_addr,
+        request.as_bytes(),
+        Duration::from_secs(2),
+    );
+    assert!(
+        !answer.starts_with("HTTP/"),
+        "peer {i} answered a plain request over HTTP: {answer:?}"
+    );
 }

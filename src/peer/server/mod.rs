@@ -8,9 +8,8 @@
 //! hand-off) is the business of [`crate::leadership`], which implements the trait.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -29,7 +28,7 @@ use super::protocol::{
     LeaveRequest, MembershipAnswer, PeerInfo, PeerStatus, PreVoteRequest, PreVoteResponse,
 };
 use super::tls::{self, PeerCertificate};
-use crate::metrics::Metrics;
+use crate::metrics::{LogGate, Metrics};
 use crate::raft::{
     node_id, AppendRequest, AppendResponse, InstallSnapshotError, NodeId, RaftError,
     SnapshotRequest, SnapshotResponse, VoteRequest, VoteResponse,
@@ -126,8 +125,8 @@ pub struct PeerServer<S> {
     admission: Admission,
     service: S,
     streams: Arc<Streams>,
-    /// Last time (unix seconds) a refusal was logged, to keep a flood out of the log.
-    last_refusal_log: AtomicU64,
+    /// Refusals are logged at most every 10 s, to keep a flood out of the log.
+    refusal_log: LogGate,
 }
 
 type Shared<S> = Arc<PeerServer<S>>;
@@ -157,7 +156,7 @@ pub fn router<S: PeerService>(admission: Admission, service: S, streams: Arc<Str
         admission,
         service,
         streams,
-        last_refusal_log: AtomicU64::new(0),
+        refusal_log: LogGate::default(),
     });
     let mut router = Router::new();
     for &(path, posted) in ROUTES {
@@ -213,17 +212,7 @@ impl<S> PeerServer<S> {
 
     fn note_refusal(&self, reason: &'static str, detail: &str) {
         self.admission.metrics.refused(reason);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let last = self.last_refusal_log.load(Ordering::Relaxed);
-        if now >= last + 10
-            && self
-                .last_refusal_log
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.refusal_log.due() {
             tracing::warn!(reason, %detail, "refused a peer request (logged at most every 10 s; see raft_elector_peer_requests_refused_total)");
         }
     }

@@ -1,6 +1,6 @@
 //! The peer handlers against a fake local peer: admission, decoding and dispatch, with no Raft.
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::Request;

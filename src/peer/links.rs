@@ -182,7 +182,7 @@ impl Links {
     /// Sends a call (what an HTTP request to `path` would carry) to peer `to` over its
     /// stream, connecting first when needed.
     pub async fn call(
-        &self,
+        self: &Arc<Self>,
         to: &PeerNode,
         path: &str,
         body: Vec<u8>,
@@ -212,8 +212,35 @@ impl Links {
         }
     }
 
-    /// The queue of the live connection to `to`, made if needed; `None` to use HTTP.
-    async fn connected(&self, to: &PeerNode) -> Result<Option<mpsc::Sender<Call>>, LinkFailure> {
+    /// The queue of the live connection to `to`, made if needed; `None` to use HTTP. The
+    /// connecting runs in a task of its own, bounded by the connect timeout: a caller that
+    /// gives up first (a heartbeat's deadline can be shorter than a TLS handshake on a loaded
+    /// machine) does not cut it off, so a later call finds the connection made. Cut off with
+    /// every call, a handshake slower than the calls' deadlines never completed, and the peer
+    /// stayed unreachable as long as the load lasted (a nemesis run over TLS: 25 minutes).
+    async fn connected(
+        self: &Arc<Self>,
+        to: &PeerNode,
+    ) -> Result<Option<mpsc::Sender<Call>>, LinkFailure> {
+        // The usual case, a live connection made with the current files: no task.
+        let generation = self.options.tls.as_ref().map_or(0, |t| t.generation());
+        if let Ok(state) = self.link(to).state.try_lock() {
+            if let Some(calls) = state.calls.as_ref().filter(|c| !c.is_closed()) {
+                if state.generation == generation {
+                    return Ok(Some(calls.clone()));
+                }
+            }
+        }
+        let (links, to) = (Arc::clone(self), to.clone());
+        let connecting = self.tracker.spawn(async move { links.connect(&to).await });
+        match connecting.await {
+            Ok(result) => result,
+            Err(e) => Err(LinkFailure::Failed(format!("connecting failed: {e}"))),
+        }
+    }
+
+    /// [`Links::connected`]'s work, one caller at a time per peer.
+    async fn connect(&self, to: &PeerNode) -> Result<Option<mpsc::Sender<Call>>, LinkFailure> {
         let link = self.link(to);
         let generation = self.options.tls.as_ref().map_or(0, |t| t.generation());
         let mut state = link.state.lock().await;
@@ -489,6 +516,11 @@ mod tests {
 
     /// A peer that accepts every stream's handshake, then never answers a call.
     async fn silent_peer() -> (String, Arc<AtomicUsize>) {
+        slow_silent_peer(Duration::ZERO).await
+    }
+
+    /// [`silent_peer`] that answers each handshake only `delay` after its request arrived.
+    async fn slow_silent_peer(delay: Duration) -> (String, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -505,6 +537,7 @@ mod tests {
                     }
                     head.push(byte[0]);
                 }
+                tokio::time::sleep(delay).await;
                 let answer = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: {}\r\n{}: {}\r\n\r\n",
                     protocol::STREAM_UPGRADE,
@@ -522,14 +555,14 @@ mod tests {
     async fn a_stream_that_owes_answers_and_stays_silent_is_dropped_and_the_next_call_reconnects() {
         let (addr, accepted) = silent_peer().await;
         let stall = Duration::from_millis(200);
-        let links = Links::new(LinkOptions {
+        let links = Arc::new(Links::new(LinkOptions {
             election: "jobs".into(),
             me: "web-0".into(),
             connect_timeout: Duration::from_secs(1),
             stall,
             auth: None,
             tls: None,
-        });
+        }));
         let to = PeerNode {
             name: "web-1".into(),
             addr,
@@ -562,6 +595,54 @@ mod tests {
         );
         assert!(matches!(again.await, Routed::Failed(_)));
         assert_eq!(accepted.load(Ordering::SeqCst), 2, "no new connection");
+        links.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_handshake_slower_than_the_calls_deadlines_completes_and_later_calls_use_it() {
+        let (addr, accepted) = slow_silent_peer(Duration::from_millis(150)).await;
+        let links = Arc::new(Links::new(LinkOptions {
+            election: "jobs".into(),
+            me: "web-0".into(),
+            connect_timeout: Duration::from_secs(2),
+            stall: Duration::from_secs(10),
+            auth: None,
+            tls: None,
+        }));
+        let to = PeerNode {
+            name: "web-1".into(),
+            addr,
+        };
+        let call = |timeout| {
+            let (links, to) = (links.clone(), to.clone());
+            async move {
+                links
+                    .call(&to, protocol::STATUS_PATH, Vec::new(), timeout)
+                    .await
+            }
+        };
+        // Each call gives up long before the handshake is answered.
+        match call(Duration::from_millis(20)).await {
+            Routed::Unreachable(why) => assert!(why.contains("no connection within"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // The handshake went on without its caller: once it is answered, a call is sent
+        // over that connection (the silent peer never answers it) and no other is opened.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match call(Duration::from_millis(20)).await {
+                Routed::Failed(why) if why.contains("no answer") => break,
+                Routed::Unreachable(_) => {
+                    assert!(Instant::now() < deadline, "never connected");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "a handshake was cut off"
+        );
         links.shutdown().await;
     }
 }

@@ -81,25 +81,11 @@ fn idle_table(o: &mut String, r: &Value) {
         .iter()
         .enumerate()
     {
-        let _ = writeln!(
-            o,
-            "| peer-{i} | {} | {:.1} | {:.1} | {} |",
-            p["role"].as_str().unwrap_or("?"),
-            p["rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
-            p["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
-            p["cpu_percent_of_core"]
-        );
+        usage_row(o, &format!("peer-{i}"), &p);
     }
     if let Some(peers) = s["footprint"]["image_peers"]["peers"].as_array() {
         for (i, p) in peers.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "| container {i} of the image | {} | {:.1} | {:.1} | {} |",
-                p["role"].as_str().unwrap_or("?"),
-                p["rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
-                p["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
-                p["cpu_percent_of_core"]
-            );
+            usage_row(o, &format!("container {i} of the image"), p);
         }
     }
     if let Some(idle) = s["etcd"]["default"]["idle"].as_array() {
@@ -113,6 +99,18 @@ fn idle_table(o: &mut String, r: &Value) {
             );
         }
     }
+}
+
+/// One row of the idle table: a process's role, resident and peak memory, CPU.
+fn usage_row(o: &mut String, label: &str, p: &Value) {
+    let _ = writeln!(
+        o,
+        "| {label} | {} | {:.1} | {:.1} | {} |",
+        p["role"].as_str().unwrap_or("?"),
+        p["rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
+        p["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
+        p["cpu_percent_of_core"]
+    );
 }
 
 /// Idle CPU of leader and followers under each setting.

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use testkit::docker::{self, Discovery};
+use testkit::docker;
 use testkit::{Ask, Cluster};
 
-use super::{cluster_with, ms, started, started_cluster};
+use super::{cluster_with, image_spec, ms, started, started_cluster};
 use crate::cli::Args;
 use crate::{stats, sys};
 
@@ -134,16 +134,7 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
 /// settings, read from the host through each container's main process.
 async fn image_idle(image: &str, secs: u64) -> Result<Value, String> {
     docker::cli::available()?;
-    let spec = docker::Spec {
-        image: image.to_string(),
-        peers: 3,
-        election: "footprint".into(),
-        discovery: Discovery::StatefulSet,
-        log_filter: "info".into(),
-        clients_network: false,
-        ask_timeout: Duration::from_secs(1),
-    };
-    let c = docker::Cluster::start(&spec).await;
+    let c = docker::Cluster::start(&image_spec(image, "footprint", "info")).await;
     let all = c.all();
     let first = c
         .agreed(&all, Duration::from_secs(60))

@@ -40,6 +40,20 @@ pub(crate) const SECTIONS: &[&str] = &[
 ];
 
 /// A duration in milliseconds.
+/// Three containers of `image` for election `election`, found as a StatefulSet's pods, each
+/// asked with a 1 s timeout (a throttled peer answers late: a late answer is still one).
+fn image_spec(image: &str, election: &str, log_filter: &str) -> testkit::docker::Spec {
+    testkit::docker::Spec {
+        image: image.to_string(),
+        peers: 3,
+        election: election.into(),
+        discovery: testkit::docker::Discovery::StatefulSet,
+        log_filter: log_filter.into(),
+        clients_network: false,
+        ask_timeout: Duration::from_secs(1),
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use testkit::docker::{self, Discovery};
+use testkit::docker;
 use testkit::{agreement, Ask};
 
 use crate::cli::Args;
@@ -23,16 +23,7 @@ pub(super) async fn throttled(args: &Args) -> Result<Value, String> {
     docker::cli::available()?;
     let mut runs = Vec::new();
     for cpus in LIMITS {
-        let spec = docker::Spec {
-            image: image.clone(),
-            peers: 3,
-            election: "throttled".into(),
-            discovery: Discovery::StatefulSet,
-            log_filter: "info,openraft=off".into(),
-            clients_network: false,
-            // A throttled peer answers late: a late answer is still an answer.
-            ask_timeout: Duration::from_secs(1),
-        };
+        let spec = super::image_spec(&image, "throttled", "info,openraft=off");
         let c = docker::Cluster::start(&spec).await;
         let all = c.all();
         let first = c

@@ -39,6 +39,8 @@ pub struct Limits {
     pub max_body: usize,
     /// How long in-flight requests may finish after the stop signal.
     pub drain: Duration,
+    /// A fixed kernel send buffer per connection (its autotuning off), or the kernel's.
+    pub send_buffer: Option<usize>,
 }
 
 impl Limits {
@@ -51,6 +53,8 @@ impl Limits {
             request_timeout: Duration::from_secs(10),
             max_body: 64 * 1024,
             drain,
+            // Event streams and metrics pages: the kernel sizes them.
+            send_buffer: None,
         }
     }
 
@@ -62,9 +66,17 @@ impl Limits {
             request_timeout: Duration::from_secs(10),
             max_body: crate::wire::MAX_MESSAGE,
             drain,
+            send_buffer: Some(PEER_SEND_BUFFER),
         }
     }
 }
+
+/// The send buffer of an accepted peer connection. What a peer answers is small (votes,
+/// acknowledgements, status; a snapshot goes the other way), so this holds hundreds of
+/// answers. It bounds how many answers a peer that stops reading makes this one hold before
+/// its stream is cut off as stalled, and the kernel memory it pins: with autotuning the
+/// buffer of such a connection grows to several MiB first (tcp_wmem's maximum).
+pub const PEER_SEND_BUFFER: usize = 64 * 1024;
 
 /// A listener that could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +215,10 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        if let Some(size) = limits.send_buffer {
+            // Best effort: a kernel that refuses keeps its own sizing.
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
+        }
         let (router, http, stop, tls) = (router.clone(), http.clone(), stop.clone(), tls.clone());
         connections.spawn(
             async move {

@@ -116,8 +116,10 @@ pub async fn run(config: Arc<Config>, raft: Raft, client: PeerClient, cancel: Ca
             );
         }
         tokio::select! {
+            biased;
             _ = cancel.cancelled() => return,
-            _ = metrics.changed() => {}
+            // Raft stopped (the peer is shutting down): nothing left to bootstrap.
+            changed = metrics.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(1));

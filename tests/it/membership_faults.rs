@@ -452,6 +452,90 @@ async fn a_leave_that_reaches_the_leader_after_its_peer_gave_up_does_not_remove_
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_that_reaches_the_leader_after_its_peer_left_and_exited_does_not_make_it_a_member() {
+    // A join sent before its peer was stopped can reach the leader after that peer left and
+    // exited: the network held it (as TCP retransmission delivers what a partition held), or
+    // it waited in a slow handshake. In the nemesis over TLS a leader that had just left was
+    // back as a learner 11 ms later by such a join, and stayed one after it exited
+    // (docs/DESIGN.md, "Membership", a late join). Here the test is that late network: once
+    // peer-3 joined, left and exited, it delivers peer-3's join to the leader, byte for byte
+    // what peer-3 sends (no peer secret in this cluster). The leader must answer "later" and
+    // leave the membership alone.
+    let mut s = spec(4);
+    s.spares = 1;
+    let mut c = Cluster::new(s);
+    c.first_cluster(&[0, 1, 2]);
+    c.join_later(3, &[0, 1, 2]);
+    for i in 0..3 {
+        c.spawn(i);
+    }
+    let watch = Watch::start(&c);
+    let mut steps = Vec::new();
+    let first = [0, 1, 2];
+    let (leader, term) = c.agreed_leader(&first, STEP).await;
+    c.spawn(3);
+    c.members_converge(&[0, 1, 2, 3], &[0, 1, 2, 3], &[], STEP)
+        .await;
+    steps.push(format!("peer-{leader} leads in term {term}; peer-3 joined"));
+    let sent = Instant::now();
+    c.signal(3, Signal::SIGTERM);
+    let took = c.expect_stopped(3, sent).await;
+    c.members_converge(&first, &first, &[], STEP).await;
+    steps.push(format!(
+        "peer-3 left and exited {} ms after SIGTERM",
+        ms(took)
+    ));
+
+    let join = raft_elector::peer::protocol::JoinRequest {
+        name: c.peers[3].name.clone(),
+        addr: c.peers[3].peer_addr.to_string(),
+        witness: false,
+    };
+    let body = raft_elector::wire::encode(&join);
+    let url = format!(
+        "http://{}{}",
+        c.peers[leader].peer_addr,
+        raft_elector::peer::protocol::JOIN_PATH
+    );
+    let answer = testkit::http::client(STEP)
+        .post(url)
+        .header(raft_elector::peer::protocol::ELECTION_HEADER, "test")
+        .header(raft_elector::peer::protocol::FROM_HEADER, &c.peers[3].name)
+        .header(
+            raft_elector::peer::protocol::PROTOCOL_HEADER,
+            raft_elector::peer::protocol::PROTOCOL_VERSION,
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("the leader answers");
+    assert_eq!(answer.status(), 200, "the join was not even considered");
+    let bytes = answer.bytes().await.expect("the answer's body");
+    let answer: raft_elector::peer::protocol::MembershipAnswer =
+        raft_elector::wire::decode(&bytes).expect("a membership answer");
+    steps.push(format!("the late join delivered to the leader: {answer:?}"));
+    let delivered = Instant::now();
+    while delivered.elapsed() < Duration::from_secs(1) {
+        let m = c.members(leader).await.expect("the leader's members");
+        assert!(
+            m.voters.len() == 3 && m.learners.is_empty(),
+            "the late join of peer-3, which had left and exited, changed the members: {m:?} (answer {answer:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    watch
+        .finish("a late join of a peer that left", &steps)
+        .await;
+    match answer {
+        raft_elector::peer::protocol::MembershipAnswer::Later { reason } => assert!(
+            reason.contains("cannot reach"),
+            "declined for another reason: {reason}"
+        ),
+        other => panic!("the late join was answered {other:?}"),
+    }
+}
+
 /// Restarts peer `back` (removed from the membership while it was away, with the data it had)
 /// and checks that it joins again without any election: the leadership `(leader, term)` goes
 /// on, `back` never votes for itself nor claims, and all three list three voters.

@@ -44,7 +44,11 @@ pub async fn join(changes: Arc<Changes>, leadership: Arc<Leadership>, stop: Canc
         let wanted = !answered || (outside && !(fresh && config.bootstraps())) || lost;
         if wanted && !leadership.relinquished() {
             last_attempt = Some(now);
-            match ask_to_join(&changes, &members).await {
+            let asked = tokio::select! {
+                _ = stop.cancelled() => return,
+                asked = ask_to_join(&changes, &members) => asked,
+            };
+            match asked {
                 Some(MembershipAnswer::Done { standing, index }) => {
                     answered = true;
                     backoff = Duration::from_millis(100);

@@ -75,15 +75,6 @@ impl Streams {
         })
     }
 
-    /// Streams open now.
-    pub fn len(&self) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Waits for every stream to end (they end when `stop` fires).
     pub async fn close(&self) {
         self.tracker.close();

@@ -71,6 +71,24 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
+/// Peers 0-2 as the first cluster of `s` (4 peers), peer 3 a spare that joins when started;
+/// 0-2 started and agreed on a leader, all of it watched. Returns the cluster, the watch, the
+/// steps so far, the leader and its term.
+async fn three_and_a_spare(mut s: testkit::Spec) -> (Cluster, Watch, Vec<String>, usize, u64) {
+    s.spares = 1;
+    let mut c = Cluster::new(s);
+    c.first_cluster(&[0, 1, 2]);
+    c.join_later(3, &[0, 1, 2]);
+    for i in 0..3 {
+        c.spawn(i);
+    }
+    let watch = Watch::start(&c);
+    let (leader, term) = c.agreed_leader(&[0, 1, 2], STEP).await;
+    c.members_converge(&[0, 1, 2], &[0, 1, 2], &[], STEP).await;
+    let steps = vec![format!("peer-{leader} leads in term {term}")];
+    (c, watch, steps, leader, term)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_during_a_join_leaves_one_leader_and_the_joiner_becomes_a_voter() {
     // The leader is killed as soon as it lists the joiner (it lists an entry once appended,
@@ -91,19 +109,7 @@ async fn a_leader_killed_as_a_joiner_starts_leaves_one_leader_and_the_joiner_bec
 /// fewer voters than --max-voters, promotes it. The crashed leader stays a voter (a crash
 /// changes nothing). Never two leaders.
 async fn leader_killed_during_a_join(listed: bool) {
-    let mut s = spec(4);
-    s.spares = 1;
-    let mut c = Cluster::new(s);
-    c.first_cluster(&[0, 1, 2]);
-    c.join_later(3, &[0, 1, 2]);
-    for i in 0..3 {
-        c.spawn(i);
-    }
-    let watch = Watch::start(&c);
-    let mut steps = Vec::new();
-    let (leader, term) = c.agreed_leader(&[0, 1, 2], STEP).await;
-    c.members_converge(&[0, 1, 2], &[0, 1, 2], &[], STEP).await;
-    steps.push(format!("peer-{leader} leads in term {term}"));
+    let (mut c, watch, mut steps, leader, term) = three_and_a_spare(spec(4)).await;
 
     let joiner = c.peers[3].name.clone();
     let t = Instant::now();
@@ -220,19 +226,7 @@ async fn a_leader_killed_during_a_leave_leaves_one_leader_and_the_leaver_exits_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joiner_that_cannot_reach_the_cluster_stays_outside_and_joins_once_healed() {
-    let mut s = proxied_spec(4);
-    s.spares = 1;
-    let mut c = Cluster::new(s);
-    c.first_cluster(&[0, 1, 2]);
-    c.join_later(3, &[0, 1, 2]);
-    for i in 0..3 {
-        c.spawn(i);
-    }
-    let watch = Watch::start(&c);
-    let mut steps = Vec::new();
-    let (leader, term) = c.agreed_leader(&[0, 1, 2], STEP).await;
-    c.members_converge(&[0, 1, 2], &[0, 1, 2], &[], STEP).await;
-    steps.push(format!("peer-{leader} leads in term {term}"));
+    let (mut c, watch, mut steps, leader, _) = three_and_a_spare(proxied_spec(4)).await;
 
     c.proxies().cut(&[3], &[0, 1, 2], Mode::Drop);
     c.spawn(3);
@@ -462,22 +456,12 @@ async fn a_join_that_reaches_the_leader_after_its_peer_left_and_exited_does_not_
     // peer-3 joined, left and exited, it delivers peer-3's join to the leader, byte for byte
     // what peer-3 sends (no peer secret in this cluster). The leader must answer "later" and
     // leave the membership alone.
-    let mut s = spec(4);
-    s.spares = 1;
-    let mut c = Cluster::new(s);
-    c.first_cluster(&[0, 1, 2]);
-    c.join_later(3, &[0, 1, 2]);
-    for i in 0..3 {
-        c.spawn(i);
-    }
-    let watch = Watch::start(&c);
-    let mut steps = Vec::new();
+    let (mut c, watch, mut steps, leader, _) = three_and_a_spare(spec(4)).await;
     let first = [0, 1, 2];
-    let (leader, term) = c.agreed_leader(&first, STEP).await;
     c.spawn(3);
     c.members_converge(&[0, 1, 2, 3], &[0, 1, 2, 3], &[], STEP)
         .await;
-    steps.push(format!("peer-{leader} leads in term {term}; peer-3 joined"));
+    steps.push("peer-3 joined".to_string());
     let sent = Instant::now();
     c.signal(3, Signal::SIGTERM);
     let took = c.expect_stopped(3, sent).await;

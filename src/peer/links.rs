@@ -112,6 +112,16 @@ struct LinkState {
     unreachable: bool,
 }
 
+impl LinkState {
+    /// The queue of the open connection, if it is alive and made with TLS files `generation`.
+    fn live(&self, generation: u64) -> Option<mpsc::Sender<Call>> {
+        self.calls
+            .as_ref()
+            .filter(|c| !c.is_closed() && self.generation == generation)
+            .cloned()
+    }
+}
+
 /// One call handed to a connection.
 struct Call {
     path: String,
@@ -224,15 +234,19 @@ impl Links {
     ) -> Result<Option<mpsc::Sender<Call>>, LinkFailure> {
         // The usual case, a live connection made with the current files: no task.
         let generation = self.options.tls.as_ref().map_or(0, |t| t.generation());
-        if let Ok(state) = self.link(to).state.try_lock() {
-            if let Some(calls) = state.calls.as_ref().filter(|c| !c.is_closed()) {
-                if state.generation == generation {
-                    return Ok(Some(calls.clone()));
-                }
-            }
+        if let Some(calls) = self
+            .link(to)
+            .state
+            .try_lock()
+            .ok()
+            .and_then(|state| state.live(generation))
+        {
+            return Ok(Some(calls));
         }
         let (links, to) = (Arc::clone(self), to.clone());
-        let connecting = self.tracker.spawn(async move { links.connect(&to).await });
+        let connecting = self
+            .tracker
+            .spawn(async move { links.connect(&to, generation).await });
         match connecting.await {
             Ok(result) => result,
             Err(e) => Err(LinkFailure::Failed(format!("connecting failed: {e}"))),
@@ -240,14 +254,17 @@ impl Links {
     }
 
     /// [`Links::connected`]'s work, one caller at a time per peer.
-    async fn connect(&self, to: &PeerNode) -> Result<Option<mpsc::Sender<Call>>, LinkFailure> {
+    async fn connect(
+        &self,
+        to: &PeerNode,
+        generation: u64,
+    ) -> Result<Option<mpsc::Sender<Call>>, LinkFailure> {
         let link = self.link(to);
-        let generation = self.options.tls.as_ref().map_or(0, |t| t.generation());
         let mut state = link.state.lock().await;
-        if let Some(calls) = state.calls.as_ref().filter(|c| !c.is_closed()) {
-            if state.generation == generation {
-                return Ok(Some(calls.clone()));
-            }
+        if let Some(calls) = state.live(generation) {
+            return Ok(Some(calls));
+        }
+        if state.calls.as_ref().is_some_and(|c| !c.is_closed()) {
             tracing::debug!(peer = %to.name, "the TLS files changed; connecting anew");
         }
         state.calls = None;

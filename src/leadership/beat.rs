@@ -1,27 +1,139 @@
 //! One beat for the periodic loops of a peer, so that they wake together: each wake-up of an
 //! idle peer costs a context switch, and loops whose periods are multiples of one another wake
 //! at the same instants when they count from the same epoch.
+//!
+//! The beat is a grid of [`GRID`] (64 ms) steps from the moment the async runtime was built
+//! ([`start`]). That is tokio's own grid: its timer wheel keeps a timer due in a later 64 ms
+//! step in a coarser slot, and wakes the thread at the START of that step to move it to a
+//! finer one, so a timer due anywhere else costs two wake-ups (the move, then the timer) where
+//! a timer due on a grid point costs one. openraft's tick is put on the grid too
+//! ([`GridRuntime`]): without it, a tick every 45 ms crossed a grid line most of the time and
+//! woke an idle peer about 38 times a second instead of 22.
 
+use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use openraft::async_runtime::{AsyncRuntime, TokioOneShotSender};
+use openraft::{OptionalSend, TokioInstant, TokioRuntime};
 use tokio::time::Instant;
+
+/// The step of the beat: tokio's coarser timer slots are this long, counted from the moment
+/// its runtime was built.
+pub const GRID: Duration = Duration::from_millis(64);
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
-/// The next instant after now that is a whole number of `period`s after the process's epoch.
+/// Fixes the beat's epoch to now. Called right before the async runtime is built, so that the
+/// beat falls on tokio's grid (tokio counts whole milliseconds from its own start, which then
+/// comes less than a millisecond after this epoch). Without it (tests), the epoch is the
+/// first use, and loops still wake together, only not on tokio's grid.
+pub fn start() {
+    let _ = EPOCH.set(Instant::now());
+}
+
+fn epoch() -> Instant {
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// `period` rounded up to a whole number of [`GRID`] steps.
+fn on_grid(period: Duration) -> u128 {
+    let grid = GRID.as_nanos();
+    period.as_nanos().div_ceil(grid).max(1) * grid
+}
+
+fn at(ns: u128) -> Instant {
+    epoch() + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+}
+
+/// The next instant after now that is a whole number of `period`s after the epoch, `period`
+/// rounded up to whole [`GRID`] steps (100 ms → 128 ms, 1 s → 1,024 ms).
 pub fn next(period: Duration) -> Instant {
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    let period_ns = period.as_nanos().max(1);
-    let since = Instant::now().saturating_duration_since(epoch).as_nanos();
-    let beats = since / period_ns + 1;
-    let at = beats.saturating_mul(period_ns);
-    epoch + Duration::from_nanos(u64::try_from(at).unwrap_or(u64::MAX))
+    let period = on_grid(period);
+    let since = Instant::now().saturating_duration_since(epoch()).as_nanos();
+    at((since / period + 1) * period)
+}
+
+/// The first grid point at or after `t`.
+pub fn align_up(t: Instant) -> Instant {
+    let grid = GRID.as_nanos();
+    let since = t.saturating_duration_since(epoch()).as_nanos();
+    at(since.div_ceil(grid) * grid)
 }
 
 /// Sleeps until [`next`]`(period)`.
 pub async fn sleep(period: Duration) {
     tokio::time::sleep_until(next(period)).await
+}
+
+/// openraft's tokio runtime with its timers on the beat: `sleep_until`, which openraft uses
+/// for its tick alone, ends at the first grid point at or after the deadline (a tick every
+/// 1.5 × `heartbeat_interval` becomes one every whole number of [`GRID`] steps: 45 ms → 64
+/// ms), and so do its timeouts (an append-entries given up after one heartbeat interval, 30
+/// ms, is given up at the next grid point instead, 30 to 94 ms later: a timer due before the
+/// thread's next wake-up costs a write to tokio's wake-up descriptor, and another wake-up,
+/// each time it is armed). The network adapter keeps waiting for an answer after openraft
+/// gave up anyway (`leadership::network`). Everything else is tokio's, unchanged.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct GridRuntime;
+
+impl AsyncRuntime for GridRuntime {
+    type JoinError = <TokioRuntime as AsyncRuntime>::JoinError;
+    type JoinHandle<T: OptionalSend + 'static> = <TokioRuntime as AsyncRuntime>::JoinHandle<T>;
+    type Sleep = <TokioRuntime as AsyncRuntime>::Sleep;
+    type Instant = TokioInstant;
+    type TimeoutError = <TokioRuntime as AsyncRuntime>::TimeoutError;
+    type Timeout<R, T: Future<Output = R> + OptionalSend> =
+        <TokioRuntime as AsyncRuntime>::Timeout<R, T>;
+    type ThreadLocalRng = <TokioRuntime as AsyncRuntime>::ThreadLocalRng;
+    type OneshotSender<T: OptionalSend> = TokioOneShotSender<T>;
+    type OneshotReceiver<T: OptionalSend> = <TokioRuntime as AsyncRuntime>::OneshotReceiver<T>;
+    type OneshotReceiverError = <TokioRuntime as AsyncRuntime>::OneshotReceiverError;
+
+    fn spawn<T>(future: T) -> Self::JoinHandle<T::Output>
+    where
+        T: Future + OptionalSend + 'static,
+        T::Output: OptionalSend + 'static,
+    {
+        TokioRuntime::spawn(future)
+    }
+
+    fn sleep(duration: Duration) -> Self::Sleep {
+        TokioRuntime::sleep(duration)
+    }
+
+    fn sleep_until(deadline: Self::Instant) -> Self::Sleep {
+        TokioRuntime::sleep_until(align_up(deadline))
+    }
+
+    fn timeout<R, F: Future<Output = R> + OptionalSend>(
+        duration: Duration,
+        future: F,
+    ) -> Self::Timeout<R, F> {
+        TokioRuntime::timeout_at(align_up(Instant::now() + duration), future)
+    }
+
+    fn timeout_at<R, F: Future<Output = R> + OptionalSend>(
+        deadline: Self::Instant,
+        future: F,
+    ) -> Self::Timeout<R, F> {
+        TokioRuntime::timeout_at(align_up(deadline), future)
+    }
+
+    fn is_panic(join_error: &Self::JoinError) -> bool {
+        TokioRuntime::is_panic(join_error)
+    }
+
+    fn thread_rng() -> Self::ThreadLocalRng {
+        TokioRuntime::thread_rng()
+    }
+
+    fn oneshot<T>() -> (Self::OneshotSender<T>, Self::OneshotReceiver<T>)
+    where
+        T: OptionalSend,
+    {
+        TokioRuntime::oneshot()
+    }
 }
 
 #[cfg(test)]
@@ -30,17 +142,35 @@ mod tests {
 
     #[tokio::test]
     async fn loops_of_multiple_periods_wake_at_the_same_instants() {
-        let a = next(Duration::from_millis(50));
-        let b = next(Duration::from_millis(100));
+        let a = next(Duration::from_millis(64));
+        let b = next(Duration::from_millis(128));
         assert!(a > Instant::now() - Duration::from_millis(1));
-        assert!(a <= Instant::now() + Duration::from_millis(50));
-        // The 100 ms beat is one of the 50 ms beats.
+        assert!(a <= Instant::now() + GRID);
+        // The 128 ms beat is one of the 64 ms beats.
         let gap = b.duration_since(a).as_millis();
-        assert!(gap == 0 || gap == 50, "{gap}");
+        assert!(gap == 0 || gap == 64, "{gap}");
         tokio::time::sleep_until(a).await;
         assert!(
-            next(Duration::from_millis(50)) > a,
+            next(Duration::from_millis(64)) > a,
             "the next beat, not this one"
         );
+    }
+
+    #[tokio::test]
+    async fn periods_and_deadlines_are_put_on_the_grid() {
+        let now = Instant::now();
+        // 100 ms is rounded up to two grid steps: consecutive beats are 128 ms apart.
+        let a = next(Duration::from_millis(100));
+        let since = a.duration_since(epoch()).as_nanos();
+        assert_eq!(since % (2 * GRID.as_nanos()), 0);
+        // A deadline moves to the first grid point at or after it, never earlier.
+        let d = now + Duration::from_millis(45);
+        let aligned = align_up(d);
+        assert!(aligned >= d && aligned < d + GRID, "{aligned:?} {d:?}");
+        assert_eq!(
+            aligned.duration_since(epoch()).as_nanos() % GRID.as_nanos(),
+            0
+        );
+        assert_eq!(align_up(aligned), aligned);
     }
 }

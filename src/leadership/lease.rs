@@ -47,6 +47,11 @@ pub struct Leadership {
     poke: Notify,
     /// The events the watcher wants to hear of: [`WANT_GAIN`], [`WANT_LEADING`], [`WANT_NAMED`].
     interest: AtomicU8,
+    /// Counts renewals (an acknowledgement counted, a heartbeat heard), so that the loops
+    /// that sleep until the lease or the freshness window would run out move their deadline
+    /// as it moves, within the same wake-up, instead of waking at every stale deadline
+    /// ([`Self::renewals`]).
+    renewed: watch::Sender<u64>,
     /// A witness: it may lead only as a caretaker, and then never claims
     /// ([`Self::claim_remaining`]).
     witness: bool,
@@ -106,6 +111,7 @@ impl Leadership {
             app: AppHealth::default(),
             poke: Notify::new(),
             interest: AtomicU8::new(0),
+            renewed: watch::channel(0).0,
             witness: false,
         }
     }
@@ -125,6 +131,18 @@ impl Leadership {
     /// last call: [`Notify`] keeps one permit).
     pub fn changed(&self) -> &Notify {
         &self.poke
+    }
+
+    /// Changes at every renewal of the lease or of the freshness window: a loop that sleeps
+    /// until either would run out waits on this too and moves its deadline.
+    pub fn renewals(&self) -> watch::Receiver<u64> {
+        self.renewed.subscribe()
+    }
+
+    fn renew(&self) {
+        if self.renewed.receiver_count() > 0 {
+            self.renewed.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     fn wake(&self, want: u8) {
@@ -215,6 +233,7 @@ impl Leadership {
         }
         drop(l);
         self.wake(WANT_GAIN);
+        self.renew();
     }
 
     /// An incoming request carries `term`: if it is newer than this peer's leadership, stop
@@ -380,6 +399,7 @@ impl Leadership {
         }
         drop(h);
         self.wake(WANT_GAIN);
+        self.renew();
     }
 
     /// This peer accepted an append-entries (leased or not) that arrived at `at`.

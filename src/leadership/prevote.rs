@@ -5,7 +5,7 @@
 //! "Pre-vote" and "Check-quorum".
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use openraft::storage::RaftLogStorage;
 use openraft::ServerState;
@@ -95,7 +95,11 @@ pub async fn run(
         controller = controller.witness();
     }
     let mut rng = rand::rngs::StdRng::from_entropy();
+    let mut renewals = leadership.renewals();
+    let wake = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(wake);
     loop {
+        renewals.borrow_and_update();
         let mut inputs = observe(&raft, &leadership, config.me.id, rng.gen());
         let mut actions = controller.step(&inputs);
         if actions.pre_vote_round {
@@ -106,7 +110,7 @@ pub async fn run(
             });
             // What the round's wait may have changed is read again; the rest stands as
             // observed, `now` included.
-            inputs.leased = leadership.lease_valid(inputs.term, inputs.now);
+            inputs.lease_left = leadership.lease_remaining(inputs.term, inputs.now);
             inputs.relinquished = leadership.relinquished();
             inputs.last_append = leadership.last_append();
             actions = controller.step(&inputs);
@@ -129,13 +133,17 @@ pub async fn run(
                 tracing::warn!(error = %e, "cannot campaign");
             }
         }
-        let wake = match actions.on_beat {
+        // One timer, moved at each pass (a later deadline costs no wake-up). Sleeping until
+        // a lease or a freshness window runs out, a renewal moves that deadline: step again
+        // then, within the renewal's wake-up, instead of waking at the stale deadline.
+        wake.as_mut().reset(match actions.on_beat {
             true => super::beat::next(actions.sleep),
             false => tokio::time::Instant::now() + actions.sleep,
-        };
+        });
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep_until(wake) => {}
+            Ok(()) = renewals.changed(), if actions.until_lapse => {}
+            _ = &mut wake => {}
         }
     }
 }
@@ -169,7 +177,7 @@ fn observe(raft: &Raft, leadership: &Leadership, me: NodeId, random: f64) -> Inp
             ServerState::Shutdown => RaftState::Shutdown,
         },
         term,
-        leased: leadership.lease_valid(term, now),
+        lease_left: leadership.lease_remaining(term, now),
         fresh_leader: leadership.fresh_leader(now).map(|(_, left)| left),
         last_append: leadership.last_append(),
         relinquished: leadership.relinquished(),

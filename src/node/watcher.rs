@@ -7,8 +7,10 @@
 //!   leader while it names another peer,
 //! - the end of the answer's validity (`valid_ms`): leases expire with time, not with an event.
 //!
-//! There is no polling tick: while a leader is named, it wakes about once per lease (to find
-//! the lease renewed); while none is, only on events (and a slow safety net).
+//! There is no polling tick: while a leader is named, each renewal of the lease (or of the
+//! follower's freshness window) moves the deadline in the renewal's own wake-up, so the timer
+//! fires only when the answer really runs out; while none is, only on events (and a slow
+//! safety net).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -111,8 +113,13 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let mut asked = 0;
+    let mut renewals = leadership.renewals();
+    // One timer, moved at each pass: a later deadline costs no wake-up, a new timer may.
+    let wake = tokio::time::sleep(SAFETY_NET);
+    tokio::pin!(wake);
     loop {
         let seen = raft_key(&raft.borrow_and_update());
+        renewals.borrow_and_update();
         let obs = view.observe();
         let want = interest(&obs);
         if want != asked {
@@ -122,12 +129,17 @@ pub async fn run(
             continue;
         }
         let next = next_wake(&obs);
+        // While a leader is named, a renewal moves the end of the answer's validity: observe
+        // again then, in the renewal's own wake-up, rather than at the stale deadline.
+        let naming = !obs.name.is_empty();
         publish(&tx, obs, SystemTime::now());
+        wake.as_mut().reset(tokio::time::Instant::now() + next);
         tokio::select! {
             _ = stop.cancelled() => return,
             changed = relevant_change(&mut raft, &seen) => if !changed { return },
             _ = leadership.changed().notified() => {}
-            _ = tokio::time::sleep(next) => {}
+            Ok(()) = renewals.changed(), if naming => {}
+            _ = &mut wake => {}
         }
     }
 }

@@ -13,7 +13,8 @@ use crate::raft::NodeId;
 
 /// How often the step wants to run while no leader is fresh and this peer does not lead, so
 /// that a campaign starts close to its chosen moment. (Following a fresh leader, it sleeps
-/// until that leader would go stale; leading, half the maximum election timeout.)
+/// until that leader would go stale; leading, until its lease would lapse, and unleased, half
+/// the maximum election timeout.)
 const POLL: Duration = Duration::from_millis(5);
 
 /// The time between two ranks' campaigns ([`campaign_rank`]): long enough for the first
@@ -45,8 +46,8 @@ pub struct Inputs {
     pub now: Instant,
     pub state: RaftState,
     pub term: u64,
-    /// This peer's leader lease holds for `term` at `now`.
-    pub leased: bool,
+    /// How much longer this peer's leader lease holds for `term` at `now`, if it holds.
+    pub lease_left: Option<Duration>,
     /// How long the leader this peer last heard from is still fresh, if it is.
     pub fresh_leader: Option<Duration>,
     /// When this peer last accepted an append-entries of any leader (or started).
@@ -118,6 +119,9 @@ pub struct Actions {
     /// The sleep is a period, not a deadline: wake on the shared beat
     /// ([`crate::leadership::beat`]) with the other periodic loops.
     pub on_beat: bool,
+    /// The sleep ends when the lease or the fresh leader's window lapses: a renewal of either
+    /// ([`crate::leadership::Leadership::renewals`]) should end it early, to step again.
+    pub until_lapse: bool,
 }
 
 /// A decision worth a log line.
@@ -218,7 +222,7 @@ struct CheckQuorum {
 impl CheckQuorum {
     /// The heartbeat switch to make, if any.
     fn step(&mut self, i: &Inputs, election_max: Duration) -> Option<bool> {
-        if i.state != RaftState::Leader || i.leased {
+        if i.state != RaftState::Leader || i.lease_left.is_some() {
             self.unleased_since = None;
         } else {
             self.unleased_since.get_or_insert(i.now);
@@ -288,17 +292,22 @@ impl Controller {
             self.gate.granted = round.granted;
             self.gate.next_round = round.finished + t.heartbeat;
         }
+        // Each wake-up costs a context switch: an idle peer should have few. A follower of a
+        // fresh leader has nothing to decide until that leader goes stale, nor a leased leader
+        // until its lease lapses (the loop also wakes at each renewal, which moves both
+        // deadlines within the renewal's own wake-up); an unleased leader's check-quorum
+        // counts in election timeouts (it silences heartbeats between 2 and 2.5 of them after
+        // the lease lapsed).
+        let (sleep, on_beat, until_lapse) = match (i.state, i.lease_left, i.fresh_leader) {
+            (RaftState::Leader, Some(left), _) => (left, false, true),
+            (RaftState::Leader, None, _) => (t.heartbeat.max(t.election_max / 2), true, false),
+            (_, _, Some(left)) => (left, false, true),
+            _ => (POLL, false, false),
+        };
         let mut a = Actions {
-            // Each wake-up costs a context switch: an idle peer should have few. A follower
-            // of a fresh leader has nothing to decide until that leader goes stale, and a
-            // leader's check-quorum counts in election timeouts (it silences heartbeats
-            // between 2 and 2.5 of them after the lease lapsed).
-            sleep: match (i.state, i.fresh_leader) {
-                (RaftState::Leader, _) => t.heartbeat.max(t.election_max / 2),
-                (_, Some(left)) => left,
-                _ => POLL,
-            },
-            on_beat: i.state == RaftState::Leader,
+            sleep,
+            on_beat,
+            until_lapse,
             ..Actions::default()
         };
         if let Some(beat) = self.quorum.step(i, t.election_max) {

@@ -34,7 +34,7 @@ impl Peer {
             now: self.t0 + ms(n),
             state: RaftState::Follower,
             term: 1,
-            leased: false,
+            lease_left: None,
             fresh_leader: None,
             last_append: self.t0,
             relinquished: false,
@@ -49,7 +49,7 @@ impl Peer {
         Inputs {
             state: RaftState::Leader,
             term: 3,
-            leased,
+            lease_left: leased.then_some(ms(150)),
             ..self.at(n)
         }
     }
@@ -113,8 +113,8 @@ fn a_leader_never_asks_for_pre_votes_and_keeps_elections_off() {
         assert_eq!(
             p.step(p.leader(n, true), true),
             Actions {
-                sleep: ms(100),
-                on_beat: true,
+                sleep: ms(150),
+                until_lapse: true,
                 ..Actions::default()
             }
         );
@@ -448,10 +448,20 @@ fn nothing_is_switched_once_relinquished() {
 }
 
 #[test]
-fn the_loop_sleeps_half_an_election_timeout_as_leader_until_a_fresh_leader_goes_stale_and_5_ms_otherwise(
+fn the_loop_sleeps_until_the_lease_lapses_as_leader_or_a_fresh_leader_goes_stale_and_5_ms_otherwise(
 ) {
     let mut p = Peer::new();
-    assert_eq!(p.step(p.leader(0, true), true).sleep, ms(100));
+    let leased = p.step(p.leader(0, true), true);
+    assert_eq!(
+        (leased.sleep, leased.on_beat, leased.until_lapse),
+        (ms(150), false, true)
+    );
+    // Unleased, check-quorum counts on the shared beat, in half election timeouts.
+    let unleased = p.step(p.leader(1, false), true);
+    assert_eq!(
+        (unleased.sleep, unleased.on_beat, unleased.until_lapse),
+        (ms(100), true, false)
+    );
     let fresh = |p: &Peer, n, left| Inputs {
         fresh_leader: Some(ms(left)),
         ..p.at(n)

@@ -14,11 +14,13 @@ use crate::members::Members;
 use crate::peer::contacts::Contacts;
 use crate::raft::RaftStatus;
 
-/// How often the leader's controller looks at the membership.
+/// How often the leader's controller looks at the membership while a change may be due soon
+/// (a joint membership, learners that may catch up, too many voters, a change just made).
 const TICK: Duration = Duration::from_millis(100);
-/// How often it looks, at most, while this peer does not lead (it wakes when Raft's server
-/// state changes).
-const NOT_LEADING_TICK: Duration = Duration::from_secs(1);
+/// How often it looks otherwise, leading or not; it also wakes whenever Raft's server state
+/// or membership changes. Nothing it waits for then needs a faster look: removing silent
+/// voters counts in tens of seconds, a witness is noticed by the prober once a second.
+const IDLE_TICK: Duration = Duration::from_secs(1);
 
 /// A joint membership unchanged this long has no change running to finish it.
 const STUCK_JOINT: Duration = Duration::from_secs(1);
@@ -43,20 +45,22 @@ pub async fn run(
     // The joint membership seen, and since when.
     let mut joint_since: Option<(Option<u64>, Instant)> = None;
     let mut server = changes.raft.server_metrics();
-    let mut elected = false;
+    let mut busy = false;
     loop {
-        // Not elected, it has nothing to do until this peer's Raft state changes (checked
-        // again every second all the same): an idle follower wakes seldom.
-        let wait = if elected { TICK } else { NOT_LEADING_TICK };
+        // With nothing due, it has nothing to do until Raft's server state or membership
+        // changes (checked again every second all the same): an idle peer wakes seldom.
+        let wait = if busy { TICK } else { IDLE_TICK };
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = crate::leadership::beat::sleep(wait) => {}
-            changed = server.changed(), if !elected => if changed.is_err() { return },
+            changed = server.changed() => if changed.is_err() { return },
         }
         let m = changes.raft.metrics().borrow().clone();
         let status = RaftStatus::from_metrics(&m);
         let now = Instant::now();
-        elected = status.elected(me);
+        let elected = status.elected(me);
+        // Elected without a lease yet: look again soon, the lease comes within a heartbeat.
+        busy = elected && !leadership.relinquished();
         if !elected || leadership.relinquished() || !leadership.may_claim(status.term, now) {
             leading_since = None;
             continue;
@@ -109,8 +113,12 @@ pub async fn run(
             stuck_joint,
             members,
         };
+        busy = inputs.members.joint()
+            || !inputs.members.learners().is_empty()
+            || inputs.members.voters().len() > inputs.max_voters;
         if let Some(change) = plan::next(&inputs) {
             changes.apply(&change).await;
+            busy = true;
         }
     }
 }

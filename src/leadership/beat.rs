@@ -11,6 +11,7 @@
 //! woke an idle peer about 38 times a second instead of 22.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ use tokio::time::Instant;
 pub const GRID: Duration = Duration::from_millis(64);
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Whether [`GridRuntime`] puts openraft's timers on the grid ([`put_raft_on_grid`]).
+static RAFT_ON_GRID: AtomicBool = AtomicBool::new(false);
 
 /// Fixes the beat's epoch to now. Called right before the async runtime is built, so that the
 /// beat falls on tokio's grid (tokio counts whole milliseconds from its own start, which then
@@ -61,15 +65,37 @@ pub fn align_up(t: Instant) -> Instant {
     at(since.div_ceil(grid) * grid)
 }
 
+/// The period of a timer that openraft re-arms every `interval` after it fired, once on the
+/// grid: the first whole number of [`GRID`] steps over `interval` (45 ms → 64, 64 → 128).
+pub fn grid_period(interval: Duration) -> Duration {
+    let grid = GRID.as_nanos();
+    let steps = interval.as_nanos() / grid + 1;
+    Duration::from_nanos(u64::try_from(steps * grid).unwrap_or(u64::MAX))
+}
+
+/// Whether openraft's tick, heartbeats and timeouts go on the grid from now on. The node
+/// decides once, before Raft starts: only when the rounded heartbeat period leaves the lease
+/// room for a round trip (`leadership::start`).
+pub fn put_raft_on_grid(on: bool) {
+    RAFT_ON_GRID.store(on, Ordering::Relaxed);
+}
+
+fn raft_deadline(deadline: Instant) -> Instant {
+    match RAFT_ON_GRID.load(Ordering::Relaxed) {
+        true => align_up(deadline),
+        false => deadline,
+    }
+}
+
 /// Sleeps until [`next`]`(period)`.
 pub async fn sleep(period: Duration) {
     tokio::time::sleep_until(next(period)).await
 }
 
-/// openraft's tokio runtime with its timers on the beat: `sleep_until`, which openraft uses
-/// for its tick alone, ends at the first grid point at or after the deadline (a tick every
-/// 1.5 × `heartbeat_interval` becomes one every whole number of [`GRID`] steps: 45 ms → 64
-/// ms), and so do its timeouts (an append-entries given up after one heartbeat interval, 30
+/// openraft's tokio runtime with its timers on the beat, once [`put_raft_on_grid`] said so:
+/// `sleep_until`, which openraft uses for its tick alone, ends at the first grid point at or
+/// after the deadline (a tick every 1.5 × `heartbeat_interval` becomes one every
+/// [`grid_period`]: 45 ms → 64 ms), and so do its timeouts (an append-entries given up after one heartbeat interval, 30
 /// ms, is given up at the next grid point instead, 30 to 94 ms later: a timer due before the
 /// thread's next wake-up costs a write to tokio's wake-up descriptor, and another wake-up,
 /// each time it is armed). The network adapter keeps waiting for an answer after openraft
@@ -103,21 +129,21 @@ impl AsyncRuntime for GridRuntime {
     }
 
     fn sleep_until(deadline: Self::Instant) -> Self::Sleep {
-        TokioRuntime::sleep_until(align_up(deadline))
+        TokioRuntime::sleep_until(raft_deadline(deadline))
     }
 
     fn timeout<R, F: Future<Output = R> + OptionalSend>(
         duration: Duration,
         future: F,
     ) -> Self::Timeout<R, F> {
-        TokioRuntime::timeout_at(align_up(Instant::now() + duration), future)
+        TokioRuntime::timeout_at(raft_deadline(Instant::now() + duration), future)
     }
 
     fn timeout_at<R, F: Future<Output = R> + OptionalSend>(
         deadline: Self::Instant,
         future: F,
     ) -> Self::Timeout<R, F> {
-        TokioRuntime::timeout_at(align_up(deadline), future)
+        TokioRuntime::timeout_at(raft_deadline(deadline), future)
     }
 
     fn is_panic(join_error: &Self::JoinError) -> bool {
@@ -172,5 +198,13 @@ mod tests {
             0
         );
         assert_eq!(align_up(aligned), aligned);
+    }
+
+    #[test]
+    fn a_tick_rearmed_after_it_fired_comes_every_whole_number_of_steps_above_its_interval() {
+        assert_eq!(grid_period(Duration::from_millis(15)), GRID);
+        assert_eq!(grid_period(Duration::from_millis(45)), GRID);
+        assert_eq!(grid_period(Duration::from_millis(64)), 2 * GRID);
+        assert_eq!(grid_period(Duration::from_millis(75)), 2 * GRID);
     }
 }

@@ -50,9 +50,18 @@ pub async fn start_raft(
 ) -> Result<Raft, StartError> {
     // A storage error here is Raft::new's to report: it reads the same vote.
     let stored_vote = log_store.clone().read_vote().await.ok().flatten();
+    let raft_config = raft_config(config)?;
+    // openraft's tick (every 1.5 × heartbeat_interval), and so the heartbeats, go on the beat's
+    // grid when the rounded period still leaves the lease room for a round trip: at most half
+    // the lease (64 ms of 150 at the defaults). Otherwise (short timings) they keep openraft's
+    // own period; docs/DESIGN.md, "Wake-ups of an idle peer".
+    let tick = Duration::from_millis(raft_config.heartbeat_interval * 3 / 2);
+    let on_grid = super::beat::grid_period(tick) <= config.timing.leader_lease() / 2;
+    super::beat::put_raft_on_grid(on_grid);
+    tracing::debug!(on_grid, "openraft's tick and timeouts on the beat's grid");
     let raft = Raft::new(
         config.me.id,
-        Arc::new(raft_config(config)?),
+        Arc::new(raft_config),
         network,
         log_store,
         state_machine,

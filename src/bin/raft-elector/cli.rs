@@ -156,12 +156,12 @@ pub struct RunArgs {
     #[arg(long, env = "RAFT_ELECTOR_HTTP", default_value = "127.0.0.1:4040", value_parser = config::parse_listen_addr, value_name = "ADDR")]
     pub http: SocketAddr,
 
-    /// Heartbeat interval. The leader's heartbeats go out on openraft's tick, every 1.5 × this
-    /// rounded up to whole 64 ms steps of the peer's timer grid (fewer wake-ups): every 64 ms
-    /// up to 42 ms, every 128 ms from 43 ms to 85 ms. That period bounds the round trip a
-    /// leader tolerates: an acknowledgement must come back within the lease (3/4 of the
-    /// maximum election timeout) minus one period, about 86 ms with the defaults (22 ms with
-    /// 50 ms).
+    /// Heartbeat interval. The leader's heartbeats go out on openraft's tick, every 1.5 × this,
+    /// which the peer puts on its 64 ms timer grid (fewer wake-ups) when the grid's period is
+    /// at most half the lease: every 64 ms up to 42 ms with the default election timeouts;
+    /// otherwise exactly every 1.5 × this. That period bounds the round trip a leader
+    /// tolerates: an acknowledgement must come back within the lease (3/4 of the maximum
+    /// election timeout) minus one period, about 86 ms with the defaults.
     #[arg(long, env = "RAFT_ELECTOR_HEARTBEAT", default_value = "30ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub heartbeat: Duration,
 

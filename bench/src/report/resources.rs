@@ -81,7 +81,7 @@ fn idle_table(o: &mut String, r: &Value) {
         .iter()
         .enumerate()
     {
-        usage_row(o, &format!("peer-{i}"), &p);
+        usage_row(o, &format!("peer-{i}"), p);
     }
     if let Some(peers) = s["footprint"]["image_peers"]["peers"].as_array() {
         for (i, p) in peers.iter().enumerate() {

@@ -17,7 +17,7 @@
 //! | 3 leadership | [`leadership`] | the policies openraft 0.9 lacks: lease, pre-vote and campaigns, check-quorum, hand-off, bootstrap, membership (joins, leaves, learners, witnesses); the job ledger's claims as the leader appends them, and the scheduler; the network adapter that feeds the lease |
 //! | 2 peer | [`peer`] | all that peers say to each other: messages, authentication, the streams that carry them and optional mutual TLS under them, the outgoing client and the incoming handlers (against [`peer::server::PeerService`]) |
 //! | 1 state | [`store`], [`config`], [`metrics`] | the sled store; the validated configuration; the Prometheus registry |
-//! | 0 base | [`raft`], [`members`], [`ledger`], [`wire`], [`errors`] | openraft's type configuration and ids; the membership in force as openraft holds it; the job ledger's pure rules (who holds a slot); the bincode encoding shared by peer messages and disk records; error chains |
+//! | 0 base | [`raft`], [`beat`], [`members`], [`ledger`], [`wire`], [`errors`] | openraft's type configuration and ids; the shared beat of the periodic loops on tokio's timer grid, and openraft's runtime on it; the membership in force as openraft holds it; the job ledger's pure rules (who holds a slot); the bincode encoding shared by peer messages and disk records; error chains |
 //!
 //! The binary (`src/bin/raft-elector/`) adds what only it needs: the command line, logging
 //! set-up, `raft-elector leader` and `raft-elector demo`. Design notes, with what could go
@@ -27,6 +27,7 @@
 // return; boxing them at every call site would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod beat;
 pub mod errors;
 pub mod ledger;
 pub mod members;

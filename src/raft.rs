@@ -71,7 +71,7 @@ openraft::declare_raft_types!(
         Node = PeerNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = crate::leadership::beat::GridRuntime,
+        AsyncRuntime = crate::beat::GridRuntime,
 );
 
 pub type Raft = openraft::Raft<TypeConfig>;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers of `src/lib.rs`, bottom first.
 const LAYERS: &[&[&str]] = &[
-    &["errors", "ledger", "members", "raft", "wire"],
+    &["beat", "errors", "ledger", "members", "raft", "wire"],
     &["config", "metrics", "store"],
     &["peer"],
     &["leadership"],

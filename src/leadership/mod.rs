@@ -15,11 +15,10 @@
 //!   claims joined into one entry by [`batcher`]);
 //!   [`scheduler`]: the leader firing `--job`s at their times, with catch-up.
 //! * [`service`]: what this peer does with its peers' requests; [`start`]: starting openraft
-//!   under these policies; [`beat`]: the shared beat of the periodic loops.
+//!   under these policies (its periodic loops on [`crate::beat`]).
 
 pub mod app_health;
 pub mod batcher;
-pub mod beat;
 pub mod bootstrap;
 pub mod campaign;
 pub mod caretaker;

@@ -137,7 +137,7 @@ pub async fn run(
         // a lease or a freshness window runs out, a renewal moves that deadline: step again
         // then, within the renewal's wake-up, instead of waking at the stale deadline.
         wake.as_mut().reset(match actions.on_beat {
-            true => super::beat::next(actions.sleep),
+            true => crate::beat::next(actions.sleep),
             false => tokio::time::Instant::now() + actions.sleep,
         });
         tokio::select! {

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     // The shared beat of the peer's loops starts with the runtime, on tokio's timer grid.
-    raft_elector::leadership::beat::start();
+    raft_elector::beat::start();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -117,7 +117,7 @@ pub struct Actions {
     /// How long to sleep after carrying the actions out.
     pub sleep: Duration,
     /// The sleep is a period, not a deadline: wake on the shared beat
-    /// ([`crate::leadership::beat`]) with the other periodic loops.
+    /// ([`crate::beat`]) with the other periodic loops.
     pub on_beat: bool,
     /// The sleep ends when the lease or the fresh leader's window lapses: a renewal of either
     /// ([`crate::leadership::Leadership::renewals`]) should end it early, to step again.

@@ -52,7 +52,7 @@ pub async fn run(
         let wait = if busy { TICK } else { IDLE_TICK };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = crate::leadership::beat::sleep(wait) => {}
+            _ = crate::beat::sleep(wait) => {}
             changed = server.changed() => if changed.is_err() { return },
         }
         let m = changes.raft.metrics().borrow().clone();
@@ -132,7 +132,7 @@ pub async fn probe(changes: Arc<Changes>, contacts: Arc<Contacts>, stop: Cancell
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = crate::leadership::beat::sleep(PROBE_EVERY) => {}
+            _ = crate::beat::sleep(PROBE_EVERY) => {}
         }
         let members = Members::from_metrics(&changes.raft.metrics().borrow());
         let quiet: Vec<_> = members

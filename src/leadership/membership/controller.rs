@@ -58,10 +58,10 @@ pub async fn run(
         let m = changes.raft.metrics().borrow().clone();
         let status = RaftStatus::from_metrics(&m);
         let now = Instant::now();
-        let elected = status.elected(me);
+        let leading = status.elected(me) && !leadership.relinquished();
         // Elected without a lease yet: look again soon, the lease comes within a heartbeat.
-        busy = elected && !leadership.relinquished();
-        if !elected || leadership.relinquished() || !leadership.may_claim(status.term, now) {
+        busy = leading;
+        if !leading || !leadership.may_claim(status.term, now) {
             leading_since = None;
             continue;
         }

@@ -112,7 +112,15 @@ impl Members {
 
 /// The name of member `id` in the membership a peer's metrics show.
 pub fn member_name(m: &RaftMetrics, id: NodeId) -> Option<String> {
-    m.membership_config
+    name_in(&m.membership_config, id)
+}
+
+/// The name of member `id` in `membership`.
+pub fn name_in(
+    membership: &openraft::StoredMembership<NodeId, PeerNode>,
+    id: NodeId,
+) -> Option<String> {
+    membership
         .membership()
         .get_node(&id)
         .map(|n| n.name.clone())

@@ -84,6 +84,11 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, PeerNode>;
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
 pub type StorageError = openraft::StorageError<NodeId>;
 pub type RaftMetrics = openraft::RaftMetrics<NodeId, PeerNode>;
+/// The part of openraft's metrics that changes only with the server's state, leader, vote or
+/// membership: openraft publishes it only when it changed, while [`RaftMetrics`] goes out at
+/// every turn of its core (on a leader, each replication acknowledgement). Loops that care only
+/// about this part watch it and wake that much less.
+pub type ServerMetrics = openraft::metrics::RaftServerMetrics<NodeId, PeerNode>;
 
 pub type AppendRequest = openraft::raft::AppendEntriesRequest<TypeConfig>;
 pub type AppendResponse = openraft::raft::AppendEntriesResponse<NodeId>;
@@ -141,6 +146,16 @@ impl RaftStatus {
         RaftStatus {
             state: m.state,
             term: m.current_term,
+            vote: m.vote,
+            leader: m.current_leader,
+        }
+    }
+
+    /// The same from [`ServerMetrics`] (openraft's `current_term` is its vote's term).
+    pub fn from_server(m: &ServerMetrics) -> Self {
+        RaftStatus {
+            state: m.state,
+            term: vote_term(&m.vote),
             vote: m.vote,
             leader: m.current_leader,
         }

@@ -17,14 +17,15 @@ use super::health::healthy_peers;
 pub async fn run(handoff: Handoff, stop: CancellationToken) {
     let me = handoff.config.me.id;
     let timing = handoff.config.timing;
-    let mut metrics = handoff.raft.metrics();
+    // The server metrics change only with the state, leader, vote or membership.
+    let mut metrics = handoff.raft.server_metrics();
     loop {
         let leads =
             metrics.wait_for(|m| m.state == ServerState::Leader && m.current_leader == Some(me));
         let term = tokio::select! {
             _ = stop.cancelled() => return,
             led = leads => match led {
-                Ok(m) => m.current_term,
+                Ok(m) => crate::raft::vote_term(&m.vote),
                 Err(_) => return,
             },
         };

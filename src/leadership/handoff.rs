@@ -64,7 +64,7 @@ impl Handoff {
     /// Shutdown: never claim again, stop campaigning, and hand over if leading.
     pub async fn before_exit(&self, budget: Duration) -> Outcome {
         self.leadership.relinquish();
-        self.raft.runtime_config().elect(false);
+        super::start::set_elections(&self.raft, false);
         if !self.leading() {
             return Outcome::NotLeader;
         }

@@ -47,7 +47,7 @@ pub struct Leadership {
     poke: Notify,
     /// The events the watcher wants to hear of: [`WANT_GAIN`], [`WANT_LEADING`], [`WANT_NAMED`].
     interest: AtomicU8,
-    /// Counts renewals (an acknowledgement counted, a heartbeat heard), so that the loops
+    /// Counts renewals (acknowledgements that moved the lease's start, a heartbeat heard), so that the loops
     /// that sleep until the lease or the freshness window would run out move their deadline
     /// as it moves, within the same wake-up, instead of waking at every stale deadline
     /// ([`Self::renewals`]).
@@ -85,7 +85,15 @@ struct LeaseState {
     relinquished: bool,
     /// This peer resigned the leadership of this term (and earlier ones): no claims for them.
     resigned: u64,
+    /// The quorum's acknowledgement time (the lease's start) when renewals were last
+    /// announced ([`Leadership::renewals`]).
+    announced: Option<Instant>,
 }
+
+/// A renewal is announced only when it moves the lease's start by at least this much: the
+/// acknowledgements of one heartbeat round, sent microseconds apart, make one announcement,
+/// not one per follower.
+const ANNOUNCE_STEP: Duration = Duration::from_millis(1);
 
 /// The leader a follower last heard from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,22 +226,35 @@ impl Leadership {
         if peer == self.me {
             return;
         }
-        let mut l = self.lease();
-        if term > l.term {
-            l.term = term;
-            l.acks.clear();
-            l.since = None;
-        }
-        if term == l.term {
+        let moved = self.with_configs(|configs| {
+            let mut l = self.lease();
+            if term > l.term {
+                l.term = term;
+                l.acks.clear();
+                l.since = None;
+            }
+            if term != l.term {
+                return false;
+            }
             l.since = Some(l.since.map_or(sent, |s| s.min(sent)));
             let slot = l.acks.entry(peer).or_insert(sent);
             if sent > *slot {
                 *slot = sent;
             }
-        }
-        drop(l);
+            let start = Self::quorum_ack(self.me, configs, &l, Instant::now());
+            let moved = match (start, l.announced) {
+                (Some(start), Some(before)) => start >= before + ANNOUNCE_STEP,
+                (start, _) => start.is_some(),
+            };
+            if moved {
+                l.announced = start;
+            }
+            moved
+        });
         self.wake(WANT_GAIN);
-        self.renew();
+        if moved {
+            self.renew();
+        }
     }
 
     /// An incoming request carries `term`: if it is newer than this peer's leadership, stop

@@ -71,7 +71,11 @@ impl Shared {
     /// Logs a peer becoming unreachable or reachable again, once per change.
     fn note_reachable(&self, peer: &str, ok: bool, error: Option<&CallError>) {
         let mut map = self.reachable.lock().unwrap_or_else(|p| p.into_inner());
-        let before = map.insert(peer.to_string(), ok);
+        // The common case, nothing changed, allocates nothing.
+        let before = match map.get_mut(peer) {
+            Some(known) => Some(std::mem::replace(known, ok)),
+            None => map.insert(peer.to_string(), ok),
+        };
         match (before, ok, error) {
             (Some(true) | None, false, Some(e)) => {
                 tracing::warn!(peer, error = %crate::errors::chain(e), "peer unreachable")

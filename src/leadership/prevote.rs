@@ -123,7 +123,7 @@ pub async fn run(
             raft.runtime_config().heartbeat(on);
         }
         if let Some(on) = actions.elections {
-            raft.runtime_config().elect(on);
+            super::start::set_elections(&raft, on);
         }
         for event in &actions.events {
             log_event(event);
@@ -136,10 +136,10 @@ pub async fn run(
         // One timer, moved at each pass (a later deadline costs no wake-up). Sleeping until
         // a lease or a freshness window runs out, a renewal moves that deadline: step again
         // then, within the renewal's wake-up, instead of waking at the stale deadline.
-        wake.as_mut().reset(match actions.on_beat {
+        wake.set(tokio::time::sleep_until(match actions.on_beat {
             true => crate::beat::next(actions.sleep),
             false => tokio::time::Instant::now() + actions.sleep,
-        });
+        }));
         tokio::select! {
             _ = stop.cancelled() => return,
             Ok(()) = renewals.changed(), if actions.until_lapse => {}
@@ -161,9 +161,14 @@ fn observe(raft: &Raft, leadership: &Leadership, me: NodeId, random: f64) -> Inp
     ) = {
         let m = raft.metrics();
         let m = m.borrow();
+        // Voter ids only: this runs at every renewal, and the members' names and addresses
+        // are not needed here.
         (
             RaftStatus::from_metrics(&m),
-            Members::from_metrics(&m).voters(),
+            m.membership_config
+                .membership()
+                .voter_ids()
+                .collect::<std::collections::BTreeSet<_>>(),
         )
     };
     let now = Instant::now();

@@ -41,6 +41,13 @@ fn raft_config(config: &Config) -> Result<openraft::Config, openraft::ConfigErro
     .validate()
 }
 
+/// Switches openraft's elections, and tells its runtime whether its tick has an election
+/// timer to check ([`crate::beat::raft_elections`]).
+pub fn set_elections(raft: &Raft, on: bool) {
+    raft.runtime_config().elect(on);
+    crate::beat::raft_elections(on);
+}
+
 /// Starts Raft over the store, with elections switched off (see [`super::prevote`]).
 pub async fn start_raft(
     config: &Config,
@@ -67,7 +74,7 @@ pub async fn start_raft(
         state_machine,
     )
     .await?;
-    raft.runtime_config().elect(false);
+    set_elections(&raft, false);
     // openraft's metrics show the state it loaded only once its core runs; until then they
     // read term 0. Nothing is served before they show the stored vote: a restarted peer would
     // otherwise answer term 0 once (its fencing token going back, as the fault-injection suite

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use openraft::ServerState;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -27,14 +28,14 @@ use crate::leadership::start::{start_raft, StartError};
 use crate::leadership::{
     bootstrap, caretaker, health, prevote, Handoff, Leadership, LocalPeer, NetworkFactory,
 };
-use crate::members::member_name;
+use crate::members::name_in;
 use crate::metrics::Metrics;
 use crate::peer::auth::{AuthError, PeerAuth};
 use crate::peer::client::{ClientOptions, PeerClient};
 use crate::peer::contacts::Contacts;
 use crate::peer::server::{self as peer_server, Admission, Streams};
 use crate::peer::tls::{PeerTls, TlsError};
-use crate::raft::{NodeId, Raft, RaftMetrics};
+use crate::raft::{vote_term, NodeId, Raft, ServerMetrics};
 use crate::store::{self, StoreError};
 pub use listeners::{BindError, Limits};
 pub use raft_view::RaftView;
@@ -261,7 +262,7 @@ impl Node {
             watcher::run(
                 view.clone(),
                 leadership.clone(),
-                raft.metrics(),
+                raft.server_metrics(),
                 published_tx,
                 stop.clone(),
             )
@@ -283,7 +284,9 @@ impl Node {
         )
         .map_err(NodeError::Thread)?;
         tasks.spawn(scheduler::run(scheduler, stop.clone()).in_current_span());
-        tasks.spawn(watch_leaders(raft.metrics(), metrics, span, stop.clone()).in_current_span());
+        tasks.spawn(
+            watch_leaders(raft.server_metrics(), metrics, span, stop.clone()).in_current_span(),
+        );
         tasks.spawn(
             controller::run(
                 changes.clone(),
@@ -350,7 +353,7 @@ impl Node {
     async fn wait(&self, shutdown: impl Future<Output = ()>) -> Stop {
         tokio::select! {
             _ = shutdown => Stop::Requested,
-            fatal = raft_failure(self.raft.metrics()) => Stop::Failed(Box::new(fatal)),
+            fatal = raft_failure(&self.raft) => Stop::Failed(Box::new(fatal)),
         }
     }
 
@@ -448,7 +451,7 @@ fn peer_auth(config: &Config) -> Result<Option<Arc<PeerAuth>>, AuthError> {
 
 /// Counts and logs leader changes as openraft reports them.
 async fn watch_leaders(
-    mut rx: watch::Receiver<RaftMetrics>,
+    mut rx: watch::Receiver<ServerMetrics>,
     metrics: Arc<Metrics>,
     span: tracing::Span,
     stop: CancellationToken,
@@ -458,9 +461,16 @@ async fn watch_leaders(
     loop {
         let (leader, term, name, index) = {
             let m = rx.borrow_and_update();
-            let name = m.current_leader.and_then(|id| member_name(&m, id));
+            let name = m
+                .current_leader
+                .and_then(|id| name_in(&m.membership_config, id));
             let index = m.membership_config.log_id().map(|l| l.index);
-            (m.current_leader, m.current_term, name, index)
+            // openraft's tick has work only where it leads or campaigns (or may elect).
+            crate::beat::raft_leads_or_campaigns(matches!(
+                m.state,
+                ServerState::Leader | ServerState::Candidate
+            ));
+            (m.current_leader, vote_term(&m.vote), name, index)
         };
         if index != membership_index {
             if membership_index.is_some() {
@@ -487,14 +497,21 @@ async fn watch_leaders(
     }
 }
 
-/// Completes when the Raft core stops on an error (e.g. storage failure).
-async fn raft_failure(mut rx: watch::Receiver<RaftMetrics>) -> openraft::error::Fatal<NodeId> {
+/// Completes when the Raft core stops on an error (e.g. storage failure). It watches the
+/// server metrics, which change seldom and close when the core ends, rather than the full
+/// metrics, which openraft publishes at every turn of its core; the error itself is in the
+/// full metrics, set before the core ends.
+async fn raft_failure(raft: &Raft) -> openraft::error::Fatal<NodeId> {
+    let mut server = raft.server_metrics();
     loop {
-        if let Err(fatal) = &rx.borrow_and_update().running_state {
+        if let Err(fatal) = &raft.metrics().borrow().running_state {
             return fatal.clone();
         }
-        if rx.changed().await.is_err() {
-            return openraft::error::Fatal::Stopped;
+        if server.changed().await.is_err() {
+            return match &raft.metrics().borrow().running_state {
+                Err(fatal) => fatal.clone(),
+                Ok(()) => openraft::error::Fatal::Stopped,
+            };
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The push source: a task that re-observes "who leads" only when that can have changed and
 //! publishes the result into a `tokio::sync::watch` channel when the leader, the term or this
 //! peer's role changed. It wakes on
-//! - a change of openraft's metrics (leader, term, state, membership),
+//! - a change of openraft's server metrics (leader, term, state, membership),
 //! - an event of the lease state it asked for ([`Leadership::watch_for`]): an acknowledgement
 //!   or a heartbeat while it names nobody, a revocation while this peer leads, a forgotten
 //!   leader while it names another peer,
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::view::{key, NodeView, Observation, Published};
 use crate::leadership::lease::{WANT_GAIN, WANT_LEADING, WANT_NAMED};
 use crate::leadership::Leadership;
-use crate::raft::RaftMetrics;
+use crate::raft::ServerMetrics;
 
 /// Re-observes at least this often while nobody is named, in case an event was missed.
 const SAFETY_NET: Duration = Duration::from_secs(1);
@@ -76,24 +76,27 @@ pub fn publish(tx: &watch::Sender<Published>, obs: Observation, now: SystemTime)
     })
 }
 
-/// The part of openraft's metrics an observation depends on. openraft publishes its metrics
-/// at every replication acknowledgement (on a leader, two per heartbeat with 3 peers): only a
-/// change of this part is worth observing again.
+/// The part of openraft's metrics an observation depends on, read from its server metrics,
+/// which openraft publishes only when they changed (its full metrics go out at every
+/// replication acknowledgement: on a leader, two per heartbeat with 3 peers). openraft sends
+/// the server metrics just before the full ones, within one synchronous step of its core, so
+/// on the node's single-threaded runtime the full metrics that [`NodeView::observe`] reads are
+/// already current when this wakes.
 type RaftKey = (
     crate::raft::RaftStatus,
     Option<openraft::LogId<crate::raft::NodeId>>,
 );
 
-fn raft_key(m: &RaftMetrics) -> RaftKey {
+fn raft_key(m: &ServerMetrics) -> RaftKey {
     (
-        crate::raft::RaftStatus::from_metrics(m),
+        crate::raft::RaftStatus::from_server(m),
         *m.membership_config.log_id(),
     )
 }
 
 /// Completes when the part of the metrics that matters differs from `last`; `false` when the
 /// metrics channel closed.
-async fn relevant_change(raft: &mut watch::Receiver<RaftMetrics>, last: &RaftKey) -> bool {
+async fn relevant_change(raft: &mut watch::Receiver<ServerMetrics>, last: &RaftKey) -> bool {
     loop {
         if raft.changed().await.is_err() {
             return false;
@@ -108,7 +111,7 @@ async fn relevant_change(raft: &mut watch::Receiver<RaftMetrics>, last: &RaftKey
 pub async fn run(
     view: Arc<dyn NodeView>,
     leadership: Arc<Leadership>,
-    mut raft: watch::Receiver<RaftMetrics>,
+    mut raft: watch::Receiver<ServerMetrics>,
     tx: watch::Sender<Published>,
     stop: CancellationToken,
 ) {
@@ -133,7 +136,7 @@ pub async fn run(
         // again then, in the renewal's own wake-up, rather than at the stale deadline.
         let naming = !obs.name.is_empty();
         publish(&tx, obs, SystemTime::now());
-        wake.as_mut().reset(tokio::time::Instant::now() + next);
+        wake.set(tokio::time::sleep_until(tokio::time::Instant::now() + next));
         tokio::select! {
             _ = stop.cancelled() => return,
             changed = relevant_change(&mut raft, &seen) => if !changed { return },

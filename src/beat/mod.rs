@@ -10,14 +10,14 @@
 //! ([`GridRuntime`]): without it, a tick every 45 ms crossed a grid line most of the time and
 //! woke an idle peer about 38 times a second instead of 22.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use openraft::async_runtime::{AsyncRuntime, TokioOneShotSender};
-use openraft::{OptionalSend, TokioInstant, TokioRuntime};
 use tokio::time::Instant;
+
+mod runtime;
+pub use runtime::{raft_elections, raft_leads_or_campaigns, GridRuntime, RaftSleep};
 
 /// The step of the beat: tokio's coarser timer slots are this long, counted from the moment
 /// its runtime was built.
@@ -80,7 +80,7 @@ pub fn put_raft_on_grid(on: bool) {
     RAFT_ON_GRID.store(on, Ordering::Relaxed);
 }
 
-fn raft_deadline(deadline: Instant) -> Instant {
+pub(crate) fn raft_deadline(deadline: Instant) -> Instant {
     match RAFT_ON_GRID.load(Ordering::Relaxed) {
         true => align_up(deadline),
         false => deadline,
@@ -90,76 +90,6 @@ fn raft_deadline(deadline: Instant) -> Instant {
 /// Sleeps until [`next`]`(period)`.
 pub async fn sleep(period: Duration) {
     tokio::time::sleep_until(next(period)).await
-}
-
-/// openraft's tokio runtime with its timers on the beat, once [`put_raft_on_grid`] said so:
-/// `sleep_until`, which openraft uses for its tick alone, ends at the first grid point at or
-/// after the deadline (a tick every 1.5 × `heartbeat_interval` becomes one every
-/// [`grid_period`]: 45 ms → 64 ms), and so do its timeouts (an append-entries given up after one heartbeat interval, 30
-/// ms, is given up at the next grid point instead, 30 to 94 ms later: a timer due before the
-/// thread's next wake-up costs a write to tokio's wake-up descriptor, and another wake-up,
-/// each time it is armed). The network adapter keeps waiting for an answer after openraft
-/// gave up anyway (`leadership::network`). Everything else is tokio's, unchanged.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct GridRuntime;
-
-impl AsyncRuntime for GridRuntime {
-    type JoinError = <TokioRuntime as AsyncRuntime>::JoinError;
-    type JoinHandle<T: OptionalSend + 'static> = <TokioRuntime as AsyncRuntime>::JoinHandle<T>;
-    type Sleep = <TokioRuntime as AsyncRuntime>::Sleep;
-    type Instant = TokioInstant;
-    type TimeoutError = <TokioRuntime as AsyncRuntime>::TimeoutError;
-    type Timeout<R, T: Future<Output = R> + OptionalSend> =
-        <TokioRuntime as AsyncRuntime>::Timeout<R, T>;
-    type ThreadLocalRng = <TokioRuntime as AsyncRuntime>::ThreadLocalRng;
-    type OneshotSender<T: OptionalSend> = TokioOneShotSender<T>;
-    type OneshotReceiver<T: OptionalSend> = <TokioRuntime as AsyncRuntime>::OneshotReceiver<T>;
-    type OneshotReceiverError = <TokioRuntime as AsyncRuntime>::OneshotReceiverError;
-
-    fn spawn<T>(future: T) -> Self::JoinHandle<T::Output>
-    where
-        T: Future + OptionalSend + 'static,
-        T::Output: OptionalSend + 'static,
-    {
-        TokioRuntime::spawn(future)
-    }
-
-    fn sleep(duration: Duration) -> Self::Sleep {
-        TokioRuntime::sleep(duration)
-    }
-
-    fn sleep_until(deadline: Self::Instant) -> Self::Sleep {
-        TokioRuntime::sleep_until(raft_deadline(deadline))
-    }
-
-    fn timeout<R, F: Future<Output = R> + OptionalSend>(
-        duration: Duration,
-        future: F,
-    ) -> Self::Timeout<R, F> {
-        TokioRuntime::timeout_at(raft_deadline(Instant::now() + duration), future)
-    }
-
-    fn timeout_at<R, F: Future<Output = R> + OptionalSend>(
-        deadline: Self::Instant,
-        future: F,
-    ) -> Self::Timeout<R, F> {
-        TokioRuntime::timeout_at(raft_deadline(deadline), future)
-    }
-
-    fn is_panic(join_error: &Self::JoinError) -> bool {
-        TokioRuntime::is_panic(join_error)
-    }
-
-    fn thread_rng() -> Self::ThreadLocalRng {
-        TokioRuntime::thread_rng()
-    }
-
-    fn oneshot<T>() -> (Self::OneshotSender<T>, Self::OneshotReceiver<T>)
-    where
-        T: OptionalSend,
-    {
-        TokioRuntime::oneshot()
-    }
 }
 
 #[cfg(test)]

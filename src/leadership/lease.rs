@@ -47,10 +47,10 @@ pub struct Leadership {
     poke: Notify,
     /// The events the watcher wants to hear of: [`WANT_GAIN`], [`WANT_LEADING`], [`WANT_NAMED`].
     interest: AtomicU8,
-    /// Counts renewals (acknowledgements that moved the lease's start, a heartbeat heard), so that the loops
-    /// that sleep until the lease or the freshness window would run out move their deadline
-    /// as it moves, within the same wake-up, instead of waking at every stale deadline
-    /// ([`Self::renewals`]).
+    /// Counts renewals (acknowledgements that moved the lease's start, a heartbeat heard), so
+    /// that the loops that sleep until the lease or the freshness window would run out move
+    /// their deadline as it moves, within the same wake-up, instead of waking at every stale
+    /// deadline ([`Self::renewals`]).
     renewed: watch::Sender<u64>,
     /// A witness: it may lead only as a caretaker, and then never claims
     /// ([`Self::claim_remaining`]).

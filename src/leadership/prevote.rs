@@ -133,9 +133,10 @@ pub async fn run(
                 tracing::warn!(error = %e, "cannot campaign");
             }
         }
-        // One timer, moved at each pass (a later deadline costs no wake-up). Sleeping until
-        // a lease or a freshness window runs out, a renewal moves that deadline: step again
-        // then, within the renewal's wake-up, instead of waking at the stale deadline.
+        // A new timer at each pass: tokio keeps a timer moved later in the slot of its old
+        // deadline and wakes there. Sleeping until a lease or a freshness window runs out,
+        // a renewal moves that deadline: step again then, within the renewal's wake-up,
+        // instead of waking at the stale deadline.
         wake.set(tokio::time::sleep_until(match actions.on_beat {
             true => crate::beat::next(actions.sleep),
             false => tokio::time::Instant::now() + actions.sleep,

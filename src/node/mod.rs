@@ -449,7 +449,8 @@ fn peer_auth(config: &Config) -> Result<Option<Arc<PeerAuth>>, AuthError> {
     }
 }
 
-/// Counts and logs leader changes as openraft reports them.
+/// Counts and logs leader changes as openraft reports them, and tells openraft's runtime
+/// whether its tick has work ([`crate::beat::raft_leads_or_campaigns`]).
 async fn watch_leaders(
     mut rx: watch::Receiver<ServerMetrics>,
     metrics: Arc<Metrics>,

@@ -117,7 +117,7 @@ pub async fn run(
 ) {
     let mut asked = 0;
     let mut renewals = leadership.renewals();
-    // One timer, moved at each pass: a later deadline costs no wake-up, a new timer may.
+    // Replaced at each pass: tokio keeps a timer moved later in the slot of its old deadline.
     let wake = tokio::time::sleep(SAFETY_NET);
     tokio::pin!(wake);
     loop {

@@ -40,15 +40,17 @@ mod tests {
             "date": "2026-11-29T00:00:00Z",
             "sections": {
                 "failover": {
-                    "3": {"median_ms": 350.0, "p99_ms": 600.0, "max_ms": 600.0, "samples_ms": [350.0, 600.0]},
-                    "5": {"median_ms": 380.0, "p99_ms": 601.0, "samples_ms": [380.0]}
+                    "3": {"median_ms": 250.0, "p99_ms": 300.0, "max_ms": 300.0, "samples_ms": [250.0, 300.0]},
+                    "5": {"median_ms": 280.0, "p99_ms": 301.0, "samples_ms": [280.0]}
                 },
-                "etcd": {"default": {"median_ms": 1200.0, "samples_ms": [1200.0]}},
+                "etcd": {"default": {"median_ms": 900.0, "samples_ms": [900.0], "idle": [
+                    {"cpu_percent_of_core": 1.3}, {"cpu_percent_of_core": 1.19}
+                ]}},
                 "handoff": {"3": {"p99_ms": 12.0}},
                 "api": {"runs": [{"ratio": 0.95}, {"ratio": 0.89}, {"ratio": 0.8}]},
                 "footprint": {"peers": [
-                    {"rss_kib": 10240, "cpu_percent_of_core": 0.4},
-                    {"rss_kib": 12289, "cpu_percent_of_core": 0.5}
+                    {"rss_kib": 10240, "cpu_percent_of_core": 0.25},
+                    {"rss_kib": 10241, "cpu_percent_of_core": 0.3}
                 ]},
                 "claims": {
                     "seconds_per_run": 10,
@@ -68,13 +70,17 @@ mod tests {
         assert_eq!(
             met,
             [
+                // failover p99 3 and 5 peers, median vs etcd, hand-off, API
                 Some(true),
                 Some(false),
                 Some(true),
                 Some(true),
                 Some(false),
+                // resident (10.001 MiB), CPU (0.3 %), CPU vs ¼ of the quietest etcd member
                 Some(false),
                 Some(true),
+                Some(false),
+                // claims: p99 at 1 client, throughput at 64
                 Some(true),
                 Some(false)
             ]
@@ -88,7 +94,11 @@ mod tests {
         );
         let md = markdown::markdown(&r);
         assert!(
-            md.contains("| crash failover p99 ≤ 600 ms, defaults, 5 peers | 601 ms | **no** |"),
+            md.contains("| crash failover p99 ≤ 300 ms, defaults, 5 peers | 301 ms | **no** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| idle CPU ≤ 1/4 of etcd's per member (busiest peer vs the quietest etcd member) | 0.300 % vs 1.190 % / 4 = 0.297 % | **no** |"),
             "{md}"
         );
         assert!(

@@ -73,7 +73,7 @@ Three containers of the image as a StatefulSet, each limited with `docker update
 fn idle_table(o: &mut String, r: &Value) {
     let s = &r["sections"];
     let fp = &s["footprint"];
-    let _ = writeln!(o, "\n## Footprint\n\n3 peers, default settings, idle for {} s (nobody asking):\n\n| peer | role | RSS (MiB) | peak RSS (MiB) | CPU (% of a core) |\n|---|---|---|---|---|", fp["idle_secs"]);
+    let _ = writeln!(o, "\n## Footprint\n\n3 peers, default settings, idle for {} s (nobody asking):\n\n| peer | role | RSS (MiB) | peak RSS (MiB) | CPU (% of a core) | of it user / system |\n|---|---|---|---|---|---|", fp["idle_secs"]);
     for (i, p) in fp["peers"]
         .as_array()
         .cloned()
@@ -92,10 +92,11 @@ fn idle_table(o: &mut String, r: &Value) {
         for (i, p) in idle.iter().enumerate() {
             let _ = writeln!(
                 o,
-                "| etcd m{i} (for comparison) | | {:.1} | {:.1} | {} |",
+                "| etcd m{i} (for comparison) | | {:.1} | {:.1} | {} | {} |",
                 p["rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
                 p["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
-                p["cpu_percent_of_core"]
+                p["cpu_percent_of_core"],
+                user_system(p)
             );
         }
     }
@@ -105,12 +106,25 @@ fn idle_table(o: &mut String, r: &Value) {
 fn usage_row(o: &mut String, label: &str, p: &Value) {
     let _ = writeln!(
         o,
-        "| {label} | {} | {:.1} | {:.1} | {} |",
+        "| {label} | {} | {:.1} | {:.1} | {} | {} |",
         p["role"].as_str().unwrap_or("?"),
         p["rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
         p["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
-        p["cpu_percent_of_core"]
+        p["cpu_percent_of_core"],
+        user_system(p)
     );
+}
+
+/// The user / system split of an idle reading (10 ms clock ticks, so coarser than the total,
+/// which comes from the scheduler's accounting); "–" for runs that did not record it.
+fn user_system(p: &Value) -> String {
+    match (
+        p["user_percent_of_core"].as_f64(),
+        p["system_percent_of_core"].as_f64(),
+    ) {
+        (Some(u), Some(s)) => format!("{u} / {s}"),
+        _ => "–".into(),
+    }
 }
 
 /// Idle CPU of leader and followers under each setting.

@@ -22,6 +22,19 @@ pub(super) fn failover_table(o: &mut String, r: &Value) {
             &s["failover"][n],
         );
     }
+    for key in ["3 at heartbeat 50 ms", "3 at heartbeat 100 ms"] {
+        let v = &s["failover"][key];
+        if !v.is_null() {
+            summary_row(
+                o,
+                &format!(
+                    "raft-elector crash, 3 peers, `{}`",
+                    v["flags"].as_str().unwrap_or("?")
+                ),
+                v,
+            );
+        }
+    }
     for n in ["3", "5"] {
         summary_row(
             o,

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use testkit::docker;
 use testkit::{Ask, Cluster};
 
+use super::failover::SLOWER;
 use super::{cluster_with, image_spec, ms, started, started_cluster};
 use crate::cli::Args;
 use crate::{stats, sys};
@@ -37,31 +38,18 @@ pub(super) async fn footprint(exe: &Path, args: &Args) -> Result<Value, String> 
         .collect();
     let rtt = loopback_rtt(&c, cur.leader).await;
     drop(c);
-    // What the idle cost depends on: the heartbeat rate, peer authentication, the transport.
+    // What the idle cost depends on: the heartbeat rate (the failover section measures crash
+    // failover at the same slower timings), peer authentication, the transport.
     let mut variants = Vec::new();
     for (label, flags, tls) in [
         (
             "heartbeat 50 ms, election timeout 167-333 ms",
-            &[
-                "--heartbeat",
-                "50ms",
-                "--election-timeout-min",
-                "167ms",
-                "--election-timeout-max",
-                "333ms",
-            ][..],
+            SLOWER[0].1,
             false,
         ),
         (
             "heartbeat 100 ms, election timeout 333-667 ms",
-            &[
-                "--heartbeat",
-                "100ms",
-                "--election-timeout-min",
-                "333ms",
-                "--election-timeout-max",
-                "667ms",
-            ][..],
+            SLOWER[1].1,
             false,
         ),
         (
@@ -158,26 +146,29 @@ async fn image_idle(image: &str, secs: u64) -> Result<Value, String> {
     Ok(json!({ "peers": peers, "same_leader_throughout": same }))
 }
 
-/// RSS and CPU share of processes over an idle period.
+/// RSS and CPU share of processes over an idle period: the share from the scheduler's
+/// accounting in ns, and the user / system split from the tick counts.
 pub(super) async fn idle_usage(pids: &[Option<u32>], secs: u64) -> Vec<Value> {
     let hz = sys::clock_ticks_per_sec();
-    let t0: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(sys::cpu_ticks)).collect();
+    let t0: Vec<Option<sys::CpuTime>> = pids.iter().map(|p| p.and_then(sys::cpu_time)).collect();
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let elapsed = start.elapsed().as_secs_f64();
     pids.iter()
         .zip(t0)
         .map(|(p, t0)| {
-            let t1 = p.and_then(sys::cpu_ticks);
-            let cpu = match (t0, t1) {
-                (Some(a), Some(b)) => (b - a) as f64 / hz / elapsed * 100.0,
-                _ => f64::NAN,
+            let t1 = p.and_then(sys::cpu_time);
+            let share = |f: &dyn Fn(&sys::CpuTime) -> f64| match (&t0, &t1) {
+                (Some(a), Some(b)) => stats::round3((f(b) - f(a)) / elapsed * 100.0),
+                _ => Value::Null,
             };
             let mem = p.and_then(sys::rss_kib);
             json!({
                 "rss_kib": mem.map(|m| m.0),
                 "peak_rss_kib": mem.map(|m| m.1),
-                "cpu_percent_of_core": stats::round3(cpu),
+                "cpu_percent_of_core": share(&|c| c.run_ns as f64 / 1e9),
+                "user_percent_of_core": share(&|c| c.user_ticks as f64 / hz),
+                "system_percent_of_core": share(&|c| c.system_ticks as f64 / hz),
             })
         })
         .collect()

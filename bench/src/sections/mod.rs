@@ -15,12 +15,15 @@ mod partition;
 mod throttled;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
 
 use serde_json::Value;
 use testkit::{Agreed, Ask, Cluster, Spec};
 
 use crate::cli::Args;
+use crate::stats::Summary;
 
 /// Every section, in the order a run measures them.
 pub(crate) const SECTIONS: &[&str] = &[
@@ -103,6 +106,64 @@ async fn started_cluster(mut c: Cluster) -> Result<(Cluster, Agreed), String> {
 
 /// Pause before each trial, so that the previous one has settled.
 const SETTLE: Duration = Duration::from_millis(300);
+
+/// One failover trial ([`stop_leader`]): the leader stopped, the agreement before, when the
+/// signal went, and the survivors' agreement on another leader in a higher term, if within
+/// 10 s.
+struct Stopped {
+    before: Agreed,
+    t0: Instant,
+    after: Option<Agreed>,
+}
+
+/// Waits (up to 10 s) for every peer of `c` to agree, stops that leader (kill -9, or SIGTERM
+/// when `graceful`) and waits up to 10 s for the others to agree on another one in a higher
+/// term. `None` when the peers did not agree before.
+async fn stop_leader(c: &mut Cluster, graceful: bool) -> Option<Stopped> {
+    let before = c.agreed(&c.all(), Duration::from_secs(10)).await?;
+    let l = before.leader;
+    let survivors = c.all_but(l);
+    let t0 = Instant::now();
+    if graceful {
+        c.signal(l, Signal::SIGTERM);
+    } else {
+        c.kill(l);
+    }
+    let after = c
+        .agreed_where(&survivors, Duration::from_secs(10), |leader, term| {
+            leader != l && term > before.term
+        })
+        .await
+        .ok();
+    Some(Stopped { before, t0, after })
+}
+
+impl Stopped {
+    /// Adds the time to the new leader (or a failure) and the term increase.
+    fn record(&self, times: &mut Summary, bumps: &mut Vec<u64>) {
+        match &self.after {
+            Some(a) => {
+                times.push(ms(a.at - self.t0));
+                bumps.push(a.term - self.before.term);
+            }
+            None => times.failed += 1,
+        }
+    }
+
+    /// "195 ms, term +1", or that no leader came.
+    fn outcome(&self) -> String {
+        self.after
+            .as_ref()
+            .map(|a| {
+                format!(
+                    "{:.0} ms, term +{}",
+                    ms(a.at - self.t0),
+                    a.term - self.before.term
+                )
+            })
+            .unwrap_or_else(|| "no new leader within 10 s".into())
+    }
+}
 
 /// Measures one section (a name from [`SECTIONS`]) against the binary `exe`.
 pub(crate) async fn measure(name: &str, exe: &Path, args: &Args) -> Result<Value, String> {

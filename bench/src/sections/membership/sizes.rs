@@ -12,7 +12,7 @@ use testkit::{Ask, Cluster, Members, Rng};
 use super::{listed, settle, shown, FIRST};
 use crate::cli::Args;
 use crate::sections::footprint::idle_usage;
-use crate::sections::{cluster, ms};
+use crate::sections::{cluster, ms, stop_leader};
 use crate::stats::{self, Summary};
 
 /// Every size, `trials` crash failovers each.
@@ -139,30 +139,14 @@ async fn crash_failovers(
     let mut bumps = Vec::new();
     for trial in 0..trials {
         settle(rng).await;
-        let Some(cur) = c.agreed(&all, Duration::from_secs(10)).await else {
+        let Some(stopped) = stop_leader(c, false).await else {
             return (times, bumps, Some(format!("trial {trial}: did not settle")));
         };
-        let l = cur.leader;
-        let survivors = c.all_but(l);
-        let t0 = Instant::now();
-        c.kill(l);
-        let got = c
-            .agreed_where(&survivors, Duration::from_secs(10), |leader, term| {
-                leader != l && term > cur.term
-            })
-            .await
-            .ok();
-        match got {
-            Some(a) => {
-                times.push(ms(a.at - t0));
-                bumps.push(a.term - cur.term);
-            }
-            None => times.failed += 1,
-        }
+        let l = stopped.before.leader;
+        stopped.record(&mut times, &mut bumps);
         eprintln!(
             "bench: membership {n} members crash trial {trial}: {}",
-            got.map(|a| format!("{:.0} ms, term +{}", ms(a.at - t0), a.term - cur.term))
-                .unwrap_or_else(|| "no new leader within 10 s".into())
+            stopped.outcome()
         );
         c.spawn(l);
         if c.agreed(&all, Duration::from_secs(30)).await.is_none() {

@@ -73,7 +73,7 @@ Three containers of the image as a StatefulSet, each limited with `docker update
 fn idle_table(o: &mut String, r: &Value) {
     let s = &r["sections"];
     let fp = &s["footprint"];
-    let _ = writeln!(o, "\n## Footprint\n\n3 peers, default settings, idle for {} s (nobody asking):\n\n| peer | role | RSS (MiB) | peak RSS (MiB) | CPU (% of a core) | of it user / system |\n|---|---|---|---|---|---|", fp["idle_secs"]);
+    let _ = writeln!(o, "\n## Footprint\n\n3 peers, default settings, idle for {} s (nobody asking):\n\n| peer | role | RSS (MiB) | peak RSS (MiB) | CPU (% of a core) | user / system (10 ms ticks, coarse) |\n|---|---|---|---|---|---|", fp["idle_secs"]);
     for (i, p) in fp["peers"]
         .as_array()
         .cloned()

@@ -163,9 +163,9 @@ pub struct Timing {
 impl Default for Timing {
     fn default() -> Self {
         Timing {
-            heartbeat: Duration::from_millis(30),
-            election_min: Duration::from_millis(100),
-            election_max: Duration::from_millis(200),
+            heartbeat: Duration::from_millis(50),
+            election_min: Duration::from_millis(160),
+            election_max: Duration::from_millis(240),
         }
     }
 }

@@ -63,7 +63,7 @@ pub async fn start_raft(
     // the lease (64 ms of 150 at the defaults). Otherwise (short timings) they keep openraft's
     // own period; docs/DESIGN.md, "Wake-ups of an idle peer".
     let tick = Duration::from_millis(raft_config.heartbeat_interval * 3 / 2);
-    let on_grid = crate::beat::grid_period(tick) <= config.timing.leader_lease() / 2;
+    let on_grid = crate::beat::grid_period(tick) * 4 <= config.timing.leader_lease() * 3;
     crate::beat::put_raft_on_grid(on_grid);
     tracing::debug!(on_grid, "openraft's tick and timeouts on the beat's grid");
     let raft = Raft::new(

@@ -56,7 +56,7 @@ pub use crate::violation::Violation;
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
     /// How long after a leased heartbeat ARRIVED a follower may name its sender: the product's
-    /// follower window, 3/4 of the maximum election timeout (150 ms at the default timings).
+    /// follower window, 3/4 of the maximum election timeout (180 ms at the default timings).
     pub follower_window: Micros,
     /// How late a heartbeat may reach the follower's handler after its leader checked its lease,
     /// when no recorded fault held it back (the trip through a proxy, a busy machine).

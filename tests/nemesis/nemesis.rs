@@ -33,7 +33,7 @@ impl Default for Holds {
             partition: (500, 6000),
             slow: (1000, 6000),
             // A round trip of up to 100 ms by default; NEMESIS_DELAY_MS=MIN-MAX (or one value)
-            // overrides it, e.g. to show that a leader whose round trip exceeds the 150 ms
+            // overrides it, e.g. to show that a leader whose round trip exceeds the 180 ms
             // lease is replaced (docs/NEMESIS.md).
             delay: delay_from_env().unwrap_or((5, 50)),
         }

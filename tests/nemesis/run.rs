@@ -47,8 +47,8 @@ pub struct Plan {
 /// The product's default timings, as the checker's bounds.
 pub fn default_rules() -> Rules {
     Rules {
-        // 3/4 of the default maximum election timeout (200 ms).
-        follower_window: 150_000,
+        // 3/4 of the default maximum election timeout (240 ms).
+        follower_window: 180_000,
         delivery: 50_000,
         heal_bound: 5_000_000,
         outage_bound: 5_000_000,

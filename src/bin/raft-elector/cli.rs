@@ -162,15 +162,15 @@ pub struct RunArgs {
     /// otherwise exactly every 1.5 × this. That period bounds the round trip a leader
     /// tolerates: an acknowledgement must come back within the lease (3/4 of the maximum
     /// election timeout) minus one period, about 86 ms with the defaults.
-    #[arg(long, env = "RAFT_ELECTOR_HEARTBEAT", default_value = "30ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "RAFT_ELECTOR_HEARTBEAT", default_value = "50ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub heartbeat: Duration,
 
     /// Lower bound of the randomised election timeout.
-    #[arg(long, env = "RAFT_ELECTOR_ELECTION_TIMEOUT_MIN", default_value = "100ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "RAFT_ELECTOR_ELECTION_TIMEOUT_MIN", default_value = "160ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub election_timeout_min: Duration,
 
     /// Upper bound of the randomised election timeout; the leader lease is 3/4 of it.
-    #[arg(long, env = "RAFT_ELECTOR_ELECTION_TIMEOUT_MAX", default_value = "200ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "RAFT_ELECTOR_ELECTION_TIMEOUT_MAX", default_value = "240ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub election_timeout_max: Duration,
 
     /// A second listener serving only /healthz, /readyz and /metrics, for the kubelet's probes

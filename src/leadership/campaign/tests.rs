@@ -6,6 +6,16 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// The timings the steps below are worked out for (the defaults before session 31): heartbeat
+/// 30 ms, election timeout 100-200 ms.
+fn timing() -> Timing {
+    Timing {
+        heartbeat: ms(30),
+        election_min: ms(100),
+        election_max: ms(200),
+    }
+}
+
 /// One peer's controllers, stepped at synthetic instants; a round the step asks for
 /// takes `round_takes` and is granted as the caller says.
 struct Peer {
@@ -21,7 +31,7 @@ impl Peer {
         Peer {
             // Heartbeat 30 ms, election timeout 100-200 ms: every follower's lease on a
             // leader last heard at t0 has run out at 200 + 30/5 = 206 ms.
-            c: Controller::new(Timing::default(), t0),
+            c: Controller::new(timing(), t0),
             t0,
             round_takes: Duration::ZERO,
             rounds: Vec::new(),
@@ -474,7 +484,7 @@ fn the_loop_sleeps_until_the_lease_lapses_as_leader_or_a_fresh_leader_goes_stale
 #[test]
 fn a_witness_that_hears_appends_never_asks_for_pre_votes_nor_campaigns() {
     let mut p = Peer::new();
-    p.c = Controller::new(Timing::default(), p.t0).witness();
+    p.c = Controller::new(timing(), p.t0).witness();
     for n in 0..4000 {
         // Append-entries (leased or not) keep arriving, every 100 ms.
         let heard = Inputs {
@@ -492,7 +502,7 @@ fn a_witness_that_hears_appends_never_asks_for_pre_votes_nor_campaigns() {
 fn a_witness_campaigns_as_caretaker_only_after_three_election_timeouts_without_a_leader() {
     // election_max is 200 ms: the application peers had until 600 ms to elect one of them.
     let mut p = Peer::new();
-    p.c = Controller::new(Timing::default(), p.t0).witness();
+    p.c = Controller::new(timing(), p.t0).witness();
     for n in 0..600 {
         let a = p.step(p.at(n), true);
         assert!(!a.campaign && a.elections != Some(true), "at {n} ms");

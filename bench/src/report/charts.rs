@@ -3,7 +3,7 @@
 use plotters::style::RGBColor;
 use serde_json::Value;
 
-use super::format::samples;
+use super::format::{election_timeout, samples};
 use super::plot;
 
 const BLUE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
@@ -48,11 +48,12 @@ pub(super) fn failover(r: &Value) -> Result<String, String> {
     let rtt = r["sections"]["footprint"]["loopback_http_rtt_ms"]
         .as_f64()
         .unwrap_or(0.1);
+    let (lo, hi) = election_timeout(r);
     let marks = [
         plot::Mark {
-            label: "limit: election timeout 100-200 ms + RTT".into(),
-            from: 100.0 + rtt,
-            to: 200.0 + rtt,
+            label: format!("limit: election timeout {lo:.0}-{hi:.0} ms + RTT"),
+            from: lo + rtt,
+            to: hi + rtt,
             color: PURPLE,
         },
         plot::Mark {

@@ -50,3 +50,13 @@ pub(super) fn mib(v: &Value) -> String {
     v.as_f64()
         .map_or("–".to_string(), |b| format!("{:.1} MiB", b / 1048576.0))
 }
+
+/// The election timeout bounds the run's product had by default (ms), from the settings
+/// (`raft-elector --help`); 100-200 ms, the defaults before session 31, for older results.
+pub(super) fn election_timeout(r: &Value) -> (f64, f64) {
+    let st = &r["settings"];
+    (
+        st["election_timeout_min_ms"].as_f64().unwrap_or(100.0),
+        st["election_timeout_max_ms"].as_f64().unwrap_or(200.0),
+    )
+}

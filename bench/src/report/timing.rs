@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::format::{ms, summary_row};
+use super::format::{election_timeout, ms, summary_row};
 
 /// Failover, hand-off and cold start of raft-elector and etcd, and how fast a handed-off
 /// leader's process exited.
@@ -85,14 +85,15 @@ pub(super) fn physical_limit(o: &mut String, r: &Value) {
     let _ = writeln!(o, "\n## The physical limit\n");
     if let Some(rtt) = rtt {
         let med = s["failover"]["3"]["median_ms"].as_f64();
+        let (lo, hi) = election_timeout(r);
         let _ = writeln!(
             o,
-            "Configured election timeout 100-200 ms plus one loopback round trip ({rtt:.3} ms): {:.1}-{:.1} ms.{}",
-            100.0 + rtt,
-            200.0 + rtt,
+            "Configured election timeout {lo:.0}-{hi:.0} ms plus one loopback round trip ({rtt:.3} ms): {:.1}-{:.1} ms.{}",
+            lo + rtt,
+            hi + rtt,
             med.map(|m| format!(
                 " The 3-peer crash failover median ({m:.0} ms) is {:.2}× the upper end.",
-                m / (200.0 + rtt)
+                m / (hi + rtt)
             ))
             .unwrap_or_default()
         );

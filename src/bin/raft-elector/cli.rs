@@ -158,10 +158,12 @@ pub struct RunArgs {
 
     /// Heartbeat interval. The leader's heartbeats go out on openraft's tick, every 1.5 × this,
     /// which the peer puts on its 64 ms timer grid (fewer wake-ups) when the grid's period is
-    /// at most half the lease: every 64 ms up to 42 ms with the default election timeouts;
-    /// otherwise exactly every 1.5 × this. That period bounds the round trip a leader
-    /// tolerates: an acknowledgement must come back within the lease (3/4 of the maximum
-    /// election timeout) minus one period, about 86 ms with the defaults.
+    /// at most 3/4 of the lease: with the default election timeouts, every 64 ms up to 42 ms,
+    /// every 128 ms from 43 to 85 ms (the default, 50 ms, gives 128); otherwise exactly every
+    /// 1.5 × this. That period bounds the round trip a leader tolerates without a gap in its
+    /// lease: an acknowledgement must come back within the lease (3/4 of the maximum election
+    /// timeout) minus one period, 180 - 128 = 52 ms with the defaults (a longer one makes the
+    /// leader answer "unknown" for part of each period, up to one period).
     #[arg(long, env = "RAFT_ELECTOR_HEARTBEAT", default_value = "50ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub heartbeat: Duration,
 

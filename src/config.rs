@@ -203,7 +203,7 @@ impl Timing {
 
     /// How long a peer stream may owe answers in silence before it is dropped (a ping goes
     /// out after half of it), and how long an answer may wait to be written: five maximum
-    /// election timeouts (1 s at the defaults). A peer that is only slow, busy with a large
+    /// election timeouts (1.2 s at the defaults). A peer that is only slow, busy with a large
     /// append or throttled by a CPU limit, must not lose its connection (reconnecting costs
     /// it more); a dead connection is not what failover waits for (a crashed peer's
     /// connections close at once; a lost leader is noticed by its followers' freshness

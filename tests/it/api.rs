@@ -47,9 +47,9 @@ async fn probes_metrics_and_the_leader_subcommand() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_quorum_no_leader_is_named() {
     // The leader lease, and a follower's window for naming a leader it no longer hears from:
-    // 3/4 of the default 200 ms maximum election timeout. Past it (and a margin for the
+    // 3/4 of the default 240 ms maximum election timeout. Past it (and a margin for the
     // question's own way), an answer that names a leader is a stale one.
-    const WINDOW: Duration = Duration::from_millis(150);
+    const WINDOW: Duration = Duration::from_millis(180);
     const MARGIN: Duration = Duration::from_millis(100);
     // Once the leader survives alone (its followers killed), once a follower (the leader and
     // the other follower stopped).

@@ -120,7 +120,7 @@ async fn the_followers_replace_a_leader_after(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_round_trips_outlast_its_lease_is_replaced() {
-    // 100 ms each way: a 200 ms round trip, above the 150 ms lease. Answers do come back (in
+    // 100 ms each way: a 200 ms round trip, above the 180 ms lease. Answers do come back (in
     // time for the stall bound), so the stream stays up and check-quorum must act.
     the_followers_replace_a_leader_whose_link(Transport::Http, |net, leader, _| {
         net.slow(leader, Duration::from_millis(100))

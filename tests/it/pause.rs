@@ -18,7 +18,7 @@ async fn a_paused_leader_does_not_claim_after_waking() {
     c.signal(old, Signal::SIGSTOP);
     let (new, new_term) = c.agreed_leader(&others, Duration::from_secs(10)).await;
     assert!(new_term > old_term);
-    // Stay paused well past several election timeouts (200 ms each by default).
+    // Stay paused well past several election timeouts (240 ms each by default).
     tokio::time::sleep(Duration::from_millis(800)).await;
     c.signal(old, Signal::SIGCONT);
 

@@ -51,7 +51,7 @@ async fn a_follower_cut_off_and_healed_never_raises_the_term_or_deposes_the_lead
     let (leader, term) = c.agreed_leader(&all, Duration::from_secs(10)).await;
     let cut = (leader + 1) % 3;
 
-    // Cut off for ten of its longest election timeouts (200 ms).
+    // Cut off for about eight of its longest election timeouts (240 ms).
     c.proxies().cut(&[cut], &c.all_but(cut), Mode::Drop);
     let seen = hold_still(&c, &all, (leader, term), cut, Duration::from_secs(2)).await;
     assert!(

@@ -16,7 +16,7 @@ const HANDOFF_WITHIN: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_hands_leadership_to_the_chosen_follower_and_exits_0() {
-    // Past its first election timeout (200 ms), the leader asks at once.
+    // Past its first election timeout (240 ms), the leader asks at once.
     hand_off_after_leading_for(Duration::from_millis(400)).await;
 }
 

@@ -49,7 +49,7 @@ pub struct WhileLeaderArgs {
     pub command: Vec<String>,
 }
 
-/// How often the local peer is asked while the command runs (the lease is 150 ms at the
+/// How often the local peer is asked while the command runs (the lease is 180 ms at the
 /// default timings: three answers per lease) and while it does not.
 const POLL_RUNNING: Duration = Duration::from_millis(50);
 const POLL_IDLE: Duration = Duration::from_millis(200);

@@ -65,21 +65,36 @@ impl Future for RaftSleep {
     }
 }
 
-/// The tick's sleep: until `deadline` while the tick has work, else until it has work again
-/// (or [`IDLE_TICK`]). A sleep that began with work runs to its deadline.
+/// How often openraft's tick comes while its elections are on. openraft checks its randomised
+/// election timeout only at a tick: on the grid, every 128 ms at the default timings, the whole
+/// random range (160-240 ms) fell on one or two ticks, so two candidates of processes started
+/// together (grids aligned) whose votes changed at the same moment campaigned again at the same
+/// tick, term after term, and neither won (a CI run of `auth::only_peers_with_the_secret_take_part`:
+/// terms 1 to 39 in 10 s, two candidates every time). Ticking this often while elections are on
+/// keeps the randomness openraft draws; elections are on only while no leader is fresh, so an
+/// idle peer never ticks this fast.
+pub const ELECTION_TICK: Duration = Duration::from_millis(5);
+
+/// The tick's sleep. While openraft's elections are on: until `deadline`, or [`ELECTION_TICK`]
+/// from now if that comes first, off the grid. Else while the tick has work: until `deadline`
+/// put on the grid. Else until it has work again (or [`IDLE_TICK`]). A sleep also ends when
+/// a switch turns on, so that the next one follows the new state.
 fn tick_sleep(deadline: tokio::time::Instant) -> RaftSleep {
     RaftSleep(Box::pin(async move {
         let needed = TICK_NEEDED.notified();
         tokio::pin!(needed);
         // Registered before the switches are read: a switch turned on in between still wakes it.
         needed.as_mut().enable();
-        if tick_has_work() {
-            tokio::time::sleep_until(deadline).await;
-            return;
-        }
+        let until = if ELECTIONS.load(Ordering::SeqCst) {
+            deadline.min(tokio::time::Instant::now() + ELECTION_TICK)
+        } else if tick_has_work() {
+            raft_deadline(deadline)
+        } else {
+            next(IDLE_TICK)
+        };
         tokio::select! {
             _ = needed => {}
-            _ = tokio::time::sleep_until(next(IDLE_TICK)) => {}
+            _ = tokio::time::sleep_until(until) => {}
         }
     }))
 }
@@ -122,7 +137,7 @@ impl AsyncRuntime for GridRuntime {
     }
 
     fn sleep_until(deadline: Self::Instant) -> Self::Sleep {
-        tick_sleep(raft_deadline(deadline))
+        tick_sleep(deadline)
     }
 
     fn timeout<R, F: Future<Output = R> + OptionalSend>(
@@ -174,11 +189,25 @@ mod tests {
         assert!(early.is_err(), "a held tick ended at its deadline");
         raft_leads_or_campaigns(true);
         let woken = tokio::time::timeout(Duration::from_millis(100), tick.as_mut()).await;
-        raft_elections(true);
         assert!(woken.is_ok(), "the held tick did not end when openraft led");
-        // With work, a tick ends at its deadline.
+        // With work (it leads), a tick ends at its deadline.
         let deadline = Instant::now() + Duration::from_millis(20);
         tick_sleep(deadline).await;
         assert!(Instant::now() >= deadline);
+        raft_elections(true);
+    }
+
+    #[tokio::test]
+    async fn while_elections_are_on_the_tick_comes_every_few_milliseconds_off_the_grid() {
+        raft_leads_or_campaigns(false);
+        raft_elections(true);
+        // openraft's deadline far away: the tick still comes within ELECTION_TICK, so that its
+        // randomised election timeout is checked at about the moment it ends.
+        let start = Instant::now();
+        tick_sleep(start + Duration::from_millis(500)).await;
+        let took = start.elapsed();
+        assert!(took >= ELECTION_TICK, "{took:?}");
+        assert!(took < Duration::from_millis(100), "{took:?}");
+        raft_leads_or_campaigns(true);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use openraft::storage::RaftLogStorage;
 
 use super::network::NetworkFactory;
-use crate::config::Config;
+use crate::config::{Config, Timing};
 use crate::raft::{vote_term, NodeId, Raft};
 use crate::store::{LogStore, StateMachine};
 
@@ -41,6 +41,17 @@ fn raft_config(config: &Config) -> Result<openraft::Config, openraft::ConfigErro
     .validate()
 }
 
+/// Whether openraft's tick (every 1.5 × `heartbeat_interval`, whole milliseconds as openraft
+/// counts them), and so the heartbeats, go on the beat's grid: when the rounded period still
+/// leaves the lease room for a round trip, at most 3/4 of the lease (128 ms of 180 at the
+/// defaults, leaving 52 ms). Otherwise (short timings) they keep openraft's own period;
+/// docs/DESIGN.md, "Wake-ups of an idle peer".
+fn raft_on_grid(timing: &Timing) -> bool {
+    let heartbeat = u64::try_from(timing.heartbeat.as_millis()).unwrap_or(u64::MAX);
+    let tick = Duration::from_millis(heartbeat.saturating_mul(3) / 2);
+    crate::beat::grid_period(tick) * 4 <= timing.leader_lease() * 3
+}
+
 /// Switches openraft's elections, and tells its runtime whether its tick has an election
 /// timer to check ([`crate::beat::raft_elections`]).
 pub fn set_elections(raft: &Raft, on: bool) {
@@ -58,12 +69,7 @@ pub async fn start_raft(
     // A storage error here is Raft::new's to report: it reads the same vote.
     let stored_vote = log_store.clone().read_vote().await.ok().flatten();
     let raft_config = raft_config(config)?;
-    // openraft's tick (every 1.5 × heartbeat_interval), and so the heartbeats, go on the beat's
-    // grid when the rounded period still leaves the lease room for a round trip: at most 3/4
-    // of the lease (128 ms of 180 at the defaults, leaving 52 ms). Otherwise (short timings)
-    // they keep openraft's own period; docs/DESIGN.md, "Wake-ups of an idle peer".
-    let tick = Duration::from_millis(raft_config.heartbeat_interval * 3 / 2);
-    let on_grid = crate::beat::grid_period(tick) * 4 <= config.timing.leader_lease() * 3;
+    let on_grid = raft_on_grid(&config.timing);
     crate::beat::put_raft_on_grid(on_grid);
     tracing::debug!(on_grid, "openraft's tick and timeouts on the beat's grid");
     let raft = Raft::new(
@@ -90,4 +96,38 @@ pub async fn start_raft(
         }
     }
     Ok(raft)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing(heartbeat: u64, min: u64, max: u64) -> Timing {
+        Timing {
+            heartbeat: Duration::from_millis(heartbeat),
+            election_min: Duration::from_millis(min),
+            election_max: Duration::from_millis(max),
+        }
+    }
+
+    #[test]
+    fn the_default_heartbeat_goes_on_the_grid_every_128_ms() {
+        let t = Timing::default();
+        assert!(raft_on_grid(&t));
+        assert_eq!(
+            crate::beat::grid_period(t.heartbeat * 3 / 2),
+            Duration::from_millis(128)
+        );
+    }
+
+    #[test]
+    fn a_rounded_period_over_three_quarters_of_the_lease_keeps_openrafts_own() {
+        // Lease 180 ms: 128 ms fits up to a heartbeat of 85 ms (tick 127), 192 ms does not.
+        assert!(raft_on_grid(&timing(85, 160, 240)));
+        assert!(!raft_on_grid(&timing(86, 160, 240)));
+        // The old defaults: every 64 ms, as before.
+        assert!(raft_on_grid(&timing(30, 100, 200)));
+        // A 60 ms lease: no grid period fits.
+        assert!(!raft_on_grid(&timing(10, 40, 80)));
+    }
 }

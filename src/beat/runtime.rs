@@ -69,10 +69,11 @@ impl Future for RaftSleep {
 /// election timeout only at a tick: on the grid, every 128 ms at the default timings, the whole
 /// random range (160-240 ms) fell on one or two ticks, so two candidates of processes started
 /// together (grids aligned) whose votes changed at the same moment campaigned again at the same
-/// tick, term after term, and neither won (a CI run of `auth::only_peers_with_the_secret_take_part`:
-/// terms 1 to 39 in 10 s, two candidates every time). Ticking this often while elections are on
-/// keeps the randomness openraft draws; elections are on only while no leader is fresh, so an
-/// idle peer never ticks this fast.
+/// tick, term after term, and neither won (a CI run of
+/// `auth::only_peers_with_the_secret_take_part`: both still candidates in term 39 after 10 s,
+/// terms 39 and 40 each started by both). Ticking this often while elections are on keeps the
+/// randomness openraft draws; elections are on only while no leader is fresh, so an idle peer
+/// never ticks this fast.
 pub const ELECTION_TICK: Duration = Duration::from_millis(5);
 
 /// The tick's sleep. While openraft's elections are on: until `deadline`, or [`ELECTION_TICK`]
